@@ -1,0 +1,26 @@
+/* common.h: the error convention shared by every module.
+ * Functions that can fail return 0 on success and -1 on failure, writing a
+ * one-line human-readable reason into an sx_err supplied by the caller. */
+#ifndef SKELEX_COMMON_H
+#define SKELEX_COMMON_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define SX_ERRLEN 512
+typedef struct { char msg[SX_ERRLEN]; } sx_err;
+
+/* Format a message into e (if non-NULL) and return -1. */
+int sx_fail(sx_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* malloc/calloc that abort with a message on exhaustion (for sizes we computed
+ * ourselves, never for sizes read from a file: check those first). */
+void *sx_malloc(size_t n);
+void *sx_calloc(size_t n, size_t size);
+
+/* Overflow-checked size arithmetic: return 0 and set *out, or -1 on overflow. */
+int sx_mul_size(size_t a, size_t b, size_t *out);
+
+/* Wall-clock seconds (monotonic). */
+double sx_now(void);
+
+#endif

@@ -1,0 +1,41 @@
+/* image.h: image file I/O and the SKELEX preprocessing.
+ * Reads PNG (8/16-bit, grey/RGB/RGBA, palette) and JPEG (grey/RGB/CMYK) into
+ * a float grey image; writes 8-bit PNG. Does not do DICOM (ingestion issue). */
+#ifndef SKELEX_IMAGE_H
+#define SKELEX_IMAGE_H
+#include "common.h"
+
+/* Raw intensities, row-major, width*height values (0..255 or 0..65535). */
+typedef struct { int width, height; float *data; } gray_image;
+
+/* Load PNG or JPEG (detected by magic bytes, not extension). Colour is
+ * converted to luma with PIL's 'L' weights (0.299, 0.587, 0.114); alpha is
+ * ignored. Rejects images over 16384 px a side before allocating. */
+int image_load_gray(const char *path, gray_image *img, sx_err *err);
+void gray_image_free(gray_image *img);
+
+/* Per-image min-max to 8 bits: round((v-min)/(max-min)*255); constant -> 0. */
+void image_minmax_u8(const gray_image *in, uint8_t *out);
+
+/* PIL-compatible (Image.resize(..., BILINEAR), antialiased when shrinking)
+ * resize of an 8-bit grey image; output rounded and clamped to 8 bits. */
+void image_resize_bilinear_u8(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh);
+
+/* ImageNet normalisation constants (RGB). */
+extern const float IMAGENET_MEAN[3], IMAGENET_STD[3];
+
+/* The model's input: load -> min-max u8 -> resize to size x size ->
+ * /255 -> grey replicated to 3 channels -> (x-mean)/std per channel.
+ * chw must hold 3*size*size floats. */
+int image_preprocess_file(const char *path, int size, float *chw, sx_err *err);
+/* The same from an already loaded image. */
+void image_preprocess(const gray_image *img, int size, float *chw);
+
+/* Undo the normalisation of one CHW (3 channels) image into interleaved RGB8,
+ * clamping to [0,255]. */
+void image_chw_to_rgb8(const float *chw, int size, uint8_t *rgb);
+
+/* Write 8-bit PNG: channels 1 (grey) or 3 (RGB). */
+int png_write_u8(const char *path, const uint8_t *px, int w, int h, int channels, sx_err *err);
+
+#endif
