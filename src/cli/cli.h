@@ -1,0 +1,20 @@
+/* cli.h: the subcommands of the skelex program and small argument helpers. */
+#ifndef SKELEX_CLI_H
+#define SKELEX_CLI_H
+#include <stdint.h>
+
+int cmd_init(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_reconstruct(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Option parsing: argv[i] is "--name"; returns its value (advancing *i) or
+ * exits with a usage error naming the option. */
+const char *cli_value(int argc, char **argv, int *i);
+long   cli_long(const char *opt, const char *s, long lo, long hi);
+double cli_double(const char *opt, const char *s);
+int    cli_is_help(const char *s);
+/* Print "skelex <cmd>: <message>" and return the exit code 2 (usage) or 1. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

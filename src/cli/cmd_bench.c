@@ -1,0 +1,97 @@
+/* cmd_bench.c: `skelex bench train|infer`: speed of the MAE training step
+ * (forward + backward + AdamW) or of inference, on random data. */
+#include "cli.h"
+#include "gemm.h"
+#include "model.h"
+#include "optim.h"
+#include "rng.h"
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static const char *HELP =
+    "usage: skelex bench train|infer --config NAME|config.json [--batch B] [--steps N]\n"
+    "                    [--precision fp32|bf16] [--threads T]\n"
+    "\n"
+    "  train   time forward + backward + AdamW on random images (batch B)\n"
+    "  infer   time forward only: B mask passes of one image, as errormap does\n"
+    "\n"
+    "  --config X      preset (tiny|small|base|large|huge) or config.json (default base)\n"
+    "  --batch B       images per step (default 32 for train, 10 for infer)\n"
+    "  --steps N       timed steps after one untimed warm-up (default 3)\n"
+    "  --precision P   fp32 (exact, default) or bf16 (matrix inputs rounded to bfloat16)\n"
+    "  --threads T     threads (default: OMP_NUM_THREADS or all cores)\n"
+    "\n"
+    "Prints images_per_s=<value> (and seconds_per_step, peak_rss_mib).\n";
+
+int cmd_bench(int argc, char **argv) {
+    const char *mode = NULL, *config = "base", *prec = "fp32";
+    long batch = -1, steps = 3, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) { fputs(HELP, stdout); return 0; }
+        else if (!strcmp(argv[i], "--config")) config = cli_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--batch")) batch = cli_long("--batch", cli_value(argc, argv, &i), 1, 4096);
+        else if (!strcmp(argv[i], "--steps")) steps = cli_long("--steps", cli_value(argc, argv, &i), 1, 100000);
+        else if (!strcmp(argv[i], "--threads")) threads = cli_long("--threads", cli_value(argc, argv, &i), 1, 1024);
+        else if (!strcmp(argv[i], "--precision")) prec = cli_value(argc, argv, &i);
+        else if (argv[i][0] != '-' && !mode) mode = argv[i];
+        else return cli_usage_error("bench", "unknown argument '%s'", argv[i]);
+    }
+    if (!mode || (strcmp(mode, "train") && strcmp(mode, "infer")))
+        return cli_usage_error("bench", "say what to measure: train or infer");
+    if (strcmp(prec, "fp32") && strcmp(prec, "bf16")) return cli_usage_error("bench", "--precision is fp32 or bf16");
+    int train = !strcmp(mode, "train");
+    if (batch < 0) batch = train ? 32 : 10;
+    if (threads) sx_threads_init((int)threads);
+    gemm_set_precision(strcmp(prec, "bf16") ? PREC_FP32 : PREC_BF16);
+
+    sx_err err;
+    mae_config cfg;
+    mae_model m;
+    if (config_resolve(config, &cfg, &err) || mae_build(&m, &cfg, &err)) {
+        fprintf(stderr, "skelex bench: %s\n", err.msg);
+        return 1;
+    }
+    mae_init_weights(&m, 0);
+    int B = (int)batch, N = config_num_patches(&cfg), S = cfg.image_size;
+    size_t npx = (size_t)B * cfg.num_channels * S * S;
+    float *pixels = sx_malloc(sizeof(float) * npx), *noise = sx_malloc(sizeof(float) * (size_t)B * N);
+    sx_rng r;
+    rng_seed(&r, 1);
+    for (size_t i = 0; i < npx; i++) pixels[i] = rng_normal(&r);
+    adamw opt;
+    adamw_init(&opt, &m, 1.5e-4f, 0.9f, 0.95f, 1e-8f, 0.05f);
+    fprintf(stderr, "bench %s: %s, batch %d, %s, %d threads, %zu parameters\n", mode, config, B, prec,
+            omp_get_max_threads(), mae_count_params(&m));
+    double total = 0.0;
+    int rc = 0;
+    for (long s = 0; s <= steps && !rc; s++) {
+        for (size_t i = 0; i < (size_t)B * N; i++) noise[i] = rng_uniform(&r);
+        double t0 = sx_now();
+        rc = mae_forward(&m, pixels, noise, B, &err);
+        if (!rc && train) {
+            mae_zero_grad(&m);
+            mae_backward(&m);
+            grad_clip(&m, 0.0f);
+            adamw_step(&opt, &m);
+        }
+        double dt = sx_now() - t0;
+        if (s > 0) total += dt;
+        fprintf(stderr, "  step %ld/%ld%s: %.3f s, loss %.4f\n", s, steps, s ? "" : " (warm-up)", dt, (double)m.loss);
+    }
+    if (rc) fprintf(stderr, "skelex bench: %s\n", err.msg);
+    else {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("seconds_per_step=%.4f\n", total / steps);
+        printf("images_per_s=%.4f\n", (double)B * steps / total);
+        printf("peak_rss_mib=%.0f\n", ru.ru_maxrss / 1024.0);
+    }
+    adamw_free(&opt);
+    free(pixels);
+    free(noise);
+    mae_free(&m);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,37 @@
+/* main.c: the skelex command line: dispatches to one subcommand. */
+#include "cli.h"
+#include "gemm.h"
+#include <stdio.h>
+#include <string.h>
+
+static const char *USAGE =
+    "skelex: a foundation model for musculoskeletal radiographs (ViT masked autoencoder, in C)\n"
+    "\n"
+    "usage: skelex <command> [options]   (skelex <command> --help for each)\n"
+    "\n"
+    "commands:\n"
+    "  init         create a randomly initialised model directory (HF ViTMAE layout)\n"
+    "  info         print a model's architecture and parameter count\n"
+    "  reconstruct  mask an image, reconstruct it, write logits (.npy) and a panel (.png)\n"
+    "  bench        measure training or inference speed (images/s)\n"
+    "\n"
+    "Model directories hold config.json + model.safetensors, exactly as Hugging Face\n"
+    "transformers writes ViTMAEForPreTraining, so checkpoints move both ways.\n"
+    "Threads: OMP_NUM_THREADS (default: all cores); threads are pinned to cores.\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2 || cli_is_help(argv[1])) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
+        {"init", cmd_init}, {"info", cmd_info}, {"reconstruct", cmd_reconstruct}, {"bench", cmd_bench},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name)) {
+            sx_threads_init(0);
+            return cmds[i].fn(argc - 1, argv + 1);
+        }
+    fprintf(stderr, "skelex: unknown command '%s'\n\n%s", argv[1], USAGE);
+    return 2;
+}

@@ -1,0 +1,22 @@
+/* gemm.h: the one place where matrix products happen. Row-major
+ * C = alpha * op(A) * op(B) + beta * C, through oneDNN (tuned for this CPU).
+ * fp32 is the exact path; bf16 rounds A and B to bfloat16 and accumulates in
+ * fp32 (an option for speed). Also pins OpenMP threads to cores. */
+#ifndef SKELEX_GEMM_H
+#define SKELEX_GEMM_H
+
+typedef enum { PREC_FP32, PREC_BF16 } sx_precision;
+
+void gemm_set_precision(sx_precision p);
+sx_precision gemm_get_precision(void);
+
+/* op(A) is M x K, op(B) is K x N, C is M x N; lda/ldb/ldc are row strides of the
+ * stored matrices. transa/transb: 0 = as stored, 1 = transposed. */
+void gemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Bind each OpenMP thread to its own core (idempotent). Set threads <= 0 for
+ * the default (OMP_NUM_THREADS or the number of cores). */
+void sx_threads_init(int threads);
+
+#endif

@@ -1,0 +1,179 @@
+/* layers.c: forward and backward of each layer, side by side.
+ * Matrix products go through gemm(); everything else is an OpenMP loop. */
+#include "layers.h"
+#include "gemm.h"
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- linear */
+
+void linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC) {
+    // inp is (N,C), w is (OC,C), out is (N,OC)
+    gemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
+    if (!b) return;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * OC;
+        for (int j = 0; j < OC; j++) o[j] += b[j];
+    }
+}
+
+void colsum_accumulate(float *out, const float *x, int N, int C) {
+    // parallel over blocks of columns so that each thread owns its outputs
+    enum { CB = 64 };
+    int nblocks = (C + CB - 1) / CB;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int c0 = blk * CB, c1 = c0 + CB < C ? c0 + CB : C;
+        float acc[CB] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *row = x + (size_t)n * C;
+            for (int c = c0; c < c1; c++) acc[c - c0] += row[c];
+        }
+        for (int c = c0; c < c1; c++) out[c] += acc[c - c0];
+    }
+}
+
+void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                     const float *w, int N, int C, int OC) {
+    // dout is (N,OC): dinp (N,C) = dout @ w; dw (OC,C) += dout^T @ inp; db += colsum(dout)
+    if (dinp) gemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
+    if (dw) gemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    if (db) colsum_accumulate(db, dout, N, OC);
+}
+
+/* ------------------------------------------------------------- layernorm */
+
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                       const float *b, int N, int C, float eps) {
+    // inp, out are (N,C); mean, rstd are (N)
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        double m = 0.0, v = 0.0;
+        for (int i = 0; i < C; i++) m += x[i];
+        m /= C;
+        for (int i = 0; i < C; i++) { double d = x[i] - m; v += d * d; }
+        v /= C;  // biased variance, as torch
+        float s = (float)(1.0 / sqrt(v + (double)eps)), mf = (float)m;
+        float *o = out + (size_t)n * C;
+        for (int i = 0; i < C; i++) o[i] = (x[i] - mf) * s * w[i] + b[i];
+        mean[n] = mf;
+        rstd[n] = s;
+    }
+}
+
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, int N, int C) {
+    // dout, inp, dinp are (N,C). Input gradient first (parallel over rows) ...
+    if (dinp) {
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+            float m = mean[n], s = rstd[n];
+            double dmean = 0.0, dnorm_mean = 0.0;
+            for (int i = 0; i < C; i++) {
+                float nrm = (x[i] - m) * s, dn = dy[i] * w[i];
+                dmean += dn;
+                dnorm_mean += dn * nrm;
+            }
+            float a = (float)(dmean / C), bb = (float)(dnorm_mean / C);
+            float *dx = dinp + (size_t)n * C;
+            for (int i = 0; i < C; i++) {
+                float nrm = (x[i] - m) * s;
+                dx[i] += (dy[i] * w[i] - a - nrm * bb) * s;
+            }
+        }
+    }
+    // ... then parameter gradients (parallel over column blocks)
+    enum { CB = 64 };
+    int nblocks = (C + CB - 1) / CB;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int c0 = blk * CB, c1 = c0 + CB < C ? c0 + CB : C;
+        float accw[CB] = {0}, accb[CB] = {0};
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+            float m = mean[n], s = rstd[n];
+            for (int c = c0; c < c1; c++) {
+                accw[c - c0] += dy[c] * (x[c] - m) * s;
+                accb[c - c0] += dy[c];
+            }
+        }
+        for (int c = c0; c < c1; c++) { dw[c] += accw[c - c0]; db[c] += accb[c - c0]; }
+    }
+}
+
+/* ------------------------------------------------------------------ gelu */
+
+void gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * (float)M_SQRT1_2));
+}
+
+void gelu_backward_inplace(float *d, const float *inp, size_t n) {
+    const float inv_sqrt_2pi = 0.3989422804014327f;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+        float pdf = inv_sqrt_2pi * expf(-0.5f * x * x);
+        d[i] *= cdf + x * pdf;
+    }
+}
+
+/* ------------------------------------------------------------- attention */
+
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+    // qkv (B,T,3C), att (B,NH,T,T), out (B,T,C). One (batch, head) per task;
+    // the products inside run single-threaded (oneDNN sees the parallel region).
+    int hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(dynamic)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        float *a = att + (size_t)bh * T * T;
+        gemm(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, a, T);   // scores = q k^T / sqrt(hs)
+        for (int t = 0; t < T; t++) {                            // softmax over keys
+            float *row = a + (size_t)t * T, mx = -INFINITY, sum = 0.0f;
+            for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
+            for (int j = 0; j < T; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+            float inv = 1.0f / sum;
+            for (int j = 0; j < T; j++) row[j] *= inv;
+        }
+        gemm(0, 0, T, hs, T, 1.0f, a, T, v, C3, 0.0f, out + (size_t)b * T * C + h * hs, C);  // out = att v
+    }
+}
+
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                        const float *att, int B, int T, int C, int NH) {
+    // dout (B,T,C) -> dqkv (B,T,3C), overwritten. scratch (B,NH,T,T) holds d(scores).
+    int hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(dynamic)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+        float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+        const float *a = att + (size_t)bh * T * T, *dy = dout + (size_t)b * T * C + h * hs;
+        float *da = scratch + (size_t)bh * T * T;
+        gemm(0, 1, T, T, hs, 1.0f, dy, C, v, C3, 0.0f, da, T);    // d(att) = dout v^T
+        gemm(1, 0, T, hs, T, 1.0f, a, T, dy, C, 0.0f, dv, C3);    // dv = att^T dout
+        for (int t = 0; t < T; t++) {                            // softmax backward
+            const float *p = a + (size_t)t * T;
+            float *g = da + (size_t)t * T, dot = 0.0f;
+            for (int j = 0; j < T; j++) dot += p[j] * g[j];
+            for (int j = 0; j < T; j++) g[j] = p[j] * (g[j] - dot);
+        }
+        gemm(0, 0, T, hs, T, scale, da, T, k, C3, 0.0f, dq, C3);  // dq = dS k / sqrt(hs)
+        gemm(1, 0, T, hs, T, scale, da, T, q, C3, 0.0f, dk, C3);  // dk = dS^T q / sqrt(hs)
+    }
+}
+
+/* -------------------------------------------------------------- residual */
+
+void residual_forward(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}

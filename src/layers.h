@@ -1,0 +1,42 @@
+/* layers.h: the transformer's layers as flat forward/backward pairs
+ * (llm.c style). Shapes are in the comments: B batch, T tokens, C channels,
+ * OC output channels, NH heads. Conventions:
+ *  - backward functions ACCUMULATE (+=) into parameter gradients;
+ *  - for input gradients, each function says whether it overwrites or adds;
+ *  - a NULL input-gradient pointer skips that work. */
+#ifndef SKELEX_LAYERS_H
+#define SKELEX_LAYERS_H
+#include <stddef.h>
+
+/* out (N,OC) = inp (N,C) @ w (OC,C)^T + b (OC). b may be NULL. */
+void linear_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC);
+/* dinp (N,C) = dout @ w (overwrites); dw (OC,C) += dout^T @ inp; db (OC) += colsum(dout). */
+void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                     const float *w, int N, int C, int OC);
+
+/* out (N,C) = (inp - mean) * rstd * w + b; mean, rstd (N) are saved for backward. */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                       const float *b, int N, int C, float eps);
+/* dinp (N,C) += ...; dw, db (C) += ... */
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                        const float *w, const float *mean, const float *rstd, int N, int C);
+
+/* Exact GELU: 0.5 x (1 + erf(x / sqrt 2)). */
+void gelu_forward(float *out, const float *inp, size_t n);
+/* d (n): d = d * gelu'(inp), in place. */
+void gelu_backward_inplace(float *d, const float *inp, size_t n);
+
+/* Multi-head self-attention, no mask. qkv (B,T,3C) holds q|k|v per token;
+ * att (B,NH,T,T) saves the softmax probabilities; out (B,T,C). */
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+/* dqkv (B,T,3C) is overwritten; scratch holds B*NH*T*T floats. */
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                        const float *att, int B, int T, int C, int NH);
+
+/* out (n) = a + b. (out may alias a.) */
+void residual_forward(float *out, const float *a, const float *b, size_t n);
+
+/* Column sums: out (C) += sum over N rows of x (N,C). */
+void colsum_accumulate(float *out, const float *x, int N, int C);
+
+#endif

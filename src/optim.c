@@ -1,0 +1,59 @@
+/* optim.c: AdamW and gradient clipping over the flat parameter buffer. */
+#include "optim.h"
+#include <math.h>
+#include <stdlib.h>
+
+void adamw_init(adamw *o, const mae_model *model, float lr, float beta1, float beta2, float eps, float wd) {
+    *o = (adamw){lr, beta1, beta2, eps, wd, 0, NULL, NULL, model->n_floats};
+    o->m = sx_calloc(o->n, sizeof(float));
+    o->v = sx_calloc(o->n, sizeof(float));
+}
+
+void adamw_free(adamw *o) { free(o->m); free(o->v); o->m = o->v = NULL; }
+
+void adamw_step(adamw *o, mae_model *model) {
+    o->step++;
+    double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = 1.0 - pow(o->beta2, (double)o->step);
+    float step_size = (float)(o->lr / bc1), inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
+    for (int t = 0; t < model->n_info; t++) {
+        const param_info *pi = &model->info[t];
+        if (pi->flags & (PARAM_FROZEN | PARAM_ABSENT)) continue;
+        float decay = (pi->flags & PARAM_DECAY) ? 1.0f - o->lr * o->weight_decay : 1.0f;
+        float *p = model->params + pi->offset, *g = model->grads + pi->offset;
+        float *m = o->m + pi->offset, *v = o->v + pi->offset;
+        float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < pi->numel; i++) {
+            p[i] *= decay;                                   // decoupled weight decay
+            m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+            v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+            float denom = sqrtf(v[i]) * inv_sqrt_bc2 + eps;  // as torch: sqrt(v)/sqrt(bc2) + eps
+            p[i] -= step_size * m[i] / denom;
+        }
+    }
+}
+
+float grad_clip(mae_model *model, float max_norm) {
+    double ss = 0.0;
+    for (int t = 0; t < model->n_info; t++) {
+        const param_info *pi = &model->info[t];
+        if (pi->flags & (PARAM_FROZEN | PARAM_ABSENT)) continue;
+        const float *g = model->grads + pi->offset;
+        double s = 0.0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+        for (size_t i = 0; i < pi->numel; i++) s += (double)g[i] * g[i];
+        ss += s;
+    }
+    float norm = (float)sqrt(ss);
+    if (max_norm > 0.0f) {
+        float coef = max_norm / (norm + 1e-6f);
+        if (coef < 1.0f)
+            for (int t = 0; t < model->n_info; t++) {
+                const param_info *pi = &model->info[t];
+                if (pi->flags & (PARAM_FROZEN | PARAM_ABSENT)) continue;
+                float *g = model->grads + pi->offset;
+                for (size_t i = 0; i < pi->numel; i++) g[i] *= coef;
+            }
+    }
+    return norm;
+}
