@@ -14,7 +14,7 @@ typedef struct { int width, height; float *data; } gray_image;
 int image_load_gray(const char *path, gray_image *img, sx_err *err);
 void gray_image_free(gray_image *img);
 
-/* Per-image min-max to 8 bits: round((v-min)/(max-min)*255); constant -> 0. */
+/* Per-image min-max to 8 bits: lrintf((v-min)/(max-min)*255); constant -> 0. */
 void image_minmax_u8(const gray_image *in, uint8_t *out);
 
 /* PIL-compatible (Image.resize(..., BILINEAR), antialiased when shrinking)
