@@ -1,6 +1,7 @@
 /* layers.c: forward and backward of each layer, side by side.
  * Matrix products go through gemm(); everything else is an OpenMP loop. */
 #include "layers.h"
+#include "fastmath.h"
 #include "gemm.h"
 #include <math.h>
 #include <string.h>
@@ -108,7 +109,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
 
 void gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + erff(inp[i] * (float)M_SQRT1_2));
+    for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + sx_erff(inp[i] * (float)M_SQRT1_2));
 }
 
 void gelu_backward_inplace(float *d, const float *inp, size_t n) {
@@ -116,8 +117,8 @@ void gelu_backward_inplace(float *d, const float *inp, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
-        float pdf = inv_sqrt_2pi * expf(-0.5f * x * x);
+        float cdf = 0.5f * (1.0f + sx_erff(x * (float)M_SQRT1_2));
+        float pdf = inv_sqrt_2pi * sx_expf(-0.5f * x * x);
         d[i] *= cdf + x * pdf;
     }
 }
@@ -136,9 +137,11 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
         float *a = att + (size_t)bh * T * T;
         gemm(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, a, T);   // scores = q k^T / sqrt(hs)
         for (int t = 0; t < T; t++) {                            // softmax over keys
-            float *row = a + (size_t)t * T, mx = -INFINITY, sum = 0.0f;
-            for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
-            for (int j = 0; j < T; j++) { row[j] = expf(row[j] - mx); sum += row[j]; }
+            float *row = a + (size_t)t * T, mx = row[0], sum = 0.0f;
+#pragma omp simd reduction(max : mx)
+            for (int j = 1; j < T; j++) mx = row[j] > mx ? row[j] : mx;
+#pragma omp simd reduction(+ : sum)
+            for (int j = 0; j < T; j++) { row[j] = sx_expf(row[j] - mx); sum += row[j]; }
             float inv = 1.0f / sum;
             for (int j = 0; j < T; j++) row[j] *= inv;
         }
@@ -163,6 +166,7 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
         for (int t = 0; t < T; t++) {                            // softmax backward
             const float *p = a + (size_t)t * T;
             float *g = da + (size_t)t * T, dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
             for (int j = 0; j < T; j++) dot += p[j] * g[j];
             for (int j = 0; j < T; j++) g[j] = p[j] * (g[j] - dot);
         }

@@ -1,0 +1,91 @@
+/* test_layers.c: the vectorisable exp/erf against libm, and each layer's
+ * backward against central finite differences of its forward. */
+#include "fastmath.h"
+#include "layers.h"
+#include "rng.h"
+#include "testlib.h"
+#include <stdlib.h>
+#include <string.h>
+
+TEST(test_fastmath_accuracy) {
+    double worst_exp = 0, worst_erf = 0;
+    for (int i = 0; i <= 200000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 200000.0f;
+        double e = fabs(sx_expf(x) - exp((double)x)) / exp((double)x);
+        if (e > worst_exp) worst_exp = e;
+        float z = -6.0f + 12.0f * (float)i / 200000.0f;
+        double d = fabs(sx_erff(z) - erf((double)z));
+        if (d > worst_erf) worst_erf = d;
+    }
+    CHECKF(worst_exp < 3e-7, "expf worst relative error %.3g", worst_exp);
+    CHECKF(worst_erf < 1e-6, "erff worst absolute error %.3g", worst_erf);
+    CHECK(sx_expf(-1000.0f) < 1e-37f && sx_expf(0.0f) == 1.0f);
+}
+
+/* Scalar loss L = sum(out * probe); dL/dx by finite differences. */
+typedef void (*fwd_fn)(const float *x, float *out, void *ctx);
+
+static double fd_check(fwd_fn f, void *ctx, float *x, size_t nx, size_t nout, const float *probe, const float *analytic) {
+    float *out = malloc(sizeof(float) * nout);
+    double worst = 0, scale = 1e-6;
+    for (size_t i = 0; i < nx; i++) scale = fmax(scale, fabs(analytic[i]));
+    for (size_t i = 0; i < nx; i++) {
+        float keep = x[i], h = 1e-2f;
+        double lp = 0, lm = 0;
+        x[i] = keep + h; f(x, out, ctx);
+        for (size_t k = 0; k < nout; k++) lp += (double)out[k] * probe[k];
+        x[i] = keep - h; f(x, out, ctx);
+        for (size_t k = 0; k < nout; k++) lm += (double)out[k] * probe[k];
+        x[i] = keep;
+        double num = (lp - lm) / (2.0 * h);
+        worst = fmax(worst, fabs(num - analytic[i]) / scale);
+    }
+    free(out);
+    return worst;
+}
+
+enum { B = 2, T = 5, C = 8, NH = 2 };
+typedef struct { const float *w, *b; float mean[B * T], rstd[B * T]; float att[B * NH * T * T]; } lctx;
+
+static void ln_fwd(const float *x, float *out, void *v) {
+    lctx *c = v;
+    layernorm_forward(out, c->mean, c->rstd, x, c->w, c->b, B * T, C, 1e-5f);
+}
+static void attn_fwd(const float *x, float *out, void *v) {
+    lctx *c = v;
+    attention_forward(out, c->att, x, B, T, C, NH);
+}
+static void gelu_fwd(const float *x, float *out, void *v) { (void)v; gelu_forward(out, x, B * T * C); }
+
+static void fill(sx_rng *r, float *x, size_t n, float s) { for (size_t i = 0; i < n; i++) x[i] = s * rng_normal(r); }
+
+TEST(test_layer_gradients_finite_differences) {
+    sx_rng r;
+    rng_seed(&r, 11);
+    float x[B * T * 3 * C], probe[B * T * 3 * C], out[B * T * 3 * C], dx[B * T * 3 * C], w[C], b[C], dw[C], db[C];
+    float scratch[B * NH * T * T];
+    lctx c = {w, b, {0}, {0}, {0}};
+    fill(&r, w, C, 1.0f); fill(&r, b, C, 1.0f);
+
+    // layernorm
+    fill(&r, x, B * T * C, 1.0f); fill(&r, probe, B * T * C, 1.0f);
+    ln_fwd(x, out, &c);
+    memset(dx, 0, sizeof dx); memset(dw, 0, sizeof dw); memset(db, 0, sizeof db);
+    layernorm_backward(dx, dw, db, probe, x, w, c.mean, c.rstd, B * T, C);
+    double e = fd_check(ln_fwd, &c, x, B * T * C, B * T * C, probe, dx);
+    CHECKF(e < 2e-3, "layernorm input gradient: %.3g", e);
+
+    // gelu
+    fill(&r, x, B * T * C, 2.0f);
+    memcpy(dx, probe, sizeof(float) * B * T * C);
+    gelu_backward_inplace(dx, x, B * T * C);
+    e = fd_check(gelu_fwd, NULL, x, B * T * C, B * T * C, probe, dx);
+    CHECKF(e < 2e-3, "gelu gradient: %.3g", e);
+
+    // attention (input is qkv)
+    fill(&r, x, B * T * 3 * C, 1.0f); fill(&r, probe, B * T * C, 1.0f);
+    attn_fwd(x, out, &c);
+    attention_backward(dx, scratch, probe, x, c.att, B, T, C, NH);
+    e = fd_check(attn_fwd, &c, x, B * T * 3 * C, B * T * C, probe, dx);
+    CHECKF(e < 2e-3, "attention qkv gradient: %.3g", e);
+}
