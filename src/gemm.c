@@ -4,6 +4,7 @@
 #include "gemm.h"
 #include "common.h"
 #include <oneapi/dnnl/dnnl.h>
+#include <malloc.h>
 #include <omp.h>
 #include <sched.h>
 #include <stdio.h>
@@ -122,9 +123,57 @@ static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const fl
     dnnl_memory_destroy(xc);
 }
 
+/* SKELEX_PROFILE=1: count time and flops of top-level products; print at exit. */
+static int g_prof = -1;
+static double g_prof_s, g_prof_flops;
+static long g_prof_calls;
+typedef struct { int ta, tb, M, N, K; long calls; double s; } prof_shape;
+static prof_shape g_shapes[64];
+static int g_nshapes;
+
+static int cmp_shape(const void *a, const void *b) {
+    double x = ((const prof_shape *)a)->s, y = ((const prof_shape *)b)->s;
+    return (x < y) - (x > y);
+}
+
+static void prof_report(void) {
+    fprintf(stderr, "gemm profile: %ld top-level calls, %.2f s, %.1f GFLOP, %.1f GFLOP/s\n", g_prof_calls, g_prof_s,
+            g_prof_flops / 1e9, g_prof_flops / 1e9 / (g_prof_s > 0 ? g_prof_s : 1));
+    qsort(g_shapes, (size_t)g_nshapes, sizeof g_shapes[0], cmp_shape);
+    for (int i = 0; i < g_nshapes && i < 12; i++) {
+        prof_shape *p = &g_shapes[i];
+        fprintf(stderr, "  %c%c M=%d N=%d K=%d: %ld calls, %.2f s, %.1f GFLOP/s\n", p->ta ? 'T' : 'N', p->tb ? 'T' : 'N',
+                p->M, p->N, p->K, p->calls, p->s, 2.0 * p->M * p->N * p->K * p->calls / p->s / 1e9);
+    }
+}
+
+static void prof_add(int ta, int tb, int M, int N, int K, double s) {
+    for (int i = 0; i < g_nshapes; i++) {
+        prof_shape *p = &g_shapes[i];
+        if (p->ta == ta && p->tb == tb && p->M == M && p->N == N && p->K == K) { p->calls++; p->s += s; return; }
+    }
+    if (g_nshapes < 64) g_shapes[g_nshapes++] = (prof_shape){ta, tb, M, N, K, 1, s};
+}
+
+static void gemm_dispatch(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
+                          const float *B, int ldb, float beta, float *C, int ldc);
+
 void gemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    if (g_prof < 0) { g_prof = getenv("SKELEX_PROFILE") != NULL; if (g_prof) atexit(prof_report); }
+    if (!g_prof || omp_in_parallel()) { gemm_dispatch(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
+    double t0 = sx_now();
+    gemm_dispatch(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    double dt = sx_now() - t0;
+    g_prof_s += dt;
+    prof_add(transa, transb, M, N, K, dt);
+    g_prof_flops += 2.0 * M * N * K;
+    g_prof_calls++;
+}
+
+static void gemm_dispatch(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
+                          const float *B, int ldb, float beta, float *C, int ldc) {
     /* small or nested products stay in fp32: converting would cost more */
     if (g_prec == PREC_BF16 && !omp_in_parallel() && (double)M * N * K >= 1e6) {
         gemm_bf16(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -138,6 +187,10 @@ void sx_threads_init(int threads) {
     if (threads > 0) omp_set_num_threads(threads);
     if (done) return;
     done = 1;
+    /* oneDNN allocates packing buffers on every product; keep them on the heap
+     * rather than fresh mmap'ed pages that the kernel must zero each time. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     cpu_set_t allowed;
     if (sched_getaffinity(0, sizeof allowed, &allowed)) return;
     int cpus[CPU_SETSIZE], n = 0;

@@ -108,18 +108,30 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
 /* ------------------------------------------------------------------ gelu */
 
 void gelu_forward(float *out, const float *inp, size_t n) {
+    // 0.5 x (1 + erf(x / sqrt 2)), eight lanes at a time
+    size_t n8 = n / 8;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + sx_erff(inp[i] * (float)M_SQRT1_2));
+    for (size_t k = 0; k < n8; k++) {
+        v8sf x = sx_load8(inp + 8 * k);
+        sx_store8(out + 8 * k, 0.5f * x * (1.0f + sx_erf8(x * (float)M_SQRT1_2)));
+    }
+    for (size_t i = 8 * n8; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + sx_erff(inp[i] * (float)M_SQRT1_2));
 }
 
 void gelu_backward_inplace(float *d, const float *inp, size_t n) {
+    // gelu'(x) = Phi(x) + x phi(x)
     const float inv_sqrt_2pi = 0.3989422804014327f;
+    size_t n8 = n / 8;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
+    for (size_t k = 0; k < n8; k++) {
+        v8sf x = sx_load8(inp + 8 * k);
+        v8sf cdf = 0.5f * (1.0f + sx_erf8(x * (float)M_SQRT1_2));
+        v8sf pdf = inv_sqrt_2pi * sx_exp8(-0.5f * x * x);
+        sx_store8(d + 8 * k, sx_load8(d + 8 * k) * (cdf + x * pdf));
+    }
+    for (size_t i = 8 * n8; i < n; i++) {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + sx_erff(x * (float)M_SQRT1_2));
-        float pdf = inv_sqrt_2pi * sx_expf(-0.5f * x * x);
-        d[i] *= cdf + x * pdf;
+        d[i] *= 0.5f * (1.0f + sx_erff(x * (float)M_SQRT1_2)) + x * inv_sqrt_2pi * sx_expf(-0.5f * x * x);
     }
 }
 
@@ -140,8 +152,15 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
             float *row = a + (size_t)t * T, mx = row[0], sum = 0.0f;
 #pragma omp simd reduction(max : mx)
             for (int j = 1; j < T; j++) mx = row[j] > mx ? row[j] : mx;
-#pragma omp simd reduction(+ : sum)
-            for (int j = 0; j < T; j++) { row[j] = sx_expf(row[j] - mx); sum += row[j]; }
+            int j = 0;
+            v8sf acc = {0};
+            for (; j + 8 <= T; j += 8) {
+                v8sf e = sx_exp8(sx_load8(row + j) - mx);
+                sx_store8(row + j, e);
+                acc += e;
+            }
+            for (int k = 0; k < 8; k++) sum += acc[k];
+            for (; j < T; j++) { row[j] = sx_expf(row[j] - mx); sum += row[j]; }
             float inv = 1.0f / sum;
             for (int j = 0; j < T; j++) row[j] *= inv;
         }
