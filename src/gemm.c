@@ -12,9 +12,11 @@
 #include <string.h>
 
 static sx_precision g_prec = PREC_FP32;
+static int bf16_unavailable;  /* oneDNN has no bf16 matmul for this CPU */
 
 void gemm_set_precision(sx_precision p) { g_prec = p; }
 sx_precision gemm_get_precision(void) { return g_prec; }
+
 
 static void check(dnnl_status_t s, const char *what) {
     if (s != dnnl_success) { fprintf(stderr, "skelex: oneDNN %s failed (status %d)\n", what, (int)s); abort(); }
@@ -71,7 +73,13 @@ static dnnl_primitive_t mm_get(int ta, int tb, int M, int N, int K, int lda, int
         dnnl_post_ops_destroy(po);
     }
     dnnl_primitive_desc_t pd;
-    check(dnnl_primitive_desc_create(&pd, &d, attr, mm_engine, NULL), "pd_create");
+    if (dnnl_primitive_desc_create(&pd, &d, attr, mm_engine, NULL) != dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        bf16_unavailable = 1;
+        fprintf(stderr, "skelex: warning: oneDNN offers no bf16 matmul on this CPU (it needs AVX-512 or AMX); "
+                        "using fp32\n");
+        return NULL;
+    }
     dnnl_primitive_t prim;
     check(dnnl_primitive_create(&prim, pd), "primitive_create");
     dnnl_primitive_desc_destroy(pd);
@@ -103,7 +111,11 @@ static uint16_t *grow(uint16_t **buf, size_t *cap, size_t n) {
 
 static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc) {
-    dnnl_primitive_t prim = mm_get(ta, tb, M, N, K, lda, ldb, ldc, alpha, beta);
+    dnnl_primitive_t prim = bf16_unavailable ? NULL : mm_get(ta, tb, M, N, K, lda, ldb, ldc, alpha, beta);
+    if (!prim) {
+        check(dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), "sgemm");
+        return;
+    }
     uint16_t *a = grow(&mm_a, &mm_a_cap, (size_t)M * K), *b = grow(&mm_b, &mm_b_cap, (size_t)K * N);
     pack_bf16(a, A, lda, ta, M, K);
     pack_bf16(b, B, ldb, tb, K, N);
@@ -121,6 +133,14 @@ static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const fl
     dnnl_memory_destroy(xa);
     dnnl_memory_destroy(xb);
     dnnl_memory_destroy(xc);
+}
+
+int gemm_bf16_available(void) {
+    if (!bf16_unavailable) {
+        float a[64] = {0}, b[64] = {0}, c[64];
+        gemm_bf16(0, 0, 8, 8, 8, 1.0f, a, 8, b, 8, 0.0f, c, 8);  /* probes primitive creation */
+    }
+    return !bf16_unavailable;
 }
 
 /* SKELEX_PROFILE=1: count time and flops of top-level products; print at exit. */

@@ -9,6 +9,8 @@ typedef enum { PREC_FP32, PREC_BF16 } sx_precision;
 
 void gemm_set_precision(sx_precision p);
 sx_precision gemm_get_precision(void);
+/* 1 if oneDNN can run bf16 products on this CPU (else bf16 falls back to fp32). */
+int gemm_bf16_available(void);
 
 /* op(A) is M x K, op(B) is K x N, C is M x N; lda/ldb/ldc are row strides of the
  * stored matrices. transa/transb: 0 = as stored, 1 = transposed. */

@@ -46,6 +46,7 @@ int cmd_bench(int argc, char **argv) {
     if (batch < 0) batch = train ? 32 : 10;
     if (threads) sx_threads_init((int)threads);
     gemm_set_precision(strcmp(prec, "bf16") ? PREC_FP32 : PREC_BF16);
+    if (!strcmp(prec, "bf16") && !gemm_bf16_available()) prec = "fp32 (bf16 unavailable on this CPU)";
 
     sx_err err;
     mae_config cfg;
@@ -85,6 +86,7 @@ int cmd_bench(int argc, char **argv) {
     else {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
+        printf("precision=%s\n", prec);
         printf("seconds_per_step=%.4f\n", total / steps);
         printf("images_per_s=%.4f\n", (double)B * steps / total);
         printf("peak_rss_mib=%.0f\n", ru.ru_maxrss / 1024.0);
