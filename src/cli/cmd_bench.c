@@ -12,7 +12,8 @@
 #include <sys/resource.h>
 
 static const char *HELP =
-    "usage: skelex bench train|infer --config NAME|config.json [--batch B] [--steps N]\n"
+    "usage: skelex bench data --data PATH [...]   (see skelex bench data --help)\n"
+    "       skelex bench train|infer --config NAME|config.json [--batch B] [--steps N]\n"
     "                    [--precision fp32|bf16] [--threads T]\n"
     "\n"
     "  train   time forward + backward + AdamW on random images (batch B)\n"
@@ -27,6 +28,7 @@ static const char *HELP =
     "Prints images_per_s=<value> (and seconds_per_step, peak_rss_mib).\n";
 
 int cmd_bench(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "data")) return cmd_bench_data(argc - 1, argv + 1);
     const char *mode = NULL, *config = "base", *prec = "fp32";
     long batch = -1, steps = 3, threads = 0;
     for (int i = 1; i < argc; i++) {
@@ -40,7 +42,7 @@ int cmd_bench(int argc, char **argv) {
         else return cli_usage_error("bench", "unknown argument '%s'", argv[i]);
     }
     if (!mode || (strcmp(mode, "train") && strcmp(mode, "infer")))
-        return cli_usage_error("bench", "say what to measure: train or infer");
+        return cli_usage_error("bench", "say what to measure: train, infer or data");
     if (strcmp(prec, "fp32") && strcmp(prec, "bf16")) return cli_usage_error("bench", "--precision is fp32 or bf16");
     int train = !strcmp(mode, "train");
     if (batch < 0) batch = train ? 32 : 10;
