@@ -5,6 +5,7 @@
 #include "image.h"
 #include "npy.h"
 #include "rng.h"
+#include "viz.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,65 +44,6 @@ static int load_noise(const char *path, int N, float *noise, sx_err *err) {
     return rc;
 }
 
-/* Paint a size x size RGB tile into the panel at tile index k. */
-static void put_tile(uint8_t *panel, int pw, const uint8_t *tile, int size, int k, int gap) {
-    int x0 = gap + k * (size + gap);
-    for (int y = 0; y < size; y++) memcpy(panel + ((size_t)(gap + y) * pw + x0) * 3, tile + (size_t)y * size * 3, (size_t)size * 3);
-}
-
-/* The reconstruction in normalised pixel space. With norm_pix_loss the logits
- * are per-patch normalised, so undo that with each patch's own mean and std. */
-static void recon_pixels(const mae_config *c, const float *logits, const float *pixels, float *out) {
-    int N = config_num_patches(c), P = config_patch_dim(c);
-    float *patches = sx_malloc(sizeof(float) * (size_t)N * P);
-    memcpy(patches, logits, sizeof(float) * (size_t)N * P);
-    if (c->norm_pix_loss) {
-        float *target = sx_malloc(sizeof(float) * (size_t)N * P);
-        mae_patchify(c, pixels, 1, target);
-        for (int n = 0; n < N; n++) {
-            const float *t = target + (size_t)n * P;
-            double mean = 0, var = 0;
-            for (int i = 0; i < P; i++) mean += t[i];
-            mean /= P;
-            for (int i = 0; i < P; i++) var += (t[i] - mean) * (t[i] - mean);
-            var /= (P - 1);
-            for (int i = 0; i < P; i++) patches[(size_t)n * P + i] = (float)(patches[(size_t)n * P + i] * sqrt(var + 1e-6) + mean);
-        }
-        free(target);
-    }
-    mae_unpatchify(c, patches, 1, out);
-    free(patches);
-}
-
-static int write_panel(const char *path, const mae_model *m, const float *pixels, sx_err *err) {
-    const mae_config *c = &m->cfg;
-    int S = c->image_size, N = config_num_patches(c), P = config_patch_dim(c), gap = 4;
-    size_t npx = (size_t)c->num_channels * S * S;
-    float *recon = sx_malloc(sizeof(float) * npx), *masked = sx_malloc(sizeof(float) * npx),
-          *pasted = sx_malloc(sizeof(float) * npx), *mask_px = sx_malloc(sizeof(float) * npx),
-          *ones = sx_malloc(sizeof(float) * (size_t)N * P);
-    recon_pixels(c, mae_logits(m, 0), pixels, recon);
-    for (int n = 0; n < N; n++)
-        for (int i = 0; i < P; i++) ones[(size_t)n * P + i] = m->mask[n];
-    mae_unpatchify(c, ones, 1, mask_px);  // 1 where the pixel's patch was hidden
-    for (size_t i = 0; i < npx; i++) {
-        int ch = (int)(i / ((size_t)S * S)) % 3;
-        float grey = (0.25f - IMAGENET_MEAN[ch]) / IMAGENET_STD[ch];  // hidden patches shown dark grey
-        masked[i] = mask_px[i] > 0.5f ? grey : pixels[i];
-        pasted[i] = mask_px[i] > 0.5f ? recon[i] : pixels[i];
-    }
-    int pw = 4 * S + 5 * gap, ph = S + 2 * gap;
-    uint8_t *panel = sx_calloc((size_t)pw * ph * 3, 1), *tile = sx_malloc((size_t)S * S * 3);
-    const float *tiles[4] = {pixels, masked, recon, pasted};
-    for (int k = 0; k < 4; k++) {
-        image_chw_to_rgb8(tiles[k], S, tile);
-        put_tile(panel, pw, tile, S, k, gap);
-    }
-    int rc = png_write_u8(path, panel, pw, ph, 3, err);
-    free(recon); free(masked); free(pasted); free(mask_px); free(ones); free(panel); free(tile);
-    return rc;
-}
-
 int cmd_reconstruct(int argc, char **argv) {
     const char *model = NULL, *image = NULL, *noise_path = NULL, *out = NULL;
     long seed = 0;
@@ -136,7 +78,7 @@ int cmd_reconstruct(int argc, char **argv) {
     int64_t shape[2] = {N, P};
     if (npy_write_f32(path, mae_logits(&m, 0), 2, shape, &err)) goto fail;
     snprintf(path, sizeof path, "%s.png", out);
-    if (write_panel(path, &m, pixels, &err)) goto fail;
+    if (viz_write_panels(path, &m, pixels, 1, &err)) goto fail;
     printf("loss=%.8g\n", (double)m.loss);
     printf("wrote %s.npy and %s.png (%d of %d patches masked)\n", out, out, N - config_len_keep(c), N);
     rc = 0;
