@@ -19,7 +19,7 @@ for c in "${configs[@]}"; do
     echo "$c,skelex,$prec,$BATCH,$THREADS,$ips,$rss" >> "$out/train.csv.new"
   done
   if /usr/bin/python3 -c "import torch" 2>/dev/null; then
-    r=$(OPENBLAS_CORETYPE=SkylakeX OMP_PROC_BIND=true OMP_PLACES=cores \
+    r=$(OMP_PROC_BIND=true OMP_PLACES=cores \
         /usr/bin/python3 tools/mae_twin.py bench --config "$c" --batch "$BATCH" --steps "$STEPS" --threads "$THREADS" 2>/dev/null)
     ips=$(sed -n 's/^images_per_s=//p' <<<"$r")
     echo "$c pytorch fp32: $ips images/s"
