@@ -3,8 +3,8 @@
 CC      ?= cc
 WARN    := -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE
 LIBS    := -ldnnl -lcjson -lspng -lpng16 -ljpeg -lm
-OPT     := -O3 -march=native -fopenmp
-SAN     := -O1 -g -march=native -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -fopenmp
+OPT     := -O3 -march=native -fno-math-errno -fopenmp
+SAN     := -O1 -g -march=native -fno-math-errno -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -fopenmp
 
 SRC     := $(wildcard src/*.c)
 HDR     := $(wildcard src/*.h)

@@ -52,8 +52,10 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         double m = 0.0, v = 0.0;
+#pragma omp simd reduction(+ : m)
         for (int i = 0; i < C; i++) m += x[i];
         m /= C;
+#pragma omp simd reduction(+ : v)
         for (int i = 0; i < C; i++) { double d = x[i] - m; v += d * d; }
         v /= C;  // biased variance, as torch
         float s = (float)(1.0 / sqrt(v + (double)eps)), mf = (float)m;
@@ -73,6 +75,7 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
             const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
             float m = mean[n], s = rstd[n];
             double dmean = 0.0, dnorm_mean = 0.0;
+#pragma omp simd reduction(+ : dmean, dnorm_mean)
             for (int i = 0; i < C; i++) {
                 float nrm = (x[i] - m) * s, dn = dy[i] * w[i];
                 dmean += dn;

@@ -107,3 +107,93 @@ int viz_plot_svg(const char *path, const char *title, const char *xlabel, const 
     fprintf(f, "</svg>\n");
     return fclose(f) == 0 ? 0 : sx_fail(err, "%s: write failed", path);
 }
+
+/* ---------------------------------------------------------- error overlay */
+
+/* A 3x5 pixel font for the colour bar's numbers. Each glyph is 5 rows of 3 bits. */
+static const struct { char c; uint8_t rows[5]; } FONT[] = {
+    {'0', {7, 5, 5, 5, 7}}, {'1', {2, 6, 2, 2, 7}}, {'2', {7, 1, 7, 4, 7}}, {'3', {7, 1, 7, 1, 7}},
+    {'4', {5, 5, 7, 1, 1}}, {'5', {7, 4, 7, 1, 7}}, {'6', {7, 4, 7, 5, 7}}, {'7', {7, 1, 1, 1, 1}},
+    {'8', {7, 5, 7, 5, 7}}, {'9', {7, 5, 7, 1, 7}}, {'.', {0, 0, 0, 0, 2}}, {'-', {0, 0, 7, 0, 0}},
+    {'e', {0, 7, 7, 4, 7}}, {'+', {0, 2, 7, 2, 0}},
+};
+
+static void draw_text(uint8_t *rgb, int W, int H, int x, int y, const char *s, int scale) {
+    for (; *s; s++, x += 4 * scale) {
+        const uint8_t *rows = NULL;
+        for (size_t k = 0; k < sizeof FONT / sizeof FONT[0]; k++) if (FONT[k].c == *s) rows = FONT[k].rows;
+        if (!rows) continue;
+        for (int r = 0; r < 5; r++)
+            for (int c = 0; c < 3; c++) {
+                if (!(rows[r] >> (2 - c) & 1)) continue;
+                for (int dy = 0; dy < scale; dy++)
+                    for (int dx = 0; dx < scale; dx++) {
+                        int px = x + c * scale + dx, py = y + r * scale + dy;
+                        if (px >= 0 && px < W && py >= 0 && py < H) memset(rgb + ((size_t)py * W + px) * 3, 255, 3);
+                    }
+            }
+    }
+}
+
+/* 'inferno'-like colormap through 6 control points. */
+static void colormap(float t, uint8_t *rgb) {
+    static const float cp[6][3] = {{0, 0, 4}, {66, 10, 104}, {147, 38, 103}, {221, 81, 58}, {252, 165, 10}, {252, 255, 164}};
+    t = t < 0 ? 0 : (t > 1 ? 1 : t);
+    float f = t * 5;
+    int i = f >= 5 ? 4 : (int)f;
+    float u = f - (float)i;
+    for (int k = 0; k < 3; k++) rgb[k] = (uint8_t)lrintf(cp[i][k] + u * (cp[i + 1][k] - cp[i][k]));
+}
+
+/* Bilinear sample of an S x S map (NaN-aware) at original pixel (x, y). */
+static float sample_map(const float *map, int S, int W, int H, int x, int y) {
+    float fx = ((float)x + 0.5f) * S / W - 0.5f, fy = ((float)y + 0.5f) * S / H - 0.5f;
+    int x0 = (int)floorf(fx), y0 = (int)floorf(fy);
+    float ax = fx - x0, ay = fy - y0, acc = 0, wsum = 0;
+    for (int dy = 0; dy < 2; dy++)
+        for (int dx = 0; dx < 2; dx++) {
+            int xx = x0 + dx < 0 ? 0 : (x0 + dx >= S ? S - 1 : x0 + dx);
+            int yy = y0 + dy < 0 ? 0 : (y0 + dy >= S ? S - 1 : y0 + dy);
+            float v = map[(size_t)yy * S + xx], w = (dx ? ax : 1 - ax) * (dy ? ay : 1 - ay);
+            if (isnan(v)) continue;
+            acc += w * v;
+            wsum += w;
+        }
+    return wsum > 0 ? acc / wsum : NAN;
+}
+
+int viz_errormap_overlay(const char *path, const gray_image *img, const float *map, int S, float vmax, float alpha,
+                         sx_err *err) {
+    int W = img->width, H = img->height;
+    int scale = H >= 600 ? 3 : (H >= 300 ? 2 : 1);
+    int bar_w = 14 * scale, label_w = 4 * scale * 8, OW = W + bar_w + label_w + 12 * scale;
+    uint8_t *grey = sx_malloc((size_t)W * H), *rgb = sx_calloc((size_t)OW * H * 3, 1);
+    image_minmax_u8(img, grey);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint8_t *o = rgb + ((size_t)y * OW + x) * 3, c[3];
+            float g = grey[(size_t)y * W + x], v = sample_map(map, S, W, H, x, y);
+            if (isnan(v) || vmax <= 0) { o[0] = o[1] = o[2] = (uint8_t)g; continue; }
+            float t = v / vmax;
+            colormap(t, c);
+            float a = alpha * (t < 0 ? 0 : (t > 1 ? 1 : t));  /* low error stays transparent */
+            for (int k = 0; k < 3; k++) o[k] = (uint8_t)lrintf((1 - a) * g + a * c[k]);
+        }
+    /* colour bar with its values */
+    int bx = W + 6 * scale, top = 8 * scale, bot = H - 8 * scale;
+    for (int y = top; y < bot; y++) {
+        uint8_t c[3];
+        colormap((float)(bot - 1 - y) / (float)(bot - top - 1), c);
+        for (int x = bx; x < bx + bar_w; x++) memcpy(rgb + ((size_t)y * OW + x) * 3, c, 3);
+    }
+    for (int k = 0; k <= 4; k++) {
+        char label[32];
+        snprintf(label, sizeof label, "%.3g", (double)vmax * k / 4);
+        int y = bot - 1 - (int)((float)k / 4 * (float)(bot - top - 1)) - 2 * scale;
+        draw_text(rgb, OW, H, bx + bar_w + 3 * scale, y, label, scale);
+    }
+    int rc = png_write_u8(path, rgb, OW, H, 3, err);
+    free(grey);
+    free(rgb);
+    return rc;
+}

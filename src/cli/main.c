@@ -14,6 +14,7 @@ static const char *USAGE =
     "  info         print a model's architecture and parameter count\n"
     "  reconstruct  mask an image, reconstruct it, write logits (.npy) and a panel (.png)\n"
     "  pretrain     self-supervised MAE pretraining on a folder or list of radiographs\n"
+    "  errormap     zero-shot abnormality maps from multi-mask reconstruction error\n"
     "  bench        measure training, inference or data-loading speed (images/s)\n"
     "\n"
     "Model directories hold config.json + model.safetensors, exactly as Hugging Face\n"
@@ -27,7 +28,7 @@ int main(int argc, char **argv) {
     }
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         {"init", cmd_init}, {"info", cmd_info}, {"reconstruct", cmd_reconstruct}, {"bench", cmd_bench},
-        {"pretrain", cmd_pretrain},
+        {"pretrain", cmd_pretrain}, {"errormap", cmd_errormap},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) {
