@@ -1,6 +1,7 @@
 /* cmd_bench.c: `skelex bench train|infer`: speed of the MAE training step
  * (forward + backward + AdamW) or of inference, on random data. */
 #include "cli.h"
+#include "errormap.h"
 #include "gemm.h"
 #include "model.h"
 #include "optim.h"
@@ -13,11 +14,13 @@
 
 static const char *HELP =
     "usage: skelex bench data --data PATH [...]   (see skelex bench data --help)\n"
-    "       skelex bench train|infer --config NAME|config.json [--batch B] [--steps N]\n"
-    "                    [--precision fp32|bf16] [--threads T]\n"
+    "       skelex bench train|infer|errormap --config NAME|config.json [--batch B | --passes N]\n"
+    "                    [--steps N] [--precision fp32|bf16] [--threads T]\n"
     "\n"
     "  train   time forward + backward + AdamW on random images (batch B)\n"
-    "  infer   time forward only: B mask passes of one image, as errormap does\n"
+    "  infer   time forward only on a batch of B images\n"
+    "  errormap  time one error map: --passes N masks of one image (default 10) as\n"
+    "          one batch, plus the per-pixel accumulation; prints seconds_per_image\n"
     "\n"
     "  --config X      preset (tiny|small|base|large|huge) or config.json (default base)\n"
     "  --batch B       images per step (default 32 for train, 10 for infer)\n"
@@ -34,6 +37,7 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { fputs(HELP, stdout); return 0; }
         else if (!strcmp(argv[i], "--config")) config = cli_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--passes")) batch = cli_long("--passes", cli_value(argc, argv, &i), 1, 4096);
         else if (!strcmp(argv[i], "--batch")) batch = cli_long("--batch", cli_value(argc, argv, &i), 1, 4096);
         else if (!strcmp(argv[i], "--steps")) steps = cli_long("--steps", cli_value(argc, argv, &i), 1, 100000);
         else if (!strcmp(argv[i], "--threads")) threads = cli_long("--threads", cli_value(argc, argv, &i), 1, 1024);
@@ -41,10 +45,10 @@ int cmd_bench(int argc, char **argv) {
         else if (argv[i][0] != '-' && !mode) mode = argv[i];
         else return cli_usage_error("bench", "unknown argument '%s'", argv[i]);
     }
-    if (!mode || (strcmp(mode, "train") && strcmp(mode, "infer")))
-        return cli_usage_error("bench", "say what to measure: train, infer or data");
+    if (!mode || (strcmp(mode, "train") && strcmp(mode, "infer") && strcmp(mode, "errormap")))
+        return cli_usage_error("bench", "say what to measure: train, infer, errormap or data");
     if (strcmp(prec, "fp32") && strcmp(prec, "bf16")) return cli_usage_error("bench", "--precision is fp32 or bf16");
-    int train = !strcmp(mode, "train");
+    int train = !strcmp(mode, "train"), emap = !strcmp(mode, "errormap");
     if (batch < 0) batch = train ? 32 : 10;
     if (threads) sx_threads_init((int)threads);
     gemm_set_precision(strcmp(prec, "bf16") ? PREC_FP32 : PREC_BF16);
@@ -64,6 +68,8 @@ int cmd_bench(int argc, char **argv) {
     sx_rng r;
     rng_seed(&r, 1);
     for (size_t i = 0; i < npx; i++) pixels[i] = rng_normal(&r);
+    float *emap_buf = sx_malloc(sizeof(float) * (size_t)S * S);
+    int *emap_count = sx_malloc(sizeof(int) * (size_t)S * S);
     adamw opt;
     adamw_init(&opt, &m, 1.5e-4f, 0.9f, 0.95f, 1e-8f, 0.05f);
     fprintf(stderr, "bench %s: %s, batch %d, %s, %d threads, %zu parameters\n", mode, config, B, prec,
@@ -73,7 +79,12 @@ int cmd_bench(int argc, char **argv) {
     for (long s = 0; s <= steps && !rc; s++) {
         for (size_t i = 0; i < (size_t)B * N; i++) noise[i] = rng_uniform(&r);
         double t0 = sx_now();
+        if (emap) {  /* one image, B mask passes, then the per-pixel accumulation */
+            errormap_noise(MASKING_BALANCED, B, N, config_len_keep(&cfg), &r, noise);
+            for (int k = 1; k < B; k++) memcpy(pixels + (size_t)k * 3 * S * S, pixels, sizeof(float) * 3 * S * S);
+        }
         rc = mae_forward(&m, pixels, noise, B, &err);
+        if (!rc && emap) errormap_accumulate(&m, pixels, B, emap_buf, emap_count);
         if (!rc && train) {
             mae_zero_grad(&m);
             mae_backward(&m);
@@ -90,10 +101,13 @@ int cmd_bench(int argc, char **argv) {
         getrusage(RUSAGE_SELF, &ru);
         printf("precision=%s\n", prec);
         printf("seconds_per_step=%.4f\n", total / steps);
-        printf("images_per_s=%.4f\n", (double)B * steps / total);
+        if (emap) printf("seconds_per_image=%.4f\n", total / steps);
+        else printf("images_per_s=%.4f\n", (double)B * steps / total);
         printf("peak_rss_mib=%.0f\n", ru.ru_maxrss / 1024.0);
     }
     adamw_free(&opt);
+    free(emap_buf);
+    free(emap_count);
     free(pixels);
     free(noise);
     mae_free(&m);
