@@ -9,7 +9,8 @@ int cmd_reconstruct(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_errormap(int argc, char **argv);
-int cmd_bench_data(int argc, char **argv);   /* argv[0] is "data" */
+int cmd_bench_data(int argc, char **argv);
+int cmd_bench_masking(int argc, char **argv);   /* argv[0] is "data" */
 
 /* Option parsing: argv[i] is "--name"; returns its value (advancing *i) or
  * exits with a usage error naming the option. */

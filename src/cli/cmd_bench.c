@@ -14,6 +14,7 @@
 
 static const char *HELP =
     "usage: skelex bench data --data PATH [...]   (see skelex bench data --help)\n"
+    "       skelex bench masking --model DIR --image FILE [...]   (balanced vs random masks)\n"
     "       skelex bench train|infer|errormap --config NAME|config.json [--batch B | --passes N]\n"
     "                    [--steps N] [--precision fp32|bf16] [--threads T]\n"
     "\n"
@@ -32,6 +33,7 @@ static const char *HELP =
 
 int cmd_bench(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "data")) return cmd_bench_data(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "masking")) return cmd_bench_masking(argc - 1, argv + 1);
     const char *mode = NULL, *config = "base", *prec = "fp32";
     long batch = -1, steps = 3, threads = 0;
     for (int i = 1; i < argc; i++) {
