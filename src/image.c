@@ -9,7 +9,11 @@
  *  - apply the JPEG EXIF orientation (APP1 tag 0x0112), so the image is
  *    upright as a viewer shows it;
  *  - decode a truncated JPEG as far as it goes, with one warning line on
- *    stderr; any other libjpeg warning also gives one line per file;
+ *    stderr (or handed to the caller, image_load_gray_opts); any other
+ *    libjpeg warning also gives one line per file;
+ *  - decode a JPEG reduced in the DCT domain (1/2, 1/4, 1/8) when the caller
+ *    only needs a minimum size (image_load_gray_min), so a large radiograph
+ *    is not fully decoded to make a small model input;
  *  - reject images over IMG_MAX_SIDE a side (or 0) before allocating pixels;
  *  - min-max to 8 bits, a bit-exact port of Pillow's BILINEAR resize for
  *    8-bit grey (antialiased when shrinking; fixed point as in Pillow's
@@ -208,7 +212,31 @@ static void jpeg_row_to_gray(const uint8_t *row, int w, int nc, int inverted, fl
     }
 }
 
-static int jpeg_decode(jpeg_job *job, FILE *f, const char *path, gray_image *img, sx_err *err) {
+/* Pick the largest DCT-domain reduction (1/8, then 1/4, then 1/2) whose
+ * output keeps the shorter side >= min_side; full size when none does or
+ * min_side <= 0. Needs out_color_space set (output dimensions depend on it). */
+static void jpeg_choose_scale(j_decompress_ptr ci, int min_side) {
+    static const unsigned denoms[3] = {8, 4, 2};
+    if (min_side > 0)
+        for (int i = 0; i < 3; i++) {
+            ci->scale_num = 1;
+            ci->scale_denom = denoms[i];
+            jpeg_calc_output_dimensions(ci);
+            JDIMENSION shorter = ci->output_width < ci->output_height ? ci->output_width : ci->output_height;
+            if (shorter >= (JDIMENSION)min_side) return;
+        }
+    ci->scale_num = 1;
+    ci->scale_denom = 1;
+}
+
+/* A decoder warning: printed on stderr, or handed to the caller. */
+static void jpeg_report_warning(const image_load_opts *o, const char *path, const char *what) {
+    if (o->warning) sx_fail(o->warning, "%s: %s", path, what);
+    else fprintf(stderr, "skelex: warning: %s: %s\n", path, what);
+}
+
+static int jpeg_decode(jpeg_job *job, FILE *f, const char *path, const image_load_opts *o,
+                       gray_image *img, sx_err *err) {
     struct jpeg_decompress_struct *ci = &job->cinfo;
     ci->err = jpeg_std_error(&job->jerr.pub);
     job->jerr.pub.error_exit = jpeg_on_error;
@@ -228,6 +256,7 @@ static int jpeg_decode(jpeg_job *job, FILE *f, const char *path, gray_image *img
                                                                : JCS_RGB;
     int inverted = cmyk && ci->saw_Adobe_marker;
     int orientation = jpeg_orientation(ci);
+    jpeg_choose_scale(ci, o->min_side);
     jpeg_start_decompress(ci);
 
     int w = (int)ci->output_width, h = (int)ci->output_height, nc = ci->output_components;
@@ -245,9 +274,9 @@ static int jpeg_decode(jpeg_job *job, FILE *f, const char *path, gray_image *img
     jpeg_finish_decompress(ci);
 
     if (job->jerr.truncated)
-        fprintf(stderr, "skelex: warning: %s: truncated JPEG, decoded what was present\n", path);
+        jpeg_report_warning(o, path, "truncated JPEG, decoded what was present");
     else if (job->jerr.warning[0])
-        fprintf(stderr, "skelex: warning: %s: %s\n", path, job->jerr.warning);
+        jpeg_report_warning(o, path, job->jerr.warning);
     img->width = w;
     img->height = h;
     img->data = job->pix;
@@ -256,10 +285,10 @@ static int jpeg_decode(jpeg_job *job, FILE *f, const char *path, gray_image *img
     return 0;
 }
 
-static int load_jpeg(FILE *f, const char *path, gray_image *img, sx_err *err) {
+static int load_jpeg(FILE *f, const char *path, const image_load_opts *o, gray_image *img, sx_err *err) {
     jpeg_job job;
     memset(&job, 0, sizeof job);
-    int rc = jpeg_decode(&job, f, path, img, err);
+    int rc = jpeg_decode(&job, f, path, o, img, err);
     if (job.created) jpeg_destroy_decompress(&job.cinfo);
     free(job.row);
     free(job.pix);
@@ -359,8 +388,10 @@ static int load_png(FILE *f, const char *path, gray_image *img, sx_err *err) {
 /* ------------------------------------------------------------------------ */
 /* Loading                                                                  */
 
-int image_load_gray(const char *path, gray_image *img, sx_err *err) {
+int image_load_gray_opts(const char *path, const image_load_opts *opts, gray_image *img, sx_err *err) {
     static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    image_load_opts o = opts ? *opts : (image_load_opts){0};
+    if (o.warning) o.warning->msg[0] = 0;
     img->width = img->height = 0;
     img->data = NULL;
     FILE *f = fopen(path, "rb");
@@ -377,11 +408,19 @@ int image_load_gray(const char *path, gray_image *img, sx_err *err) {
     else if (n == 8 && memcmp(magic, png_magic, 8) == 0)
         rc = load_png(f, path, img, err);
     else if (n >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF)
-        rc = load_jpeg(f, path, img, err);
+        rc = load_jpeg(f, path, &o, img, err);
     else
         rc = sx_fail(err, "%s: not a PNG or JPEG file (unrecognised signature)", path);
     fclose(f);
     return rc;
+}
+
+int image_load_gray(const char *path, gray_image *img, sx_err *err) {
+    return image_load_gray_opts(path, NULL, img, err);
+}
+
+int image_load_gray_min(const char *path, int min_side, gray_image *img, sx_err *err) {
+    return image_load_gray_opts(path, &(image_load_opts){.min_side = min_side}, img, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -400,9 +439,11 @@ void image_minmax_u8(const gray_image *in, uint8_t *out) {
         return;
     }
     float range = mx - mn;
+    /* Round half to even as lrintf did, clamping in float (NaN -> 0) so the
+     * conversion is always defined; inlined, the loop vectorises. */
     for (size_t i = 0; i < n; i++) {
-        long v = lrintf((in->data[i] - mn) / range * 255.0f);
-        out[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        float v = rintf((in->data[i] - mn) / range * 255.0f);
+        out[i] = (uint8_t)(v > 0.0f ? (v < 255.0f ? (int)v : 255) : 0);
     }
 }
 
@@ -515,6 +556,13 @@ void image_resize_bilinear_u8(const uint8_t *src, int sw, int sh, uint8_t *dst, 
 /* ------------------------------------------------------------------------ */
 /* Normalisation                                                            */
 
+void image_u8_to_chw(const uint8_t *sq, int size, float *chw) {
+    size_t n = (size_t)size * (size_t)size;
+    for (int c = 0; c < 3; c++)
+        for (size_t i = 0; i < n; i++)
+            chw[c * n + i] = ((float)sq[i] / 255.0f - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+}
+
 void image_preprocess(const gray_image *img, int size, float *chw) {
     size_t n = (size_t)size * (size_t)size;
     uint8_t *u8 = sx_malloc((size_t)img->width * (size_t)img->height);
@@ -525,9 +573,7 @@ void image_preprocess(const gray_image *img, int size, float *chw) {
         image_resize_bilinear_u8(u8, img->width, img->height, sq, size, size);
         free(u8);
     }
-    for (int c = 0; c < 3; c++)
-        for (size_t i = 0; i < n; i++)
-            chw[c * n + i] = ((float)sq[i] / 255.0f - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+    image_u8_to_chw(sq, size, chw);
     free(sq);
 }
 

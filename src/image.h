@@ -14,6 +14,19 @@ typedef struct { int width, height; float *data; } gray_image;
 int image_load_gray(const char *path, gray_image *img, sx_err *err);
 void gray_image_free(gray_image *img);
 
+/* image_load_gray, but a JPEG is decoded reduced in the DCT domain by the
+ * largest of 1/8, 1/4, 1/2 that keeps the shorter decoded side >= min_side
+ * (full size when none does, or min_side <= 0). PNG is always full size.
+ * Everything else (EXIF orientation, warnings, CMYK, limits) is unchanged;
+ * the size limits apply to the stored, not the decoded, dimensions. */
+int image_load_gray_min(const char *path, int min_side, gray_image *img, sx_err *err);
+
+/* Both of the above, with options. warning: when non-NULL, a decoder
+ * warning (e.g. "PATH: truncated JPEG, decoded what was present") is
+ * written there instead of to stderr; msg[0] == 0 when there was none. */
+typedef struct { int min_side; sx_err *warning; } image_load_opts;
+int image_load_gray_opts(const char *path, const image_load_opts *opts, gray_image *img, sx_err *err);
+
 /* Per-image min-max to 8 bits: lrintf((v-min)/(max-min)*255); constant -> 0. */
 void image_minmax_u8(const gray_image *in, uint8_t *out);
 
@@ -23,6 +36,10 @@ void image_resize_bilinear_u8(const uint8_t *src, int sw, int sh, uint8_t *dst, 
 
 /* ImageNet normalisation constants (RGB). */
 extern const float IMAGENET_MEAN[3], IMAGENET_STD[3];
+
+/* An 8-bit size x size grey image -> /255 -> 3 channels -> (x-mean)/std:
+ * the last step of the preprocessing. chw holds 3*size*size floats. */
+void image_u8_to_chw(const uint8_t *sq, int size, float *chw);
 
 /* The model's input: load -> min-max u8 -> resize to size x size ->
  * /255 -> grey replicated to 3 channels -> (x-mean)/std per channel.
