@@ -69,6 +69,7 @@ static int save_run_json(const char *path, const train_opts *o, long total, sx_e
     cJSON_AddNumberToObject(r, "ratio_min", o->ratio_min);
     cJSON_AddNumberToObject(r, "ratio_max", o->ratio_max);
     cJSON_AddNumberToObject(r, "flip_prob", o->flip_prob);
+    if (o->panel_images) cJSON_AddStringToObject(r, "panel_images", o->panel_images);
     char *text = cJSON_Print(r);
     cJSON_Delete(r);
     FILE *f = fopen(path, "w");
@@ -109,6 +110,8 @@ static int load_run_json(const char *path, train_opts *o, long *total, cJSON **k
     NUM("crop_min", o->crop_min, double); NUM("crop_max", o->crop_max, double);
     NUM("ratio_min", o->ratio_min, double); NUM("ratio_max", o->ratio_max, double);
     NUM("flip_prob", o->flip_prob, double);
+    const cJSON *pi = cJSON_GetObjectItem(r, "panel_images");
+    if (cJSON_IsString(pi)) o->panel_images = pi->valuestring;
 #undef NUM
 #undef BOOL
     *keep = r;
@@ -311,18 +314,26 @@ static void draw_noise(float *noise, size_t n, uint64_t seed, long step, int mic
     for (size_t i = 0; i < n; i++) noise[i] = rng_uniform(&r);
 }
 
-/* A few fixed images, plain-resized, to watch the model learn. */
-static void pick_panel_images(run_state *s, uint64_t seed) {
+/* A few fixed images, plain-resized, to watch the model learn: from
+ * panel_images (held aside) when given, else spread over the training data. */
+static int pick_panel_images(run_state *s, const char *panel_images, uint64_t seed, sx_err *err) {
     const mae_config *c = &s->m.cfg;
     int S = c->image_size, N = config_num_patches(c);
+    dataset held;
+    dataset_init(&held);
+    if (panel_images && dataset_add(&held, panel_images, err)) { dataset_free(&held); return -1; }
+    const dataset *from = panel_images ? &held : &s->ds;
+    size_t n = dataset_count(from);
     s->panel_px = sx_malloc(sizeof(float) * 4 * 3 * S * S);
     s->panel_noise = sx_malloc(sizeof(float) * 4 * (size_t)N);
-    for (size_t k = 0; k < dataset_count(&s->ds) && s->n_panel < 4; k++) {
-        size_t idx = (k * 7919 + dataset_count(&s->ds) / 2) % dataset_count(&s->ds);  /* spread over the sorted list */
+    for (size_t k = 0; k < n && s->n_panel < 4; k++) {
+        size_t idx = (k * 7919 + n / 2) % n;  /* spread over the sorted list */
         sx_err e;
-        if (image_preprocess_file(dataset_path(&s->ds, idx), S, s->panel_px + (size_t)s->n_panel * 3 * S * S, &e) == 0) s->n_panel++;
+        if (image_preprocess_file(dataset_path(from, idx), S, s->panel_px + (size_t)s->n_panel * 3 * S * S, &e) == 0) s->n_panel++;
     }
+    dataset_free(&held);
     draw_noise(s->panel_noise, (size_t)4 * N, seed + 77, -1, 0);
+    return 0;
 }
 
 static int write_panel(run_state *s, const char *run, long step, sx_err *err) {
@@ -411,7 +422,7 @@ int train_run(train_opts *o, sx_err *err) {
     int S = c->image_size, N = config_num_patches(c);
     s.pixels = sx_malloc(sizeof(float) * (size_t)o->batch * 3 * S * S);
     s.noise = sx_malloc(sizeof(float) * (size_t)o->batch * N);
-    pick_panel_images(&s, (uint64_t)o->seed);
+    if (pick_panel_images(&s, o->panel_images, (uint64_t)o->seed, err)) goto out;
 
     snprintf(path, sizeof path, "%s/log.csv", o->out);
     log_reload(path, start, &s.log);

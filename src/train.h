@@ -21,6 +21,7 @@ typedef struct {
     const char *config;      /* preset or config.json for a fresh model */
     const char *init;        /* start from this HF ViTMAE checkpoint instead */
     const char *out;         /* run directory */
+    const char *panel_images;/* images for the panels (held aside); NULL: from the data */
     int resume;              /* continue RUN exactly where it stopped */
     int batch, accum;
     long steps;              /* optimizer steps; 0: from epochs */

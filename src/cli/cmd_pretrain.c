@@ -39,6 +39,7 @@ static const char *HELP =
     "                     --steps may extend the run)\n"
     "  --save-every N     checkpoint every N steps (default 500, and at the end)\n"
     "  --panel-every N    reconstruction panel every N steps (default 500)\n"
+    "  --panel-images P   images for the panels, e.g. held-aside ones (default: 4 from --data)\n"
     "  --log-every N      log line every N steps (default 10)\n"
     "  --stop-after N     run N steps, save, and stop (continue later with --resume)\n"
     "  --seed S           seed for init, data order, augmentation and masks (default 0)\n"
@@ -72,6 +73,7 @@ int cmd_pretrain(int argc, char **argv) {
         else if (!strcmp(a, "--init")) o.init = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--out")) o.out = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--resume")) o.resume = 1;
+        else if (!strcmp(a, "--panel-images")) o.panel_images = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--steps")) o.steps = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
         else if (!strcmp(a, "--epochs")) o.epochs = cli_double(a, cli_value(argc, argv, &i));
         else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 65536);
