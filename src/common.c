@@ -3,6 +3,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 int sx_fail(sx_err *e, const char *fmt, ...) {
@@ -37,4 +39,12 @@ double sx_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void *sx_alloc_large(size_t n) {
+    const size_t huge = (size_t)2 << 20;
+    void *p = NULL;
+    if (posix_memalign(&p, huge, n ? n : 1)) return NULL;
+    if (n >= huge) madvise(p, n, MADV_HUGEPAGE);  /* advisory: failure is harmless */
+    return p;
 }

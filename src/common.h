@@ -17,6 +17,12 @@ int sx_fail(sx_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 void *sx_malloc(size_t n);
 void *sx_calloc(size_t n, size_t size);
 
+/* Large, long-lived buffers (parameters, activations): 2 MiB aligned and
+ * backed by transparent huge pages where the kernel allows it, which cuts
+ * TLB misses in the big matrix products. Returns NULL on exhaustion; free()
+ * releases it. */
+void *sx_alloc_large(size_t n);
+
 /* Overflow-checked size arithmetic: return 0 and set *out, or -1 on overflow. */
 int sx_mul_size(size_t a, size_t b, size_t *out);
 

@@ -3,7 +3,10 @@
 #include "layers.h"
 #include "fastmath.h"
 #include "gemm.h"
+#include "common.h"
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- linear */
@@ -140,7 +143,18 @@ void gelu_backward_inplace(float *d, const float *inp, size_t n) {
 
 /* ------------------------------------------------------------- attention */
 
+/* SKELEX_PROFILE: time spent in attention (its products run inside a
+ * parallel region, so the gemm profile does not see them). */
+static double g_att_s[2];
+static int g_att_prof = -1;
+static void att_report(void) { fprintf(stderr, "attention profile: forward %.2f s, backward %.2f s\n", g_att_s[0], g_att_s[1]); }
+static int att_prof(void) {
+    if (g_att_prof < 0) { g_att_prof = getenv("SKELEX_PROFILE") != NULL; if (g_att_prof) atexit(att_report); }
+    return g_att_prof;
+}
+
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+    double t0 = att_prof() ? sx_now() : 0;
     // qkv (B,T,3C), att (B,NH,T,T), out (B,T,C). One (batch, head) per task;
     // the products inside run single-threaded (oneDNN sees the parallel region).
     int hs = C / NH, C3 = 3 * C;
@@ -169,11 +183,13 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
         }
         gemm(0, 0, T, hs, T, 1.0f, a, T, v, C3, 0.0f, out + (size_t)b * T * C + h * hs, C);  // out = att v
     }
+    if (g_att_prof > 0) g_att_s[0] += sx_now() - t0;
 }
 
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *att, int B, int T, int C, int NH) {
     // dout (B,T,C) -> dqkv (B,T,3C), overwritten. scratch (B,NH,T,T) holds d(scores).
+    double t0 = att_prof() ? sx_now() : 0;
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(dynamic)
@@ -195,6 +211,7 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
         gemm(0, 0, T, hs, T, scale, da, T, k, C3, 0.0f, dq, C3);  // dq = dS k / sqrt(hs)
         gemm(1, 0, T, hs, T, scale, da, T, q, C3, 0.0f, dk, C3);  // dk = dS^T q / sqrt(hs)
     }
+    if (g_att_prof > 0) g_att_s[1] += sx_now() - t0;
 }
 
 /* -------------------------------------------------------------- residual */

@@ -130,8 +130,14 @@ int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) {
     m->cfg = *cfg;
     layout(m, 1);
     m->info = sx_calloc((size_t)count_tensors(cfg), sizeof *m->info);
-    m->params = sx_calloc(m->n_floats, sizeof(float));
-    m->grads = sx_calloc(m->n_floats, sizeof(float));
+    m->params = sx_alloc_large(m->n_floats * sizeof(float));
+    m->grads = sx_alloc_large(m->n_floats * sizeof(float));
+    if (!m->params || !m->grads) {
+        free(m->params); free(m->grads); free(m->info);
+        return sx_fail(err, "out of memory: %zu parameters", m->n_floats);
+    }
+    memset(m->params, 0, m->n_floats * sizeof(float));
+    memset(m->grads, 0, m->n_floats * sizeof(float));
     for (int k = 0; k < 2; k++) {
         mae_params *v = k ? &m->g : &m->p;
         v->enc = sx_calloc((size_t)cfg->num_hidden_layers + 1, sizeof(block_params));
@@ -282,7 +288,7 @@ static int ensure_batch(mae_model *m, int B, sx_err *err) {
     free_acts(m);
     const mae_config *c = &m->cfg;
     size_t n = acts_layout(m, B, NULL, NULL, NULL);
-    m->act_mem = malloc(n * sizeof(float));
+    m->act_mem = sx_alloc_large(n * sizeof(float));
     if (!m->act_mem)
         return sx_fail(err, "out of memory: activations for batch %d need %.2f GiB", B, (double)n * 4 / (1 << 30));
     m->act_floats = n;

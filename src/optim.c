@@ -1,12 +1,17 @@
 /* optim.c: AdamW and gradient clipping over the flat parameter buffer. */
 #include "optim.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void adamw_init(adamw *o, const mae_model *model, float lr, float beta1, float beta2, float eps, float wd) {
     *o = (adamw){lr, beta1, beta2, eps, wd, 0, NULL, NULL, model->n_floats};
-    o->m = sx_calloc(o->n, sizeof(float));
-    o->v = sx_calloc(o->n, sizeof(float));
+    o->m = sx_alloc_large(o->n * sizeof(float));
+    o->v = sx_alloc_large(o->n * sizeof(float));
+    if (!o->m || !o->v) { fprintf(stderr, "skelex: out of memory for optimizer state\n"); exit(3); }
+    memset(o->m, 0, o->n * sizeof(float));
+    memset(o->v, 0, o->n * sizeof(float));
 }
 
 void adamw_free(adamw *o) { free(o->m); free(o->v); o->m = o->v = NULL; }
