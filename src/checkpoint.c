@@ -47,6 +47,7 @@ int checkpoint_load_weights(mae_model *m, const char *path, sx_err *err) {
     for (int i = 0; i < m->n_info && !rc; i++) {
         const param_info *pi = &m->info[i];
         if (pi->flags & PARAM_ABSENT) continue;
+        if (m->encoder_only && !strncmp(pi->name, "decoder.", 8)) continue;  /* a ViT checkpoint has no decoder */
         const st_tensor *t = st_find(&f, pi->name);
         if (!t) {
             if (pi->flags & PARAM_FROZEN) { regenerated = 1; continue; }

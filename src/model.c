@@ -249,9 +249,10 @@ static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 static size_t acts_layout(mae_model *m, int B, float *base, block_acts *enc, block_acts *dec) {
     const mae_config *c = &m->cfg;
     int D = c->hidden_size, Dd = c->decoder_hidden_size, N = config_num_patches(c), P = config_patch_dim(c);
-    int Lk = config_len_keep(c), Te = 1 + Lk, Td = 1 + N;
+    int Lk = config_len_keep(c), Te = 1 + Lk, Td = m->encoder_only ? 0 : 1 + N;
     int I = c->intermediate_size, Id = c->decoder_intermediate_size;
     int NH = c->num_attention_heads, NHd = c->decoder_num_attention_heads;
+    int dec_layers = m->encoder_only ? 0 : c->decoder_num_hidden_layers;
     size_t cpp = (size_t)c->num_channels * c->patch_size * c->patch_size;
     float *cur = base;
     m->kept_patches = carve(&cur, (size_t)B * Lk * cpp);
@@ -264,12 +265,12 @@ static size_t acts_layout(mae_model *m, int B, float *base, block_acts *enc, blo
     m->lat_rstd = carve(&cur, (size_t)B * Te);
     m->dec_in = carve(&cur, (size_t)B * Te * Dd);
     m->d0 = carve(&cur, (size_t)B * Td * Dd);
-    for (int l = 0; l < c->decoder_num_hidden_layers; l++) block_acts_layout(dec ? &dec[l] : &tmp, &cur, B, Td, Dd, NHd, Id);
+    for (int l = 0; l < dec_layers; l++) block_acts_layout(dec ? &dec[l] : &tmp, &cur, B, Td, Dd, NHd, Id);
     m->dn = carve(&cur, (size_t)B * Td * Dd);
     m->dn_mean = carve(&cur, (size_t)B * Td);
     m->dn_rstd = carve(&cur, (size_t)B * Td);
     m->pred = carve(&cur, (size_t)B * Td * P);
-    m->target = carve(&cur, (size_t)B * N * P);
+    m->target = carve(&cur, m->encoder_only ? 0 : (size_t)B * N * P);
     m->mask = carve(&cur, (size_t)B * N);
     /* backward scratch, shared by encoder and decoder blocks */
     size_t BTe = (size_t)B * Te, BTd = (size_t)B * Td;
@@ -405,17 +406,13 @@ static void block_backward(const block_params *w, block_params *g, const block_a
 
 /* ---------------------------------------------------------------- forward */
 
-int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx_err *err) {
+/* Embeddings of the visible patches (m->ids_keep), encoder blocks, final
+ * LayerNorm: pixels (B,C,H,W) -> m->latent (B, 1+len_keep, D). */
+static void encoder_forward(mae_model *m, const float *pixels, int B) {
     const mae_config *c = &m->cfg;
-    if (ensure_batch(m, B, err)) return -1;
-    m->B = B;
-    int D = c->hidden_size, Dd = c->decoder_hidden_size, N = config_num_patches(c), P = config_patch_dim(c);
-    int Lk = config_len_keep(c), Te = 1 + Lk, Td = 1 + N, cpp = c->num_channels * c->patch_size * c->patch_size;
+    int D = c->hidden_size, Lk = config_len_keep(c), Te = 1 + Lk, cpp = c->num_channels * c->patch_size * c->patch_size;
     float eps = (float)c->layer_norm_eps;
     const mae_params *w = &m->p;
-
-    // embeddings: masking first, then embed only the visible patches
-    mae_masking(noise, B, N, Lk, m->ids_keep, m->ids_restore, m->mask);
     gather_kept_patches(c, pixels, m->ids_keep, B, Lk, m->kept_patches);
     linear_forward(m->emb, m->kept_patches, w->patch_w, w->patch_b, B * Lk, cpp, D);
     for (int b = 0; b < B; b++) {
@@ -436,8 +433,36 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
         x = m->enc_a[l].res2;
     }
     layernorm_forward(m->latent, m->lat_mean, m->lat_rstd, x, w->enc_norm_w, w->enc_norm_b, B * Te, D, eps);
+}
+
+int mae_encode(mae_model *m, const float *pixels, int B, sx_err *err) {
+    const mae_config *c = &m->cfg;
+    int N = config_num_patches(c);
+    if (!m->encoder_only || config_len_keep(c) != N)
+        return sx_fail(err, "mae_encode needs an encoder-only model with mask_ratio 0");
+    if (ensure_batch(m, B, err)) return -1;
+    m->B = B;
+    for (int b = 0; b < B; b++)
+        for (int n = 0; n < N; n++) m->ids_keep[(size_t)b * N + n] = n;  // every patch, in order
+    encoder_forward(m, pixels, B);
+    return 0;
+}
+
+int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx_err *err) {
+    const mae_config *c = &m->cfg;
+    if (ensure_batch(m, B, err)) return -1;
+    m->B = B;
+    int D = c->hidden_size, Dd = c->decoder_hidden_size, N = config_num_patches(c), P = config_patch_dim(c);
+    int Lk = config_len_keep(c), Te = 1 + Lk, Td = 1 + N;
+    float eps = (float)c->layer_norm_eps;
+    const mae_params *w = &m->p;
+
+    if (m->encoder_only) return sx_fail(err, "this model was built encoder-only: it has no decoder activations");
+    mae_masking(noise, B, N, Lk, m->ids_keep, m->ids_restore, m->mask);
+    encoder_forward(m, pixels, B);
 
     // decoder: embed, mask tokens, unshuffle, position embeddings
+    const float *x;
     linear_forward(m->dec_in, m->latent, w->dec_embed_w, w->dec_embed_b, B * Te, D, Dd);
     for (int b = 0; b < B; b++) {
         const float *y = m->dec_in + (size_t)b * Te * Dd;
@@ -491,12 +516,14 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
 
 /* --------------------------------------------------------------- backward */
 
+static void encoder_backward(mae_model *m);
+
 void mae_zero_grad(mae_model *m) { memset(m->grads, 0, m->n_floats * sizeof(float)); }
 
 void mae_backward(mae_model *m) {
     const mae_config *c = &m->cfg;
     int B = m->B, D = c->hidden_size, Dd = c->decoder_hidden_size, N = config_num_patches(c), P = config_patch_dim(c);
-    int Lk = config_len_keep(c), Te = 1 + Lk, Td = 1 + N, cpp = c->num_channels * c->patch_size * c->patch_size;
+    int Lk = config_len_keep(c), Te = 1 + Lk, Td = 1 + N;
     const mae_params *w = &m->p;
     mae_params *g = &m->g;
 
@@ -541,6 +568,25 @@ void mae_backward(mae_model *m) {
         }
     }
     linear_backward(m->dbuf_c, g->dec_embed_w, g->dec_embed_b, ddec_in, m->latent, w->dec_embed_w, B * Te, D, Dd);
+    encoder_backward(m);
+}
+
+float *mae_encode_grad(mae_model *m) {
+    const mae_config *c = &m->cfg;
+    memset(m->dbuf_c, 0, sizeof(float) * (size_t)m->B * (1 + config_len_keep(c)) * c->hidden_size);
+    return m->dbuf_c;
+}
+
+void mae_encode_backward(mae_model *m) { encoder_backward(m); }
+
+/* From d(latent) in m->dbuf_c (B, 1+len_keep, D) back through the final
+ * LayerNorm, the encoder blocks and the embeddings. */
+static void encoder_backward(mae_model *m) {
+    const mae_config *c = &m->cfg;
+    int B = m->B, D = c->hidden_size, Lk = config_len_keep(c), Te = 1 + Lk;
+    int cpp = c->num_channels * c->patch_size * c->patch_size;
+    const mae_params *w = &m->p;
+    mae_params *g = &m->g;
 
     // encoder norm and blocks
     const float *enc_out = c->num_hidden_layers ? m->enc_a[c->num_hidden_layers - 1].res2 : m->h0;

@@ -50,6 +50,7 @@ typedef struct {
 
 typedef struct {
     mae_config cfg;
+    int encoder_only;     /* set before the first forward: no decoder activations (features, fine-tuning) */
     int n_info;
     param_info *info;
     size_t n_floats;
@@ -87,6 +88,14 @@ void mae_masking(const float *noise, int B, int N, int len_keep, int *ids_keep, 
 /* pixels (B,C,H,W) normalised, noise (B,N). Returns the loss; logits, mask
  * and ids_restore stay in the model until the next forward. */
 int   mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx_err *err);
+/* Encoder only, every patch visible, in order (needs mask_ratio 0 and
+ * encoder_only). m->latent then holds (B, 1+N, D) after the final LayerNorm:
+ * row 0 is CLS. */
+int   mae_encode(mae_model *m, const float *pixels, int B, sx_err *err);
+/* Backward of mae_encode: fill the returned (B, 1+N, D) buffer with
+ * d(loss)/d(latent), then call mae_encode_backward (accumulates into grads). */
+float *mae_encode_grad(mae_model *m);
+void  mae_encode_backward(mae_model *m);
 void  mae_zero_grad(mae_model *m);
 void  mae_backward(mae_model *m);   /* accumulates into m->grads */
 /* Decoder logits of image b: (N, patch*patch*C), CLS dropped. */
