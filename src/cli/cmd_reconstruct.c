@@ -26,6 +26,9 @@ static const char *HELP =
     "                     PREFIX.png (original | masked | reconstruction | reconstruction\n"
     "                     pasted into the visible patches)\n"
     "\n"
+    "  --save-input       also write PREFIX_input.npy: the normalised model input\n"
+    "                     [1, 3, S, S] float32, e.g. to feed the same input to PyTorch\n"
+    "\n"
     "Prints loss=<value>: the model's loss on the masked patches.\n";
 
 static int load_noise(const char *path, int N, float *noise, sx_err *err) {
@@ -47,6 +50,7 @@ static int load_noise(const char *path, int N, float *noise, sx_err *err) {
 int cmd_reconstruct(int argc, char **argv) {
     const char *model = NULL, *image = NULL, *noise_path = NULL, *out = NULL;
     long seed = 0;
+    int save_input = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { fputs(HELP, stdout); return 0; }
         else if (!strcmp(argv[i], "--model")) model = cli_value(argc, argv, &i);
@@ -54,6 +58,7 @@ int cmd_reconstruct(int argc, char **argv) {
         else if (!strcmp(argv[i], "--noise")) noise_path = cli_value(argc, argv, &i);
         else if (!strcmp(argv[i], "--seed")) seed = cli_long("--seed", cli_value(argc, argv, &i), 0, 0x7fffffffL);
         else if (!strcmp(argv[i], "--out")) out = cli_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--save-input")) save_input = 1;
         else return cli_usage_error("reconstruct", "unknown option '%s'", argv[i]);
     }
     if (!model || !image || !out) return cli_usage_error("reconstruct", "--model, --image and --out are required");
@@ -77,6 +82,11 @@ int cmd_reconstruct(int argc, char **argv) {
     snprintf(path, sizeof path, "%s.npy", out);
     int64_t shape[2] = {N, P};
     if (npy_write_f32(path, mae_logits(&m, 0), 2, shape, &err)) goto fail;
+    if (save_input) {
+        int64_t ishape[4] = {1, 3, S, S};
+        snprintf(path, sizeof path, "%s_input.npy", out);
+        if (npy_write_f32(path, pixels, 4, ishape, &err)) goto fail;
+    }
     snprintf(path, sizeof path, "%s.png", out);
     if (viz_write_panels(path, &m, pixels, 1, &err)) goto fail;
     printf("loss=%.8g\n", (double)m.loss);
