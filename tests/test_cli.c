@@ -7,18 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Run a shell command, capture stdout+stderr into out; return exit status. */
-static int run(const char *cmd, char *out, size_t cap) {
-    char full[2048];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static void write_phantom(const char *path, int w, int h) {
     uint8_t *px = malloc((size_t)w * h);
     for (int y = 0; y < h; y++)
@@ -42,7 +30,7 @@ TEST(test_cli_init_info_reconstruct) {
           " \"decoder_num_hidden_layers\": 1, \"decoder_num_attention_heads\": 2, \"decoder_intermediate_size\": 32}", f);
     fclose(f);
     snprintf(cmd, sizeof cmd, "./skelex init --config %s --out %s/m --seed 5", cfgpath, d);
-    CHECKF(run(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     sx_err err;
     mae_model m;
     char mdir[600];
@@ -50,7 +38,7 @@ TEST(test_cli_init_info_reconstruct) {
     CHECK(checkpoint_load(mdir, &m, &err) == 0);
 
     snprintf(cmd, sizeof cmd, "./skelex info %s", mdir);
-    CHECK(run(cmd, out, sizeof out) == 0);
+    CHECK(tl_run(cmd, out, sizeof out) == 0);
     char want[64];
     snprintf(want, sizeof want, "parameters=%zu\n", mae_count_params(&m));
     CHECKF(strstr(out, want) != NULL, "info said: %s", out);
@@ -65,7 +53,7 @@ TEST(test_cli_init_info_reconstruct) {
     int64_t nshape[1] = {16};
     CHECK(npy_write_f32(noise, nz, 1, nshape, &err) == 0);
     snprintf(cmd, sizeof cmd, "./skelex reconstruct --model %s --image %s --noise %s --out %s/r", mdir, img, noise, d);
-    CHECKF(run(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     float pixels[3 * 64 * 64];
     CHECK(image_preprocess_file(img, 64, pixels, &err) == 0);
     CHECK(mae_forward(&m, pixels, nz, 1, &err) == 0);
@@ -90,15 +78,15 @@ TEST(test_cli_init_info_reconstruct) {
 
     // errors: clear, non-zero, naming the problem
     snprintf(cmd, sizeof cmd, "./skelex reconstruct --model %s --image %s/nope.png --out %s/x", mdir, d, d);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "nope.png"));
+    CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "nope.png"));
     int64_t bad[1] = {15};
     CHECK(npy_write_f32(noise, nz, 1, bad, &err) == 0);
     snprintf(cmd, sizeof cmd, "./skelex reconstruct --model %s --image %s --noise %s --out %s/x", mdir, img, noise, d);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "16 patches"));
+    CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "16 patches"));
     snprintf(cmd, sizeof cmd, "./skelex info %s/missing", d);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "missing"));
-    CHECK(run("./skelex init --config gigantic --out /tmp/never", out, sizeof out) == 1 && strstr(out, "gigantic"));
-    CHECK(run("./skelex frobnicate", out, sizeof out) == 2 && strstr(out, "unknown command"));
-    CHECK(run("./skelex reconstruct --help", out, sizeof out) == 0 && strstr(out, "--noise"));
+    CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "missing"));
+    CHECK(tl_run("./skelex init --config gigantic --out /tmp/never", out, sizeof out) == 1 && strstr(out, "gigantic"));
+    CHECK(tl_run("./skelex frobnicate", out, sizeof out) == 2 && strstr(out, "unknown command"));
+    CHECK(tl_run("./skelex reconstruct --help", out, sizeof out) == 0 && strstr(out, "--noise"));
     mae_free(&m);
 }

@@ -3,6 +3,7 @@
 #include "testlib.h"
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int tl_failures, tl_skipped;
@@ -18,6 +19,20 @@ void tl_register(const char *name, void (*fn)(void)) {
 }
 
 const char *tl_tmpdir(void) { return tl_dir; }
+
+int tl_run(const char *cmd, char *out, size_t cap) {
+    size_t len = strlen(cmd) + 8;
+    char *full = malloc(len);
+    snprintf(full, len, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    free(full);
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    while (fgetc(p) != EOF) {}  /* drain, so the command never blocks on a full pipe */
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 static int cmp_test(const void *a, const void *b) {
     return strcmp(((const tl_test *)a)->name, ((const tl_test *)b)->name);

@@ -7,17 +7,6 @@
 #include <sys/wait.h>
 #include <cjson/cJSON.h>
 
-static int sh2(const char *cmd, char *out, size_t cap) {
-    char full[4200];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 TEST(test_probe_cli_separates_classes) {
     const char *d = tl_tmpdir();
     char cmd[4096], out[16384], p[700];
@@ -48,7 +37,7 @@ TEST(test_probe_cli_separates_classes) {
     fclose(f);
     snprintf(cmd, sizeof cmd, "./skelex init --config %s/cfg.json --out %s/m && OMP_NUM_THREADS=1 ./skelex probe --task %s/task.json "
              "--data-root %s --model %s/m --out %s/probe --label-fraction 0.5,1 --folds 3 --test-frac 0.2", d, d, d, d, d, d);
-    CHECKF(sh2(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     snprintf(p, sizeof p, "%s/probe/results.json", d);
     f = fopen(p, "r");
     CHECK(f != NULL);

@@ -11,17 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int sh(const char *cmd, char *out, size_t cap) {
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* n synthetic "radiographs": a bright bar (bone) at a varying angle on a dark background */
 static void make_images(const char *dir, int n) {
     char p[600];
@@ -78,7 +67,7 @@ TEST(test_pretrain_loss_decreases) {
     write_cfg(cfg);
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex pretrain --data %s --config %s --out %s/run --steps 80 "
              "--batch 8 --lr 2e-3 --warmup-steps 5 --log-every 20 --save-every 40 --panel-every 40 --no-augment", data, cfg, d);
-    CHECKF(sh(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     char run[600];
     snprintf(run, sizeof run, "%s/run", d);
     double loss[100];
@@ -111,13 +100,13 @@ TEST(test_pretrain_resume_is_exact) {
     write_cfg(cfg);
     const char *common = "--steps 8 --batch 4 --lr 1e-3 --warmup-steps 2 --log-every 1 --save-every 3 --panel-every 100 --seed 3";
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./skelex pretrain --data %s --config %s --out %s/a %s", data, cfg, d, common);
-    CHECKF(sh(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./skelex pretrain --data %s --config %s --out %s/b %s --stop-after 5",
              data, cfg, d, common);
-    CHECKF(sh(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK(strstr(out, "--resume") != NULL);
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./skelex pretrain --resume --out %s/b", d);
-    CHECKF(sh(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     char ra[600], rb[600];
     snprintf(ra, sizeof ra, "%s/a", d);
     snprintf(rb, sizeof rb, "%s/b", d);
@@ -181,23 +170,23 @@ TEST(test_pretrain_kill_during_save_keeps_checkpoint) {
     CHECK(loaded >= 3);
     // and the run resumes from what was left
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex pretrain --resume --out %s --stop-after 1", run);
-    CHECKF(sh(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
 }
 
 TEST(test_pretrain_bad_inputs) {
     const char *d = tl_tmpdir();
     char cmd[2048], out[16384], empty[600];
     snprintf(cmd, sizeof cmd, "./skelex pretrain --data %s/nowhere --out %s/r --steps 1", d, d);
-    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "nowhere"));
+    CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "nowhere"));
     snprintf(empty, sizeof empty, "%s/empty", d);
     snprintf(cmd, sizeof cmd, "mkdir -p %s && echo hello > %s/readme.txt && ./skelex pretrain --data %s --out %s/r2 --steps 1",
              empty, empty, empty, d);
-    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "empty"));
-    CHECK(sh("./skelex pretrain --out /tmp/x", out, sizeof out) == 2 && strstr(out, "--data"));
-    CHECK(sh("./skelex pretrain --help", out, sizeof out) == 0 && strstr(out, "--resume") && strstr(out, "--accum"));
+    CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "empty"));
+    CHECK(tl_run("./skelex pretrain --out /tmp/x", out, sizeof out) == 2 && strstr(out, "--data"));
+    CHECK(tl_run("./skelex pretrain --help", out, sizeof out) == 0 && strstr(out, "--resume") && strstr(out, "--accum"));
     // an unwritable output is a clear error
     snprintf(cmd, sizeof cmd, "./skelex pretrain --data %s --out /proc/skelex-run --steps 1", empty);
-    CHECK(sh(cmd, out, sizeof out) == 1 && strstr(out, "/proc/skelex-run"));
+    CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "/proc/skelex-run"));
 }
 
 TEST(test_pretrain_skips_corrupt_files) {
@@ -213,7 +202,7 @@ TEST(test_pretrain_skips_corrupt_files) {
     fclose(f);
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex pretrain --data %s --config %s --out %s/run --steps 3 --batch 7",
              data, cfg, d);
-    CHECKF(sh(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK(strstr(out, "zz_corrupt.png") != NULL);
     snprintf(p, sizeof p, "%s/run/skipped.txt", d);
     f = fopen(p, "r");

@@ -26,6 +26,10 @@ void tl_register(const char *name, void (*fn)(void));
     __attribute__((constructor)) static void name##_reg(void) { tl_register(#name, name); } \
     static void name(void)
 
+/* Run a shell command, capturing stdout and stderr (truncated to cap-1
+ * bytes, NUL-terminated) into out; returns its exit status (-1 if killed). */
+int tl_run(const char *cmd, char *out, size_t cap);
+
 /* Scratch directory for the running test (created fresh, removed after). */
 const char *tl_tmpdir(void);
 
