@@ -102,7 +102,8 @@ int viz_plot_svg(const char *path, const char *title, const char *xlabel, const 
             double py = H - Bm - (tx(series[s].y[i], log_y) - y0) / (y1 - y0) * (H - T - Bm);
             fprintf(f, "%.1f,%.1f ", px, py);
         }
-        fprintf(f, "\"/>\n<text x=\"%.0f\" y=\"%d\" fill=\"%s\">%s</text>\n", W - R - 150, (int)T + 18 + 16 * s, colors[s % 4], series[s].label);
+        fprintf(f, "\"/>\n<text x=\"%.0f\" y=\"%d\" fill=\"%s\" text-anchor=\"end\">%s</text>\n", W - R - 8,
+                (int)T + 18 + 16 * s, colors[s % 4], series[s].label);
     }
     fprintf(f, "</svg>\n");
     return fclose(f) == 0 ? 0 : sx_fail(err, "%s: write failed", path);
