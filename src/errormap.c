@@ -11,19 +11,35 @@ void errormap_noise(masking_kind kind, int passes, int N, int len_keep, sx_rng *
         for (size_t i = 0; i < (size_t)passes * N; i++) noise[i] = rng_uniform(r);
         return;
     }
-    int *perm = sx_malloc(sizeof(int) * (size_t)N);
-    for (int i = 0; i < N; i++) perm[i] = i;
-    for (int i = N - 1; i > 0; i--) {  /* Fisher-Yates */
-        int j = (int)rng_below(r, (uint32_t)i + 1), t = perm[i];
-        perm[i] = perm[j]; perm[j] = t;
-    }
+    /* Visible sets are consecutive windows of a stream of independent random
+     * permutations of the patches: within one permutation every patch is
+     * visible exactly once, and each new permutation brings new groupings
+     * (a repeated permutation would repeat the same masks). */
+    int *perm = sx_malloc(sizeof(int) * (size_t)N), pos = N;
+    uint8_t *vis = sx_malloc((size_t)N);
     for (int k = 0; k < passes; k++) {
         float *nz = noise + (size_t)k * N;
+        memset(vis, 0, (size_t)N);
         /* hidden patches get noise in [0.5, 1), visible ones in [0, 0.5):
          * argsort then keeps exactly the window as the visible set */
         for (int i = 0; i < N; i++) nz[i] = 0.5f + 0.5f * rng_uniform(r);
-        for (int j = 0; j < len_keep; j++) nz[perm[((size_t)k * len_keep + j) % N]] = 0.5f * rng_uniform(r);
+        for (int got = 0; got < len_keep;) {
+            if (pos == N) {  /* next permutation (Fisher-Yates) */
+                for (int i = 0; i < N; i++) perm[i] = i;
+                for (int i = N - 1; i > 0; i--) {
+                    int j = (int)rng_below(r, (uint32_t)i + 1), t = perm[i];
+                    perm[i] = perm[j]; perm[j] = t;
+                }
+                pos = 0;
+            }
+            int p = perm[pos++];
+            if (vis[p]) continue;  /* a window straddling two permutations */
+            vis[p] = 1;
+            nz[p] = 0.5f * rng_uniform(r);
+            got++;
+        }
     }
+    free(vis);
     free(perm);
 }
 

@@ -11,8 +11,8 @@ typedef enum { MASKING_RANDOM, MASKING_BALANCED } masking_kind;
 
 /* Noise for `passes` masks of one image, (passes, N), for mae_forward.
  * RANDOM: uniform noise per pass (SKELEX). BALANCED: the visible sets are
- * consecutive windows of len_keep patches of one random permutation, taken
- * cyclically, so every patch is masked the same number of times (exactly
+ * consecutive windows of len_keep patches of a stream of fresh random
+ * permutations, so every patch is masked the same number of times (exactly
  * when passes * len_keep is a multiple of N, else within one). */
 void errormap_noise(masking_kind kind, int passes, int N, int len_keep, sx_rng *r, float *noise);
 
