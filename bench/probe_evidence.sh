@@ -11,7 +11,7 @@ root=../shared/data
 make -s skelex
 mkdir -p "$out"
 ./skelex init --config "$pre/config.json" --out "$out/random-init" --seed 1 >/dev/null
-for task in fracatlas_fracture fracatlas_hardware knee_kl; do
+for task in ${TASKS:-fracatlas_fracture knee_kl fracatlas_hardware}; do
   for m in random-init pretrained; do
     dir=$pre; [ $m = random-init ] && dir=$out/random-init
     echo "== $task, $m"
