@@ -15,6 +15,7 @@ static const char *USAGE =
     "  reconstruct  mask an image, reconstruct it, write logits (.npy) and a panel (.png)\n"
     "  pretrain     self-supervised MAE pretraining on a folder or list of radiographs\n"
     "  errormap     zero-shot abnormality maps from multi-mask reconstruction error\n"
+    "  probe        linear probe of a frozen encoder on a task (SKELEX split protocol)\n"
     "  bench        measure training, inference or data-loading speed (images/s)\n"
     "\n"
     "Model directories hold config.json + model.safetensors, exactly as Hugging Face\n"
@@ -28,7 +29,7 @@ int main(int argc, char **argv) {
     }
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         {"init", cmd_init}, {"info", cmd_info}, {"reconstruct", cmd_reconstruct}, {"bench", cmd_bench},
-        {"pretrain", cmd_pretrain}, {"errormap", cmd_errormap},
+        {"pretrain", cmd_pretrain}, {"errormap", cmd_errormap}, {"probe", cmd_probe},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) {
