@@ -165,7 +165,7 @@ int cmd_probe(int argc, char **argv) {
         double frac = cli_double("--label-fraction", tok);
         cJSON *fj = cJSON_AddArrayToObject(by_frac, tok);
         double sums[4][2] = {{0}};
-        int nf = 0;
+        int nf = 0, nvalid[4] = {0};
         for (int k = 0; k < folds; k++) {
             size_t ntr, nva, *tr, *va = split_indices(&sp, SPLIT_VAL, k, &nva);
             if (split_train_subset(&t, &sp, k, frac, (uint64_t)seed + 17, &tr, &ntr, &err)) {
@@ -203,7 +203,8 @@ int cmd_probe(int argc, char **argv) {
                 cJSON_AddNumberToObject(mj, "n_train", (double)ntr);
                 double v[4] = {json_num(mj, "auroc"), json_num(mj, "balanced_accuracy"), json_num(mj, "qwk"),
                                kind == HEAD_LINEAR ? json_num(mj, "mae") : json_num(mj, "ece")};
-                for (int q = 0; q < 4; q++) if (!isnan(v[q])) { sums[q][0] += v[q]; sums[q][1] += v[q] * v[q]; }
+                for (int q = 0; q < 4; q++)
+                    if (!isnan(v[q])) { sums[q][0] += v[q]; sums[q][1] += v[q] * v[q]; nvalid[q]++; }
                 nf++;
                 printf("%-8s %-5d %8zu %8.4f %8.4f %8.4f %8.4f\n", tok, k, ntr, v[0], v[1], v[2], v[3]);
                 cJSON_AddItemToArray(fj, mj);
@@ -215,8 +216,11 @@ int cmd_probe(int argc, char **argv) {
         const char *names[4] = {"auroc", "balanced_accuracy", "qwk", kind == HEAD_LINEAR ? "mae" : "ece"};
         printf("%-8s %-5s %8s", tok, "mean", "");
         for (int q = 0; q < 4; q++) {
-            double mean = nf ? sums[q][0] / nf : NAN, var = nf > 1 ? (sums[q][1] - nf * mean * mean) / (nf - 1) : NAN;
-            printf(" %4.3f±%.3f", mean, sqrt(var > 0 ? var : 0));
+            int nq = nvalid[q];
+            double mean = nq ? sums[q][0] / nq : NAN, var = nq > 1 ? (sums[q][1] - nq * mean * mean) / (nq - 1) : NAN;
+            if (nq) printf(" %4.3f±%.3f", mean, sqrt(var > 0 ? var : 0));
+            else printf(" %11s", "n/a");
+            if (!nq) continue;
             char key[64];
             snprintf(key, sizeof key, "frac_%s_%s_mean", tok, names[q]);
             cJSON_AddNumberToObject(results, key, mean);
