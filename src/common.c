@@ -13,6 +13,10 @@ int sx_fail(sx_err *e, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
+        /* One line, always: text quoted from a file (a tensor name, a dtype,
+         * a listed path) may hold control characters; they become '?'. */
+        for (char *c = e->msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     }
     return -1;
 }

@@ -9,7 +9,8 @@
 #define SX_ERRLEN 512
 typedef struct { char msg[SX_ERRLEN]; } sx_err;
 
-/* Format a message into e (if non-NULL) and return -1. */
+/* Format a message into e (if non-NULL) and return -1. Control characters
+ * (from quoted file contents) are replaced by '?', so a message is one line. */
 int sx_fail(sx_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* malloc/calloc that abort with a message on exhaustion (for sizes we computed

@@ -1,6 +1,7 @@
 /* config.c: HF ViTMAEConfig <-> mae_config, through cJSON. */
 #include "config.h"
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +81,10 @@ static int json_int(const cJSON *root, const char *key, int *out, sx_err *err) {
             return sx_fail(err, "config: %s must be one number or a square [n, n]", key);
         v = a;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
-        return sx_fail(err, "config: %s must be an integer", key);
+    /* range first: converting a double outside int's range is undefined */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= INT_MIN && v->valuedouble <= INT_MAX) ||
+        v->valuedouble != (double)(int)v->valuedouble)
+        return sx_fail(err, "config: %s must be an integer (in int range)", key);
     *out = (int)v->valuedouble;
     return 0;
 }

@@ -13,8 +13,9 @@
  *    on timing or thread count; undecodable files are replaced by the next
  *    decodable entry of the epoch's permutation, warned about and logged
  *    once.
- * Does not: labels, class balancing, DICOM, caching decoded images, or
- * choose how many threads the machine can spare (the caller does).
+ * Does not: labels, class balancing, decoding itself (image.c: PNG, JPEG,
+ * DICOM), caching decoded images, or choose how many threads the machine
+ * can spare (the caller does).
  */
 #include "data.h"
 
@@ -102,7 +103,8 @@ long long dataset_find(const dataset *ds, const char *path) {
 static int has_image_ext(const char *name) {
     const char *dot = strrchr(name, '.');
     if (!dot || strchr(dot, '/')) return 0;
-    return !strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg");
+    return !strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") ||
+           !strcasecmp(dot, ".dcm") || !strcasecmp(dot, ".dicom");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -212,7 +214,7 @@ int dataset_add(dataset *ds, const char *path, sx_err *err) {
     if (S_ISDIR(st.st_mode)) {
         rc = scan_tree(ds, path, err);
         if (!rc && ds->count == count0)
-            rc = sx_fail(err, "%s: no PNG or JPEG image found (directory scanned recursively)", path);
+            rc = sx_fail(err, "%s: no PNG or JPEG image or DICOM file found (directory scanned recursively)", path);
     } else if (has_image_ext(path)) {
         ds_push(ds, NULL, path);
     } else {

@@ -9,7 +9,8 @@
  *    into a bounded queue. Batches depend only on (dataset, seed, position),
  *    never on thread timing, so a resumed run continues exactly where an
  *    uninterrupted one would have gone.
- * Labels, validation splits and DICOM are not handled here. */
+ * Labels and validation splits are not handled here; images (DICOM too)
+ * are decoded by image.c. */
 #ifndef SKELEX_DATA_H
 #define SKELEX_DATA_H
 #include "common.h"
@@ -32,8 +33,9 @@ void dataset_init(dataset *ds);
 void dataset_free(dataset *ds);
 
 /* Add the images under PATH:
- *  - a directory: scanned recursively for *.png, *.jpg, *.jpeg (extension
- *    case-insensitive); entries whose name starts with '.' are skipped and
+ *  - a directory: scanned recursively for *.png, *.jpg, *.jpeg, *.dcm,
+ *    *.dicom (extension case-insensitive; DICOM files without an extension
+ *    must be named in a list file); entries whose name starts with '.' are skipped and
  *    symbolic links to directories are not followed (links to files are);
  *  - a file with an image extension: that one image;
  *  - any other file: a list of image paths, one a line; relative paths are

@@ -2,10 +2,13 @@
  *
  * Does:
  *  - load PNG (libspng; 1..16-bit grey, grey+alpha, RGB, RGBA, palette,
- *    interlaced or not) and JPEG (libjpeg-turbo; grey, YCbCr/RGB, CMYK/YCCK
- *    including Adobe's inverted CMYK) into a float grey image, detecting the
- *    format by magic bytes. Colour becomes luma 0.299 R + 0.587 G + 0.114 B,
- *    computed in float and not rounded; 16-bit PNG keeps 0..65535.
+ *    interlaced or not), JPEG (libjpeg-turbo; grey, YCbCr/RGB, CMYK/YCCK
+ *    including Adobe's inverted CMYK) and DICOM (dicom_shim.cpp on DCMTK:
+ *    windowed, MONOCHROME1 inverted, first frame) into a float grey image,
+ *    detecting the format by magic bytes, never by extension. Colour becomes
+ *    luma 0.299 R + 0.587 G + 0.114 B, computed in float and not rounded;
+ *    16-bit PNG keeps 0..65535, DICOM is rendered to 0..65535;
+ *  - refuse before reading: directories, files over IMG_MAX_FILE_BYTES;
  *  - apply the JPEG EXIF orientation (APP1 tag 0x0112), so the image is
  *    upright as a viewer shows it;
  *  - decode a truncated JPEG as far as it goes, with one warning line on
@@ -14,14 +17,16 @@
  *  - decode a JPEG reduced in the DCT domain (1/2, 1/4, 1/8) when the caller
  *    only needs a minimum size (image_load_gray_min), so a large radiograph
  *    is not fully decoded to make a small model input;
- *  - reject images over IMG_MAX_SIDE a side (or 0) before allocating pixels;
+ *  - reject images over IMG_MAX_SIDE a side, IMG_MAX_PIXELS (or the
+ *    caller's lower max_pixels) or of zero size before allocating pixels;
  *  - min-max to 8 bits, a bit-exact port of Pillow's BILINEAR resize for
  *    8-bit grey (antialiased when shrinking; fixed point as in Pillow's
  *    Resample.c), ImageNet normalisation and its inverse, 8-bit PNG writing.
- * Does not: DICOM, gamma/ICC colour management, alpha compositing (alpha is
+ * Does not: gamma/ICC colour management, alpha compositing (alpha is
  * ignored), PNG eXIf orientation, 16-bit output.
  */
 #include "image.h"
+#include "dicom.h"
 
 #include <errno.h>
 #include <math.h>
@@ -29,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jpeglib.h>
 #include <jerror.h>
@@ -38,6 +44,8 @@
 /* 256 Mpixel (2^28): implied by the side limit today, kept separate so that
  * raising the side limit does not silently raise the memory bound. */
 #define IMG_MAX_PIXELS ((uint64_t)256 << 20)
+/* No radiograph file is near 1 GiB; a larger one is refused unread. */
+#define IMG_MAX_FILE_BYTES ((uint64_t)1 << 30)
 /* Bound on what libspng may hold for ancillary chunks (text, ICC, EXIF),
  * one chunk and all together. libspng does not apply it to IDAT (checked:
  * a 9 MB IDAT decodes under a 1 MB limit), and needs size <= cache. */
@@ -49,14 +57,19 @@ const float IMAGENET_STD[3] = {0.229f, 0.224f, 0.225f};
 /* ------------------------------------------------------------------------ */
 /* Shared helpers                                                           */
 
-static int check_dims(const char *path, uint64_t w, uint64_t h, sx_err *err) {
+/* The pixel bound in force: IMG_MAX_PIXELS or the caller's lower one. */
+static uint64_t max_pixels_of(const image_load_opts *o) {
+    return o->max_pixels > 0 && o->max_pixels < IMG_MAX_PIXELS ? o->max_pixels : IMG_MAX_PIXELS;
+}
+
+static int check_dims(const char *path, uint64_t w, uint64_t h, uint64_t max_pixels, sx_err *err) {
     if (w == 0 || h == 0)
         return sx_fail(err, "%s: image has zero size (%llux%llu)", path,
                        (unsigned long long)w, (unsigned long long)h);
-    if (w > IMG_MAX_SIDE || h > IMG_MAX_SIDE || w * h > IMG_MAX_PIXELS)
+    if (w > IMG_MAX_SIDE || h > IMG_MAX_SIDE || w * h > max_pixels)
         return sx_fail(err, "%s: image too large (%llux%llu; limit %d px a side, %llu pixels)",
                        path, (unsigned long long)w, (unsigned long long)h, IMG_MAX_SIDE,
-                       (unsigned long long)IMG_MAX_PIXELS);
+                       (unsigned long long)max_pixels);
     return 0;
 }
 
@@ -248,7 +261,7 @@ static int jpeg_decode(jpeg_job *job, FILE *f, const char *path, const image_loa
     jpeg_stdio_src(ci, f);
     jpeg_save_markers(ci, JPEG_APP0 + 1, 0xFFFF);
     jpeg_read_header(ci, TRUE);
-    if (check_dims(path, ci->image_width, ci->image_height, err)) return -1;
+    if (check_dims(path, ci->image_width, ci->image_height, max_pixels_of(o), err)) return -1;
 
     int cmyk = ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK;
     ci->out_color_space = ci->jpeg_color_space == JCS_GRAYSCALE ? JCS_GRAYSCALE
@@ -336,14 +349,15 @@ static void png_row_to_gray(const uint8_t *row, png_layout L, uint32_t x0, uint3
     }
 }
 
-static int png_decode(spng_ctx *ctx, const char *path, gray_image *img, uint8_t **row, sx_err *err) {
+static int png_decode(spng_ctx *ctx, const char *path, uint64_t max_pixels, gray_image *img, uint8_t **row,
+                      sx_err *err) {
     static const uint32_t adam7_x0[7] = {0, 4, 0, 2, 0, 1, 0}, adam7_dx[7] = {8, 8, 4, 4, 2, 2, 1};
     struct spng_ihdr ih;
     int r = spng_get_ihdr(ctx, &ih);
     if (r == SPNG_EUSER_WIDTH || r == SPNG_EUSER_HEIGHT)
         return sx_fail(err, "%s: image too large (limit %d px a side)", path, IMG_MAX_SIDE);
     if (r) return sx_fail(err, "%s: bad PNG header: %s", path, spng_strerror(r));
-    if (check_dims(path, ih.width, ih.height, err)) return -1;
+    if (check_dims(path, ih.width, ih.height, max_pixels, err)) return -1;
 
     png_layout L = png_layout_for(&ih);
     size_t row_bytes = (size_t)ih.width * L.channels * L.bytes;
@@ -370,7 +384,7 @@ static int png_decode(spng_ctx *ctx, const char *path, gray_image *img, uint8_t 
     return 0;
 }
 
-static int load_png(FILE *f, const char *path, gray_image *img, sx_err *err) {
+static int load_png(FILE *f, const char *path, uint64_t max_pixels, gray_image *img, sx_err *err) {
     spng_ctx *ctx = spng_ctx_new(0);
     if (!ctx) return sx_fail(err, "%s: cannot create PNG decoder", path);
     uint8_t *row = NULL;
@@ -379,7 +393,7 @@ static int load_png(FILE *f, const char *path, gray_image *img, sx_err *err) {
         spng_set_chunk_limits(ctx, PNG_CHUNK_LIMIT, PNG_CHUNK_LIMIT))
         sx_fail(err, "%s: cannot set up PNG decoder", path);
     else
-        rc = png_decode(ctx, path, img, &row, err);
+        rc = png_decode(ctx, path, max_pixels, img, &row, err);
     free(row);
     spng_ctx_free(ctx);
     return rc;
@@ -388,29 +402,92 @@ static int load_png(FILE *f, const char *path, gray_image *img, sx_err *err) {
 /* ------------------------------------------------------------------------ */
 /* Loading                                                                  */
 
-int image_load_gray_opts(const char *path, const image_load_opts *opts, gray_image *img, sx_err *err) {
+/* DICOM through the shim; a multi-frame warning goes where JPEG's go. */
+static int load_dicom(const char *path, uint64_t file_size, const image_load_opts *o, gray_image *img,
+                      sx_err *err) {
+    dicom_limits lim = {.max_side = IMG_MAX_SIDE, .max_pixels = max_pixels_of(o), .file_size = file_size};
+    sx_err warn;
+    float *data;
+    int w, h;
+    if (dicom_load_gray(path, &lim, &data, &w, &h, &warn, err)) return -1;
+    if (warn.msg[0]) {
+        /* the shim's warning starts with the path, as jpeg_report_warning's */
+        size_t lp = strlen(path);
+        const char *what = !strncmp(warn.msg, path, lp) && !strncmp(warn.msg + lp, ": ", 2) ? warn.msg + lp + 2
+                                                                                          : warn.msg;
+        jpeg_report_warning(o, path, what);
+    }
+    img->width = w;
+    img->height = h;
+    img->data = data;
+    return 0;
+}
+
+/* What the first bytes say the file is. */
+enum { FMT_UNKNOWN, FMT_PNG, FMT_JPEG, FMT_DICOM };
+
+static int sniff(const uint8_t *m, size_t n) {
     static const uint8_t png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+    if (n >= 8 && memcmp(m, png_magic, 8) == 0) return FMT_PNG;
+    if (n >= 3 && m[0] == 0xFF && m[1] == 0xD8 && m[2] == 0xFF) return FMT_JPEG;
+    if (dicom_sniff(m, n)) return FMT_DICOM;
+    return FMT_UNKNOWN;
+}
+
+/* Open path and check it is a readable file within the size limit. */
+static FILE *open_image(const char *path, uint64_t *size, sx_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) sx_fail(err, "%s: not found (no such file)", path);
+        else sx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    const char *why = NULL;
+    if (fstat(fileno(f), &st) != 0) why = strerror(errno);
+    else if (S_ISDIR(st.st_mode)) why = "is a directory, not an image file";
+    if (why) {
+        sx_fail(err, "%s: cannot read: %s", path, why);
+        fclose(f);
+        return NULL;
+    }
+    *size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+    if (*size > IMG_MAX_FILE_BYTES) {
+        sx_fail(err, "%s: file too large (%llu bytes; limit %llu)", path, (unsigned long long)*size,
+                (unsigned long long)IMG_MAX_FILE_BYTES);
+        fclose(f);
+        return NULL;
+    }
+    return f;
+}
+
+int image_load_gray_opts(const char *path, const image_load_opts *opts, gray_image *img, sx_err *err) {
     image_load_opts o = opts ? *opts : (image_load_opts){0};
     if (o.warning) o.warning->msg[0] = 0;
     img->width = img->height = 0;
     img->data = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return sx_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    uint8_t magic[8] = {0};
+    uint64_t size = 0;
+    FILE *f = open_image(path, &size, err);
+    if (!f) return -1;
+    uint8_t magic[132] = {0};
     size_t n = fread(magic, 1, sizeof magic, f);
-    int rc;
+    int rc, fmt = sniff(magic, n);
     if (n == 0 && ferror(f))
         rc = sx_fail(err, "%s: cannot read: %s", path, strerror(errno));
     else if (n == 0)
         rc = sx_fail(err, "%s: empty file", path);
-    else if (fseek(f, 0, SEEK_SET) != 0)
+    else if (fmt == FMT_DICOM) {
+        /* DCMTK reads by path; a non-regular file (pipe) has no size to bound it */
+        rc = size > 0 ? load_dicom(path, size, &o, img, err)
+                      : sx_fail(err, "%s: DICOM must be read from a regular file", path);
+    } else if (fseek(f, 0, SEEK_SET) != 0)
         rc = sx_fail(err, "%s: cannot seek: %s", path, strerror(errno));
-    else if (n == 8 && memcmp(magic, png_magic, 8) == 0)
-        rc = load_png(f, path, img, err);
-    else if (n >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF)
+    else if (fmt == FMT_PNG)
+        rc = load_png(f, path, max_pixels_of(&o), img, err);
+    else if (fmt == FMT_JPEG)
         rc = load_jpeg(f, path, &o, img, err);
     else
-        rc = sx_fail(err, "%s: not a PNG or JPEG file (unrecognised signature)", path);
+        rc = sx_fail(err, "%s: not an image: not a PNG, JPEG or DICOM file (unrecognised signature)", path);
     fclose(f);
     return rc;
 }
@@ -610,6 +687,9 @@ static int png_encode(FILE *f, const uint8_t *px, int w, int h, int channels) {
     size_t len = (size_t)w * (size_t)h * (size_t)channels;
     int r = spng_set_png_file(ctx, f);
     if (!r) r = spng_set_ihdr(ctx, &ih);
+    /* reports and overlays, not archives: fast zlib level, one filter heuristic */
+    if (!r) r = spng_set_option(ctx, SPNG_IMG_COMPRESSION_LEVEL, 3);
+    if (!r) r = spng_set_option(ctx, SPNG_FILTER_CHOICE, SPNG_FILTER_CHOICE_PAETH);
     if (!r) r = spng_encode_image(ctx, px, len, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
     spng_ctx_free(ctx);
     return r;

@@ -1,6 +1,8 @@
 /* image.h: image file I/O and the SKELEX preprocessing.
- * Reads PNG (8/16-bit, grey/RGB/RGBA, palette) and JPEG (grey/RGB/CMYK) into
- * a float grey image; writes 8-bit PNG. Does not do DICOM (ingestion issue). */
+ * Reads PNG (8/16-bit, grey/RGB/RGBA, palette), JPEG (grey/RGB/CMYK) and
+ * DICOM (windowed and, for MONOCHROME1, inverted; see dicom.h) into a float
+ * grey image; writes 8-bit PNG. The one loader every command uses: it
+ * returns an image or a one-line error naming the file, never more. */
 #ifndef SKELEX_IMAGE_H
 #define SKELEX_IMAGE_H
 #include "common.h"
@@ -8,23 +10,32 @@
 /* Raw intensities, row-major, width*height values (0..255 or 0..65535). */
 typedef struct { int width, height; float *data; } gray_image;
 
-/* Load PNG or JPEG (detected by magic bytes, not extension). Colour is
+/* Load PNG, JPEG or DICOM (detected by magic bytes, not extension: DICOM by
+ * "DICM" at offset 128, or a bare dataset DCMTK recognises). Colour is
  * converted to luma with PIL's 'L' weights (0.299, 0.587, 0.114); alpha is
- * ignored. Rejects images over 16384 px a side before allocating. */
+ * ignored. DICOM is rendered as a viewer shows it (modality LUT, first
+ * window or VOI LUT else min-max, MONOCHROME1 inverted) to 0..65535; of a
+ * multi-frame object the first frame, with a warning. Rejects, before
+ * allocating: files over 1 GiB, images over 16384 px a side or 256 Mpixel.
+ * Errors ("PATH: reason") say: not found, not an image, truncated, corrupt,
+ * unsupported transfer syntax, too large, no/empty pixel data. */
 int image_load_gray(const char *path, gray_image *img, sx_err *err);
 void gray_image_free(gray_image *img);
 
 /* image_load_gray, but a JPEG is decoded reduced in the DCT domain by the
  * largest of 1/8, 1/4, 1/2 that keeps the shorter decoded side >= min_side
- * (full size when none does, or min_side <= 0). PNG is always full size.
+ * (full size when none does, or min_side <= 0). PNG and DICOM are always
+ * full size.
  * Everything else (EXIF orientation, warnings, CMYK, limits) is unchanged;
  * the size limits apply to the stored, not the decoded, dimensions. */
 int image_load_gray_min(const char *path, int min_side, gray_image *img, sx_err *err);
 
 /* Both of the above, with options. warning: when non-NULL, a decoder
- * warning (e.g. "PATH: truncated JPEG, decoded what was present") is
- * written there instead of to stderr; msg[0] == 0 when there was none. */
-typedef struct { int min_side; sx_err *warning; } image_load_opts;
+ * warning (e.g. "PATH: truncated JPEG, decoded what was present", or a
+ * multi-frame DICOM) is written there instead of to stderr; msg[0] == 0
+ * when there was none. max_pixels: 0 for the default bound (256 Mpixel), or
+ * a lower one (the fuzz harnesses use it to stay within their memory). */
+typedef struct { int min_side; sx_err *warning; uint64_t max_pixels; } image_load_opts;
 int image_load_gray_opts(const char *path, const image_load_opts *opts, gray_image *img, sx_err *err);
 
 /* Per-image min-max to 8 bits: lrintf((v-min)/(max-min)*255); constant -> 0. */

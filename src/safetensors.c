@@ -98,6 +98,8 @@ static int parse_entry(const cJSON *e, st_tensor *t, size_t data_size, const cha
 
 static int parse_metadata(const cJSON *m, st_file *f, sx_err *err) {
     if (!cJSON_IsObject(m)) return sx_fail(err, "%s: __metadata__ must be an object", f->path);
+    /* a second __metadata__ would overwrite the arrays while n_meta kept counting */
+    if (f->meta_keys) return sx_fail(err, "%s: __metadata__ given twice", f->path);
     int n = cJSON_GetArraySize(m);
     f->meta_keys = sx_calloc((size_t)n, sizeof(char *));
     f->meta_vals = sx_calloc((size_t)n, sizeof(char *));

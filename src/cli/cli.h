@@ -10,6 +10,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
 int cmd_errormap(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
+int cmd_preprocess(int argc, char **argv);
 int cmd_bench_data(int argc, char **argv);
 int cmd_bench_masking(int argc, char **argv);   /* argv[0] is "data" */
 
