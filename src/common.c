@@ -1,5 +1,6 @@
 /* common.c: error formatting, checked allocation, time. */
 #include "common.h"
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,4 +52,16 @@ void *sx_alloc_large(size_t n) {
     if (posix_memalign(&p, huge, n ? n : 1)) return NULL;
     if (n >= huge) madvise(p, n, MADV_HUGEPAGE);  /* advisory: failure is harmless */
     return p;
+}
+
+char *sx_read_text(const char *path, size_t max_bytes, sx_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { sx_fail(err, "%s: cannot open (%s)", path, strerror(errno)); return NULL; }
+    char *buf = sx_malloc(max_bytes + 1);
+    size_t n = fread(buf, 1, max_bytes, f);
+    int too_big = n == max_bytes && fgetc(f) != EOF;
+    fclose(f);
+    if (too_big) { free(buf); sx_fail(err, "%s: larger than %zu bytes, not a small text file", path, max_bytes); return NULL; }
+    buf[n] = 0;
+    return buf;
 }

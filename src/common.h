@@ -24,6 +24,10 @@ void *sx_calloc(size_t n, size_t size);
  * releases it. */
 void *sx_alloc_large(size_t n);
 
+/* Read a whole small text file, NUL-terminated; a file over max_bytes is an
+ * error (never silently cut). The caller frees. NULL with err on failure. */
+char *sx_read_text(const char *path, size_t max_bytes, sx_err *err);
+
 /* Overflow-checked size arithmetic: return 0 and set *out, or -1 on overflow. */
 int sx_mul_size(size_t a, size_t b, size_t *out);
 

@@ -138,21 +138,8 @@ int config_parse_json(const char *text, mae_config *c, sx_err *err) {
     return rc;
 }
 
-/* Read a whole small text file (config files are capped at 1 MiB). */
-static char *read_text(const char *path, sx_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { sx_fail(err, "%s: cannot open", path); return NULL; }
-    char *buf = sx_malloc((1 << 20) + 1);
-    size_t n = fread(buf, 1, 1 << 20, f);
-    int too_big = (n == (1 << 20)) && fgetc(f) != EOF;
-    fclose(f);
-    if (too_big) { free(buf); sx_fail(err, "%s: larger than 1 MiB, not a config file", path); return NULL; }
-    buf[n] = 0;
-    return buf;
-}
-
 int config_load(const char *path, mae_config *c, sx_err *err) {
-    char *text = read_text(path, err);
+    char *text = sx_read_text(path, 1 << 20, err);  /* config files are small */
     if (!text) return -1;
     sx_err inner;
     int rc = config_parse_json(text, c, &inner);

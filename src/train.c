@@ -79,19 +79,9 @@ static int save_run_json(const char *path, const train_opts *o, long total, sx_e
     return ok ? 0 : sx_fail(err, "%s: cannot write (%s)", path, strerror(errno));
 }
 
-static char *slurp(const char *path, sx_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { sx_fail(err, "%s: cannot open (%s)", path, strerror(errno)); return NULL; }
-    char *buf = sx_malloc((1 << 20) + 1);
-    size_t n = fread(buf, 1, 1 << 20, f);
-    fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
 /* Read the options a run was started with; strings are kept in *keep. */
 static int load_run_json(const char *path, train_opts *o, long *total, cJSON **keep, sx_err *err) {
-    char *text = slurp(path, err);
+    char *text = sx_read_text(path, 1 << 20, err);
     if (!text) return -1;
     cJSON *r = cJSON_Parse(text);
     free(text);
