@@ -50,15 +50,7 @@ void errormap_accumulate(const mae_model *m, const float *pixels, int passes, fl
     float *target = sx_malloc(sizeof(float) * (size_t)N * P);
     mae_patchify(c, pixels, 1, target);
     if (c->norm_pix_loss)  /* compare where the loss compares: per-patch normalised targets */
-        for (int n = 0; n < N; n++) {
-            float *t = target + (size_t)n * P;
-            double mean = 0, var = 0;
-            for (int i = 0; i < P; i++) mean += t[i];
-            mean /= P;
-            for (int i = 0; i < P; i++) var += (t[i] - mean) * (t[i] - mean);
-            var /= (P - 1);
-            for (int i = 0; i < P; i++) t[i] = (float)((t[i] - mean) / sqrt(var + 1e-6));
-        }
+        mae_normalize_patches(target, (size_t)N, P);
     double *sum = sx_calloc((size_t)S * S, sizeof(double));
     memset(count, 0, sizeof(int) * (size_t)S * S);
     for (int k = 0; k < passes; k++) {

@@ -354,6 +354,26 @@ void mae_unpatchify(const mae_config *c, const float *patches, int B, float *pix
             }
 }
 
+void mae_patch_stats(const float *t, int P, double *mean, double *std) {
+    double m = 0.0, v = 0.0;
+    for (int i = 0; i < P; i++) m += t[i];
+    m /= P;
+    for (int i = 0; i < P; i++) v += (t[i] - m) * (t[i] - m);
+    v /= (P - 1);  // torch.var is unbiased
+    *mean = m;
+    *std = sqrt(v + 1e-6);
+}
+
+void mae_normalize_patches(float *patches, size_t n, int P) {
+    for (size_t r = 0; r < n; r++) {
+        float *t = patches + r * P;
+        double mean, std;
+        mae_patch_stats(t, P, &mean, &std);
+        double s = 1.0 / std;
+        for (int i = 0; i < P; i++) t[i] = (float)((t[i] - mean) * s);
+    }
+}
+
 /* Gather the visible patches in the conv's (c, ky, kx) order: the patch
  * embedding is then a Linear with the (D, C, p, p) weight seen as (D, C*p*p). */
 static void gather_kept_patches(const mae_config *c, const float *pixels, const int *ids_keep, int B, int Lk, float *out) {
@@ -487,18 +507,7 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
 
     // loss: mean squared error per patch, averaged over the masked patches
     mae_patchify(c, pixels, B, m->target);
-    if (c->norm_pix_loss) {
-        for (size_t r = 0; r < (size_t)B * N; r++) {
-            float *t = m->target + r * P;
-            double mean = 0.0, var = 0.0;
-            for (int i = 0; i < P; i++) mean += t[i];
-            mean /= P;
-            for (int i = 0; i < P; i++) var += (t[i] - mean) * (t[i] - mean);
-            var /= (P - 1);  // torch.var is unbiased
-            double s = 1.0 / sqrt(var + 1e-6);
-            for (int i = 0; i < P; i++) t[i] = (float)((t[i] - mean) * s);
-        }
-    }
+    if (c->norm_pix_loss) mae_normalize_patches(m->target, (size_t)B * N, P);
     double num = 0.0, den = 0.0;
     for (int b = 0; b < B; b++)
         for (int n = 0; n < N; n++) {

@@ -104,6 +104,12 @@ static inline const float *mae_logits(const mae_model *m, int b) {
     return m->pred + ((size_t)b * (N + 1) + 1) * P;
 }
 
+/* The statistics of norm_pix_loss for one patch vector of P values: its
+ * mean and sqrt(unbiased variance + 1e-6), as HF's forward_loss. */
+void mae_patch_stats(const float *t, int P, double *mean, double *std);
+/* Normalise n patch vectors in place with those statistics. */
+void mae_normalize_patches(float *patches, size_t n, int P);
+
 /* (B,C,H,W) -> (B,N,p*p*C) in HF's "nchpwq->nhwpqc" order, and back. */
 void mae_patchify(const mae_config *c, const float *pixels, int B, float *out);
 void mae_unpatchify(const mae_config *c, const float *patches, int B, float *pixels);

@@ -15,14 +15,10 @@ void viz_reconstruction(const mae_model *m, const float *pixels, int b, float *o
         float *target = sx_malloc(sizeof(float) * (size_t)N * P);
         mae_patchify(c, pixels + (size_t)b * 3 * S * S, 1, target);
         for (int n = 0; n < N; n++) {
-            const float *t = target + (size_t)n * P;
-            double mean = 0, var = 0;
-            for (int i = 0; i < P; i++) mean += t[i];
-            mean /= P;
-            for (int i = 0; i < P; i++) var += (t[i] - mean) * (t[i] - mean);
-            var /= (P - 1);
+            double mean, std;
+            mae_patch_stats(target + (size_t)n * P, P, &mean, &std);
             float *o = patches + (size_t)n * P;
-            for (int i = 0; i < P; i++) o[i] = (float)(o[i] * sqrt(var + 1e-6) + mean);
+            for (int i = 0; i < P; i++) o[i] = (float)(o[i] * std + mean);
         }
         free(target);
     }
