@@ -47,7 +47,10 @@ int checkpoint_load_weights(mae_model *m, const char *path, sx_err *err) {
     for (int i = 0; i < m->n_info && !rc; i++) {
         const param_info *pi = &m->info[i];
         if (pi->flags & PARAM_ABSENT) continue;
-        if (m->encoder_only && !strncmp(pi->name, "decoder.", 8)) continue;  /* a ViT checkpoint has no decoder */
+        if (m->encoder_only && !strncmp(pi->name, "decoder.", 8)) {  /* a ViT checkpoint has no decoder */
+            used += st_find(&f, pi->name) != NULL;                   /* an MAE one has: known, not needed */
+            continue;
+        }
         const st_tensor *t = st_find(&f, pi->name);
         if (!t) {
             if (pi->flags & PARAM_FROZEN) { regenerated = 1; continue; }
@@ -66,8 +69,11 @@ int checkpoint_load_weights(mae_model *m, const char *path, sx_err *err) {
         }
         rc = st_read_f32(&f, t, m->params + pi->offset, err);
     }
-    if (!rc && used < f.n)
-        fprintf(stderr, "skelex: note: %s: %d tensor(s) not part of ViTMAEForPreTraining were ignored\n", path, f.n - used);
+    int heads = 0;   /* a classifier's head is read by classifier.c, not here */
+    for (int i = 0; i < f.n; i++) heads += !strncmp(f.tensors[i].name, "classifier.", 11);
+    if (!rc && used + heads < f.n)
+        fprintf(stderr, "skelex: note: %s: %d tensor(s) not part of ViTMAEForPreTraining were ignored\n", path,
+                f.n - used - heads);
     if (!rc && regenerated) {
         int g = config_grid(&m->cfg);
         if (!st_find(&f, "vit.embeddings.position_embeddings")) mae_sincos_pos_embed(m->p.pos_embed, m->cfg.hidden_size, g);

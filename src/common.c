@@ -34,6 +34,11 @@ void *sx_calloc(size_t n, size_t size) {
     return p;
 }
 
+char *sx_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(sx_malloc(n), s, n);
+}
+
 int sx_mul_size(size_t a, size_t b, size_t *out) {
     if (a && b > SIZE_MAX / a) return -1;
     *out = a * b;

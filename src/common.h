@@ -17,6 +17,7 @@ int sx_fail(sx_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * ourselves, never for sizes read from a file: check those first). */
 void *sx_malloc(size_t n);
 void *sx_calloc(size_t n, size_t size);
+char *sx_strdup(const char *s);
 
 /* Large, long-lived buffers (parameters, activations): 2 MiB aligned and
  * backed by transparent huge pages where the kernel allows it, which cuts

@@ -163,11 +163,11 @@ int config_resolve(const char *name_or_path, mae_config *c, sx_err *err) {
     return config_preset(name_or_path, c, err);
 }
 
-int config_save(const char *path, const mae_config *c, sx_err *err) {
+cJSON *config_to_json(const mae_config *c, int vit) {
     cJSON *r = cJSON_CreateObject();
     cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
-    cJSON_AddItemToArray(arch, cJSON_CreateString("ViTMAEForPreTraining"));
-    cJSON_AddStringToObject(r, "model_type", "vit_mae");
+    cJSON_AddItemToArray(arch, cJSON_CreateString(vit ? "ViTForImageClassification" : "ViTMAEForPreTraining"));
+    cJSON_AddStringToObject(r, "model_type", vit ? "vit" : "vit_mae");
     cJSON_AddNumberToObject(r, "hidden_size", c->hidden_size);
     cJSON_AddNumberToObject(r, "num_hidden_layers", c->num_hidden_layers);
     cJSON_AddNumberToObject(r, "num_attention_heads", c->num_attention_heads);
@@ -181,19 +181,33 @@ int config_save(const char *path, const mae_config *c, sx_err *err) {
     cJSON_AddNumberToObject(r, "patch_size", c->patch_size);
     cJSON_AddNumberToObject(r, "num_channels", c->num_channels);
     cJSON_AddBoolToObject(r, "qkv_bias", c->qkv_bias);
-    cJSON_AddNumberToObject(r, "decoder_num_attention_heads", c->decoder_num_attention_heads);
-    cJSON_AddNumberToObject(r, "decoder_hidden_size", c->decoder_hidden_size);
-    cJSON_AddNumberToObject(r, "decoder_num_hidden_layers", c->decoder_num_hidden_layers);
-    cJSON_AddNumberToObject(r, "decoder_intermediate_size", c->decoder_intermediate_size);
-    cJSON_AddNumberToObject(r, "mask_ratio", c->mask_ratio);
-    cJSON_AddBoolToObject(r, "norm_pix_loss", c->norm_pix_loss);
+    if (vit) {
+        cJSON_AddNumberToObject(r, "encoder_stride", c->patch_size);
+    } else {
+        cJSON_AddNumberToObject(r, "decoder_num_attention_heads", c->decoder_num_attention_heads);
+        cJSON_AddNumberToObject(r, "decoder_hidden_size", c->decoder_hidden_size);
+        cJSON_AddNumberToObject(r, "decoder_num_hidden_layers", c->decoder_num_hidden_layers);
+        cJSON_AddNumberToObject(r, "decoder_intermediate_size", c->decoder_intermediate_size);
+        cJSON_AddNumberToObject(r, "mask_ratio", c->mask_ratio);
+        cJSON_AddBoolToObject(r, "norm_pix_loss", c->norm_pix_loss);
+    }
     cJSON_AddStringToObject(r, "torch_dtype", "float32");
+    return r;
+}
+
+int config_json_write(const char *path, const cJSON *r, sx_err *err) {
     char *text = cJSON_Print(r);
-    cJSON_Delete(r);
     FILE *f = fopen(path, "wb");
     if (!f) { free(text); return sx_fail(err, "%s: cannot write", path); }
     int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
     ok = (fclose(f) == 0) && ok;
     free(text);
     return ok ? 0 : sx_fail(err, "%s: write failed", path);
+}
+
+int config_save(const char *path, const mae_config *c, sx_err *err) {
+    cJSON *r = config_to_json(c, 0);
+    int rc = config_json_write(path, r, err);
+    cJSON_Delete(r);
+    return rc;
 }

@@ -25,6 +25,13 @@ int config_resolve(const char *name_or_path, mae_config *c, sx_err *err);
 int config_parse_json(const char *text, mae_config *c, sx_err *err);
 int config_load(const char *path, mae_config *c, sx_err *err);
 int config_save(const char *path, const mae_config *c, sx_err *err);
+/* The config as a cJSON object: vit = 0: ViTMAEForPreTraining (vit_mae);
+ * vit = 1: the encoder's ViTConfig (model_type "vit",
+ * ViTForImageClassification), to which a caller adds id2label etc. */
+struct cJSON;
+struct cJSON *config_to_json(const mae_config *c, int vit);
+/* Write a cJSON object as a JSON file (not atomic). */
+int config_json_write(const char *path, const struct cJSON *r, sx_err *err);
 
 /* Check internal consistency (divisibility, ranges). */
 int config_validate(const mae_config *c, sx_err *err);

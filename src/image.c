@@ -640,16 +640,18 @@ void image_u8_to_chw(const uint8_t *sq, int size, float *chw) {
             chw[c * n + i] = ((float)sq[i] / 255.0f - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
 }
 
-void image_preprocess(const gray_image *img, int size, float *chw) {
+void image_preprocess_u8(const gray_image *img, int size, uint8_t *sq) {
     size_t n = (size_t)size * (size_t)size;
     uint8_t *u8 = sx_malloc((size_t)img->width * (size_t)img->height);
     image_minmax_u8(img, u8);
-    uint8_t *sq = u8;
-    if (img->width != size || img->height != size) {
-        sq = sx_malloc(n);
-        image_resize_bilinear_u8(u8, img->width, img->height, sq, size, size);
-        free(u8);
-    }
+    if (img->width != size || img->height != size) image_resize_bilinear_u8(u8, img->width, img->height, sq, size, size);
+    else memcpy(sq, u8, n);
+    free(u8);
+}
+
+void image_preprocess(const gray_image *img, int size, float *chw) {
+    uint8_t *sq = sx_malloc((size_t)size * (size_t)size);
+    image_preprocess_u8(img, size, sq);
     image_u8_to_chw(sq, size, chw);
     free(sq);
 }

@@ -58,6 +58,8 @@ void image_u8_to_chw(const uint8_t *sq, int size, float *chw);
 int image_preprocess_file(const char *path, int size, float *chw, sx_err *err);
 /* The same from an already loaded image. */
 void image_preprocess(const gray_image *img, int size, float *chw);
+/* Its 8-bit part: min-max to 8 bits, resize to size x size (sq: size*size). */
+void image_preprocess_u8(const gray_image *img, int size, uint8_t *sq);
 
 /* Undo the normalisation of one CHW (3 channels) image into interleaved RGB8,
  * clamping to [0,255]. */

@@ -430,3 +430,26 @@ cJSON *metrics_json(const eval_set *e, int n_boot, uint64_t seed, sx_err *err) {
     }
     return o;
 }
+
+cJSON *metrics_summary(cJSON *const *per_fold, int n) {
+    static const char *keys[] = {"auroc", "balanced_accuracy", "f1", "f1_macro", "qwk", "ece", "mae", "rmse"};
+    cJSON *o = cJSON_CreateObject();
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        double s = 0, s2 = 0;
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            const cJSON *v = per_fold[i] ? cJSON_GetObjectItemCaseSensitive(per_fold[i], keys[k]) : NULL;
+            if (!cJSON_IsNumber(v)) continue;
+            s += v->valuedouble;
+            s2 += v->valuedouble * v->valuedouble;
+            m++;
+        }
+        if (!m) continue;
+        double mean = s / m, var = m > 1 ? (s2 - m * mean * mean) / (m - 1) : 0.0;
+        cJSON *e = cJSON_AddObjectToObject(o, keys[k]);
+        cJSON_AddNumberToObject(e, "mean", mean);
+        cJSON_AddNumberToObject(e, "sd", sqrt(var > 0 ? var : 0));
+        cJSON_AddNumberToObject(e, "n", m);
+    }
+    return o;
+}

@@ -103,4 +103,9 @@ int eval_set_check(const eval_set *e, sx_err *err);
  * NULL (with err) when eval_set_check fails. */
 cJSON *metrics_json(const eval_set *e, int n_boot, uint64_t seed, sx_err *err);
 
+/* Mean and sample SD over folds of the headline metrics found in each of
+ * the metrics objects (auroc, balanced_accuracy, f1, f1_macro, qwk, ece,
+ * mae, rmse; null values skipped): {"auroc": {"mean", "sd", "n"}, ...}. */
+cJSON *metrics_summary(cJSON *const *per_fold, int n);
+
 #endif

@@ -14,27 +14,30 @@ void adamw_init(adamw *o, const mae_model *model, float lr, float beta1, float b
     memset(o->v, 0, o->n * sizeof(float));
 }
 
+void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float wd, float b1, float b2,
+                  float eps, long step) {
+    double bc1 = 1.0 - pow(b1, (double)step), bc2 = 1.0 - pow(b2, (double)step);
+    float step_size = (float)(lr / bc1), inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2)), decay = 1.0f - lr * wd;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        p[i] *= decay;                                   // decoupled weight decay
+        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        float denom = sqrtf(v[i]) * inv_sqrt_bc2 + eps;  // as torch: sqrt(v)/sqrt(bc2) + eps
+        p[i] -= step_size * m[i] / denom;
+    }
+}
+
 void adamw_free(adamw *o) { free(o->m); free(o->v); o->m = o->v = NULL; }
 
 void adamw_step(adamw *o, mae_model *model) {
     o->step++;
-    double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = 1.0 - pow(o->beta2, (double)o->step);
-    float step_size = (float)(o->lr / bc1), inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
     for (int t = 0; t < model->n_info; t++) {
         const param_info *pi = &model->info[t];
         if (pi->flags & (PARAM_FROZEN | PARAM_ABSENT)) continue;
-        float decay = (pi->flags & PARAM_DECAY) ? 1.0f - o->lr * o->weight_decay : 1.0f;
-        float *p = model->params + pi->offset, *g = model->grads + pi->offset;
-        float *m = o->m + pi->offset, *v = o->v + pi->offset;
-        float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < pi->numel; i++) {
-            p[i] *= decay;                                   // decoupled weight decay
-            m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-            v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-            float denom = sqrtf(v[i]) * inv_sqrt_bc2 + eps;  // as torch: sqrt(v)/sqrt(bc2) + eps
-            p[i] -= step_size * m[i] / denom;
-        }
+        size_t off = pi->offset;
+        adamw_update(model->params + off, model->grads + off, o->m + off, o->v + off, pi->numel, o->lr,
+                     (pi->flags & PARAM_DECAY) ? o->weight_decay : 0.0f, o->beta1, o->beta2, o->eps, o->step);
     }
 }
 

@@ -317,3 +317,49 @@ int report_write_all(const char *dir, const char *title, const eval_set *e, sx_e
     free(p);
     return rc;
 }
+
+static void csv_field(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\n\r")) { fputs(s, f); return; }
+    fputc('"', f);
+    for (; *s; s++) { if (*s == '"') fputc('"', f); fputc(*s, f); }
+    fputc('"', f);
+}
+
+int report_predictions_csv(const char *path, const char *const *images, const eval_set *e, sx_err *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return sx_fail(err, "%s: cannot write", path);
+    int K = e->n_classes;
+    if (e->type == TASK_REGRESSION) fputs("image,target,prediction\n", f);
+    else {
+        fputs("image,label", f);
+        for (int k = 0; k < K; k++) {
+            char col[300];
+            snprintf(col, sizeof col, "prob_%s", e->class_names ? e->class_names[k] : "");
+            if (!e->class_names) snprintf(col, sizeof col, "prob_%d", k);
+            fputc(',', f);
+            csv_field(f, col);
+        }
+        fputs(",predicted\n", f);
+    }
+    for (size_t i = 0; i < e->n; i++) {
+        csv_field(f, images[i]);
+        if (e->type == TASK_REGRESSION) {
+            if (e->target) fprintf(f, ",%.9g", e->target[i]); else fputc(',', f);
+            fprintf(f, ",%.9g\n", e->pred[i]);
+            continue;
+        }
+        fputc(',', f);
+        if (e->label) {
+            if (e->class_names) csv_field(f, e->class_names[e->label[i]]);
+            else fprintf(f, "%d", e->label[i]);
+        }
+        for (int k = 0; k < K; k++) fprintf(f, ",%.9g", e->prob[i * K + k]);
+        int p = metric_argmax(e->prob + i * K, K);
+        fputc(',', f);
+        if (e->class_names) csv_field(f, e->class_names[p]);
+        else fprintf(f, "%d", p);
+        fputc('\n', f);
+    }
+    if (fclose(f)) return sx_fail(err, "%s: write failed", path);
+    return 0;
+}

@@ -36,4 +36,11 @@ int report_scatter_svg(const char *path, const char *title, const double *pred, 
  * scatter.svg. Titles start with title (e.g. "knee_kl test"). */
 int report_write_all(const char *dir, const char *title, const eval_set *e, sx_err *err);
 
+/* predictions.csv: image,label,<one prob_<class> column per class> for
+ * classification (binary: prob of both classes), or image,target,prediction
+ * for regression. images[i] names row i; e->label / e->target may be NULL
+ * (an unlabelled folder): the label column is then empty. Names are quoted
+ * as CSV requires. */
+int report_predictions_csv(const char *path, const char *const *images, const eval_set *e, sx_err *err);
+
 #endif

@@ -1,6 +1,7 @@
 /* test_main.c: runs every registered test, optionally filtered by a
  * substring given as argv[1], and prints "N passed, N failed, N skipped". */
 #include "testlib.h"
+#include "image.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -32,6 +33,38 @@ int tl_run(const char *cmd, char *out, size_t cap) {
     while (fgetc(p) != EOF) {}  /* drain, so the command never blocks on a full pipe */
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int tl_synthetic_task(const char *dir, int per_class) {
+    char p[700];
+    for (int c = 0; c < 2; c++) {
+        snprintf(p, sizeof p, "mkdir -p '%s/data/%s'", dir, c ? "bright" : "dark");
+        if (system(p) != 0) return -1;
+        for (int k = 0; k < per_class; k++) {
+            uint8_t px[40 * 40];
+            for (int i = 0; i < 40 * 40; i++) {
+                int x = i % 40, y = i / 40, dx = x - 20 - k % 5, dy = y - 20 + k % 3;
+                int disk = dx * dx + dy * dy < (c ? 150 : 30);   /* class 1: a large disk */
+                px[i] = (uint8_t)(30 + (disk ? 180 : 0) + (i * 7 + k) % 13);
+            }
+            snprintf(p, sizeof p, "%s/data/%s/img%02d.png", dir, c ? "bright" : "dark", k);
+            sx_err err;
+            if (png_write_u8(p, px, 40, 40, 1, &err)) return -1;
+        }
+    }
+    snprintf(p, sizeof p, "%s/task.json", dir);
+    FILE *f = fopen(p, "w");
+    if (!f) return -1;
+    fputs("{\"name\": \"synthetic\", \"type\": \"binary\", \"image_root\": \"data\", \"class_folders\": [\"dark\", \"bright\"]}", f);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/cfg.json", dir);
+    f = fopen(p, "w");
+    if (!f) return -1;
+    fputs("{\"image_size\": 32, \"patch_size\": 8, \"hidden_size\": 32, \"num_hidden_layers\": 2, \"num_attention_heads\": 2,"
+          " \"intermediate_size\": 64, \"decoder_hidden_size\": 16, \"decoder_num_hidden_layers\": 1,"
+          " \"decoder_num_attention_heads\": 2, \"decoder_intermediate_size\": 32}", f);
+    fclose(f);
+    return 0;
 }
 
 static int cmp_test(const void *a, const void *b) {

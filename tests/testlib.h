@@ -33,4 +33,10 @@ int tl_run(const char *cmd, char *out, size_t cap);
 /* Scratch directory for the running test (created fresh, removed after). */
 const char *tl_tmpdir(void);
 
+/* A synthetic two-class task in dir: dir/data/{dark,bright}/imgNN.png
+ * (40 x 40; class "bright" has a large disk, "dark" a small one), per_class
+ * images each, dir/task.json (binary, class folders) and dir/cfg.json (a
+ * tiny 32 px ViT: patch 8, width 32, 2 layers). 0 or -1. */
+int tl_synthetic_task(const char *dir, int per_class);
+
 #endif

@@ -17,6 +17,8 @@ static const char *USAGE =
     "  errormap     zero-shot abnormality maps from multi-mask reconstruction error\n"
     "  preprocess   write the 8-bit image the model sees (PNG, JPEG or DICOM input)\n"
     "  probe        linear probe of a frozen encoder on a task (SKELEX split protocol)\n"
+    "  finetune     fine-tune the whole model on a task (SKELEX protocol, best epoch per fold)\n"
+    "  eval         apply a fine-tuned model to a task or a folder: predictions.csv, metrics.json\n"
     "  bench        measure training, inference or data-loading speed (images/s)\n"
     "\n"
     "Model directories hold config.json + model.safetensors, exactly as Hugging Face\n"
@@ -30,7 +32,7 @@ int main(int argc, char **argv) {
     }
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         {"init", cmd_init}, {"info", cmd_info}, {"reconstruct", cmd_reconstruct}, {"bench", cmd_bench},
-        {"pretrain", cmd_pretrain}, {"errormap", cmd_errormap}, {"probe", cmd_probe},
+        {"pretrain", cmd_pretrain}, {"errormap", cmd_errormap}, {"probe", cmd_probe}, {"finetune", cmd_finetune}, {"eval", cmd_eval},
         {"preprocess", cmd_preprocess},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
