@@ -657,6 +657,61 @@ def cmd_check(args):
     print("loss=%.9g" % loss.item())
 
 
+class ViTForImageClassification(nn.Module):
+    """HF ViTForImageClassification: ViTModel(add_pooling_layer=False) and a
+    Linear classifier on the final-LayerNorm CLS token. Its ViT embeddings
+    equal ViTMAE's with nothing masked (CLS + pos[0], patches + pos[1:]), so
+    the MAE twin's modules and names serve (vit.*, classifier.*)."""
+
+    def __init__(self, config, num_labels):
+        super().__init__()
+        config.mask_ratio = 0.0
+        self.vit = ViTMAEModel(config)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+
+    def forward(self, pixel_values):
+        n = self.vit.embeddings.num_patches
+        order = torch.arange(n, dtype=pixel_values.dtype).expand(pixel_values.shape[0], n)  # keep patch order
+        seq, _, _ = self.vit(pixel_values, order)
+        return self.classifier(seq[:, 0, :])
+
+
+def cmd_check_classifier(args):
+    """Load a skelex classifier directory strictly and print its outputs for
+    8-bit images at the model's size, preprocessed as skelex does (min-max to
+    8 bits, /255, grey to 3 channels, ImageNet mean/std): image, then
+    probabilities (or the value)."""
+    from PIL import Image
+    with open(os.path.join(args.dir, "config.json")) as f:
+        raw = json.load(f)
+    assert raw.get("model_type") == "vit" and raw["architectures"] == ["ViTForImageClassification"], raw.get("model_type")
+    cfg = Config({k: v for k, v in raw.items() if k in DEFAULTS})
+    num_labels = len(raw["id2label"])
+    model = ViTForImageClassification(cfg, num_labels)
+    tensors, _ = load_safetensors(os.path.join(args.dir, "model.safetensors"))
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()}, strict=True)
+    model.eval()
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    problem = raw.get("problem_type")
+    for path in args.images:
+        g = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
+        assert g.shape == (cfg.image_size, cfg.image_size), "give images already at the model size (skelex preprocess)"
+        lo, hi = g.min(), g.max()  # skelex's per-image min-max to 8 bits (a no-op on a full-range image)
+        g = np.rint((g - lo) / (hi - lo) * np.float32(255)).astype(np.float32) if hi > lo else np.zeros_like(g)
+        x = ((torch.from_numpy(g / 255.0).expand(3, -1, -1) - mean) / std).unsqueeze(0)
+        with torch.no_grad():
+            z = model(x.float())[0]
+        if problem == "regression":
+            out = z
+        elif problem == "multi_label_classification":
+            p = torch.sigmoid(z)
+            out = torch.cat([1 - p, p])
+        else:
+            out = torch.softmax(z, 0)
+        print(path + "," + ",".join("%.9g" % v for v in out.tolist()))
+
+
 # --------------------------------------------------------------------------
 # benchmark peers
 # --------------------------------------------------------------------------
@@ -994,10 +1049,13 @@ def main(argv=None):
         else:
             p.add_argument("--passes", type=int, default=10)
             p.add_argument("--warmup", type=int, default=1)
+    p = sub.add_parser("check-classifier", help="load a skelex classifier (ViTForImageClassification) and predict")
+    p.add_argument("dir")
+    p.add_argument("images", nargs="+", help="8-bit PNGs at the model's image size (skelex preprocess)")
     sub.add_parser("selftest", help="validate the twin")
     args = ap.parse_args(argv)
     fn = {"fixtures": cmd_fixtures, "check": cmd_check, "bench": cmd_bench, "bench-infer": cmd_bench_infer,
-          "selftest": cmd_selftest}[args.cmd]
+          "selftest": cmd_selftest, "check-classifier": cmd_check_classifier}[args.cmd]
     return fn(args) or 0
 
 
