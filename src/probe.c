@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int encoder_open(const char *dir, mae_model *m, sx_err *err) {
     char path[4200];
@@ -25,7 +26,7 @@ int features_extract(mae_model *m, const char *const *paths, size_t n, int batch
     int S = c->image_size, D = c->hidden_size, N = config_num_patches(c);
     float *px = sx_malloc(sizeof(float) * (size_t)batch * 3 * S * S);
     double t0 = sx_now();
-    int rc = 0;
+    int rc = 0, tty = isatty(2);
     for (size_t i0 = 0; i0 < n && !rc; i0 += (size_t)batch) {
         int B = (int)(n - i0 < (size_t)batch ? n - i0 : (size_t)batch);
         for (int b = 0; b < B && !rc; b++) rc = image_preprocess_file(paths[i0 + b], S, px + (size_t)b * 3 * S * S, err);
@@ -41,9 +42,12 @@ int features_extract(mae_model *m, const char *const *paths, size_t n, int batch
             }
         }
         double el = sx_now() - t0, done = (double)(i0 + B);
-        fprintf(stderr, "\rfeatures %zu/%zu  %.1f img/s  ETA %.0f s   ", i0 + B, n, done / el, (n - done) / (done / el));
+        size_t step = n / 10 > (size_t)batch ? n / 10 : (size_t)batch;   /* not a terminal: about 10 lines */
+        if (tty || (i0 + B) / step != i0 / step || i0 + B == n)
+            fprintf(stderr, "%sfeatures %zu/%zu  %.1f img/s  ETA %.0f s%s", tty ? "\r" : "", i0 + B, n, done / el,
+                    (n - done) / (done / el), tty ? "   " : "\n");
     }
-    fprintf(stderr, "\n");
+    if (tty) fprintf(stderr, "\n");
     free(px);
     return rc;
 }

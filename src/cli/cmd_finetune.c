@@ -201,10 +201,12 @@ int cmd_finetune(int argc, char **argv) {
             const cJSON *au = cJSON_GetObjectItem(mj, "auroc"), *ba = cJSON_GetObjectItem(mj, "balanced_accuracy"),
                         *qw = cJSON_GetObjectItem(mj, "qwk"),
                         *ex = cJSON_GetObjectItem(mj, t.type == TASK_REGRESSION ? "mae" : "ece");
-            printf("%-5d %8zu %6d %10.4f %8.4f %8.4f %8.4f %8.4f\n", k, ntr, res.best_epoch,
-                   t.type == TASK_REGRESSION ? -bl->val_score : bl->val_score,
-                   cJSON_IsNumber(au) ? au->valuedouble : NAN, cJSON_IsNumber(ba) ? ba->valuedouble : NAN,
-                   cJSON_IsNumber(qw) ? qw->valuedouble : NAN, cJSON_IsNumber(ex) ? ex->valuedouble : NAN);
+            printf("%-5d %8zu %6d %10.4f", k, ntr, res.best_epoch, t.type == TASK_REGRESSION ? -bl->val_score : bl->val_score);
+            const cJSON *cols[4] = {au, ba, qw, ex};
+            for (int q = 0; q < 4; q++)
+                if (cJSON_IsNumber(cols[q])) printf(" %8.4f", cols[q]->valuedouble);
+                else printf(" %8s", "-");
+            printf("\n");
             fflush(stdout);
         }
         ft_result_free(&res);
