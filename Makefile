@@ -44,7 +44,7 @@ build/dicom_shim_san.o: src/dicom_shim.cpp src/dicom.h src/common.h
 	@mkdir -p build
 	$(CXX) $(CXXWARN) $(SHIMSAN) -Isrc -c -o $@ $<
 
-skelex: $(SRC) $(CLI) $(HDR) build/dicom_shim.o
+skelex: $(SRC) $(CLI) $(HDR) $(wildcard src/cli/*.h) build/dicom_shim.o
 	$(CC) $(WARN) $(OPT) -Isrc -o $@ $(SRC) $(CLI) build/dicom_shim.o $(LIBS)
 
 build/test_skelex: $(SRC) $(HDR) $(TESTSRC) $(wildcard tests/*.h) build/dicom_shim_san.o

@@ -96,3 +96,16 @@ int checkpoint_load(const char *dir, mae_model *m, sx_err *err) {
     if (checkpoint_load_weights(m, path, err)) { mae_free(m); return -1; }
     return 0;
 }
+
+int checkpoint_load_encoder(const char *dir, mae_model *m, sx_err *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    mae_config cfg;
+    if (config_load(path, &cfg, err)) return -1;
+    cfg.mask_ratio = 0.0;
+    if (mae_build(m, &cfg, err)) return -1;
+    m->encoder_only = 1;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (checkpoint_load_weights(m, path, err)) { mae_free(m); return -1; }
+    return 0;
+}

@@ -16,4 +16,9 @@ int checkpoint_load(const char *dir, mae_model *m, sx_err *err);
  * F32/F16/BF16 are accepted. Missing position embeddings are regenerated. */
 int checkpoint_load_weights(mae_model *m, const char *path, sx_err *err);
 
+/* Open dir (an MAE, ViT or ViT classifier checkpoint) as an encoder-only
+ * model with every patch visible (mask_ratio 0); decoder tensors, when
+ * present, are not read. */
+int checkpoint_load_encoder(const char *dir, mae_model *m, sx_err *err);
+
 #endif

@@ -36,26 +36,12 @@ static char **copy_names(const char *const *names, int n) {
     return out;
 }
 
-/* The encoder of an MAE or ViT checkpoint directory, every patch visible. */
-static int encoder_load(mae_model *m, const char *dir, sx_err *err) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    mae_config cfg;
-    if (config_load(path, &cfg, err)) return -1;
-    cfg.mask_ratio = 0.0;
-    if (mae_build(m, &cfg, err)) return -1;
-    m->encoder_only = 1;
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (checkpoint_load_weights(m, path, err)) { mae_free(m); return -1; }
-    return 0;
-}
-
 int classifier_create(classifier *c, const char *dir, const mae_config *cfg, task_type type, int n_classes,
                       const char *const *class_names, uint64_t seed, sx_err *err) {
     memset(c, 0, sizeof *c);
     if (type != TASK_REGRESSION && n_classes < 2) return sx_fail(err, "classifier: a classification task needs >= 2 classes");
     if (dir) {
-        if (encoder_load(&c->enc, dir, err)) return -1;
+        if (checkpoint_load_encoder(dir, &c->enc, err)) return -1;
     } else {
         mae_config cc = *cfg;
         cc.mask_ratio = 0.0;
@@ -298,7 +284,7 @@ int classifier_load(classifier *c, const char *dir, sx_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (read_head_config(path, c, err)) { classifier_free(c); return -1; }
-    if (encoder_load(&c->enc, dir, err)) { classifier_free(c); return -1; }
+    if (checkpoint_load_encoder(dir, &c->enc, err)) { classifier_free(c); return -1; }
     head_alloc(c);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     st_file f;

@@ -1,25 +1,11 @@
 /* probe.c: feature extraction and the linear probe. */
 #include "probe.h"
-#include "checkpoint.h"
 #include "image.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int encoder_open(const char *dir, mae_model *m, sx_err *err) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    mae_config cfg;
-    if (config_load(path, &cfg, err)) return -1;
-    cfg.mask_ratio = 0.0;
-    if (mae_build(m, &cfg, err)) return -1;
-    m->encoder_only = 1;
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (checkpoint_load_weights(m, path, err)) { mae_free(m); return -1; }
-    return 0;
-}
 
 int features_extract(mae_model *m, const char *const *paths, size_t n, int batch, float *feats, sx_err *err) {
     const mae_config *c = &m->cfg;

@@ -5,9 +5,6 @@
 #define SKELEX_PROBE_H
 #include "model.h"
 
-/* Open DIR (an MAE or ViT checkpoint) as an encoder-only model with every
- * patch visible. */
-int encoder_open(const char *dir, mae_model *m, sx_err *err);
 
 /* Features of n images (2*D floats each), batch by batch, with progress on
  * stderr. An image that cannot be read is an error naming it. */

@@ -7,6 +7,7 @@
 #include "metrics.h"
 #include "report.h"
 #include "split.h"
+#include "task_args.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -37,26 +38,22 @@ static const char *HELP =
     "  --batch B            images per forward (default 32)\n";
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *task_path = NULL, *root = ".", *images = NULL, *out = NULL, *which = "test";
-    int batch = 32, skip_missing = 0;
-    double test_frac = 0.1;
-    long seed = 0;
+    const char *model = NULL, *images = NULL, *out = NULL, *which = "test";
+    int batch = 32;
+    task_args ta;
+    task_args_default(&ta);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { printf(HELP, ""); return 0; }
         else if (!strcmp(a, "--model")) model = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--task")) task_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--data-root")) root = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--skip-missing")) skip_missing = 1;
+        else if (task_args_parse(&ta, argc, argv, &i)) continue;
         else if (!strcmp(a, "--split")) which = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--test-frac")) test_frac = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--seed")) seed = cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
         else if (!strcmp(a, "--images")) images = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--out")) out = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--batch")) batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
         else return cli_usage_error("eval", "unknown option '%s'", a);
     }
-    if (!model || !out || !task_path == !images)
+    if (!model || !out || !ta.task == !images)
         return cli_usage_error("eval", "--model, --out and one of --task or --images are required");
     if (strcmp(which, "test") && strcmp(which, "all")) return cli_usage_error("eval", "--split must be test or all");
     sx_err err;
@@ -70,11 +67,8 @@ int cmd_eval(int argc, char **argv) {
     image_cache ic = {0};
     size_t n = 0, *idx = NULL;
     const char **paths = NULL;
-    if (task_path) {
-        if (task_load_flags(task_path, root, skip_missing ? TASK_SKIP_MISSING : 0, &t, &err)) {
-            fprintf(stderr, "skelex eval: %s\n", err.msg);
-            goto done;
-        }
+    if (ta.task) {
+        if (task_args_open(&ta, "eval", &t, &sp)) goto done;
         int same = t.type == c.type && t.n_classes == c.n_classes;
         for (int k = 0; same && k < t.n_classes && c.type != TASK_REGRESSION; k++)
             same = !strcmp(t.class_names[k], c.class_names[k]);
@@ -85,7 +79,6 @@ int cmd_eval(int argc, char **argv) {
             goto done;
         }
         if (!strcmp(which, "test")) {
-            if (split_make(&t, test_frac, 5, (uint64_t)seed, &sp, &err)) { fprintf(stderr, "skelex eval: %s\n", err.msg); goto done; }
             idx = split_indices(&sp, SPLIT_TEST, 0, &n);
         } else {
             n = t.n;
@@ -97,7 +90,7 @@ int cmd_eval(int argc, char **argv) {
         if (image_cache_build(&ic, paths, t.n, c.enc.cfg.image_size, &err)) { fprintf(stderr, "skelex eval: %s\n", err.msg); goto done; }
         char title[256];
         snprintf(title, sizeof title, "%s, %s (%s)", t.name, which, model);
-        cJSON *mj = finetune_evaluate(&c, &t, &ic, idx, n, batch, out, title, (uint64_t)seed, &err);
+        cJSON *mj = finetune_evaluate(&c, &t, &ic, idx, n, batch, out, title, (uint64_t)ta.seed, &err);
         if (!mj) { fprintf(stderr, "skelex eval: %s\n", err.msg); goto done; }
         const cJSON *au = cJSON_GetObjectItem(mj, "auroc"), *mae = cJSON_GetObjectItem(mj, "mae");
         if (cJSON_IsNumber(au)) printf("auroc=%.4f\n", au->valuedouble);

@@ -7,6 +7,7 @@
 #include "metrics.h"
 #include "report.h"
 #include "split.h"
+#include "task_args.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -64,26 +65,21 @@ static int in_list(const char *list, int k) {
 }
 
 int cmd_finetune(int argc, char **argv) {
-    const char *task_path = NULL, *root = ".", *model = NULL, *config = NULL, *out = NULL, *only = NULL;
-    int folds = 5, skip_missing = 0;
-    double test_frac = 0.1, frac = 1.0;
-    long seed = 0;
+    const char *model = NULL, *config = NULL, *out = NULL, *only = NULL;
+    double frac = 1.0;
+    task_args ta;
+    task_args_default(&ta);
     ft_opts o;
     ft_opts_default(&o);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { fputs(HELP, stdout); return 0; }
-        else if (!strcmp(a, "--task")) task_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--data-root")) root = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--skip-missing")) skip_missing = 1;
+        else if (task_args_parse(&ta, argc, argv, &i)) continue;
         else if (!strcmp(a, "--model")) model = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--config")) config = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--out")) out = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--folds")) folds = (int)cli_long(a, cli_value(argc, argv, &i), 2, 100);
         else if (!strcmp(a, "--only-folds")) only = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--test-frac")) test_frac = cli_double(a, cli_value(argc, argv, &i));
         else if (!strcmp(a, "--label-fraction")) frac = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--seed")) seed = cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
         else if (!strcmp(a, "--epochs")) o.epochs = (int)cli_long(a, cli_value(argc, argv, &i), 1, 100000);
         else if (!strcmp(a, "--warmup-epochs")) o.warmup_epochs = (int)cli_long(a, cli_value(argc, argv, &i), 0, 100000);
         else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 65536);
@@ -100,7 +96,7 @@ int cmd_finetune(int argc, char **argv) {
         else if (!strcmp(a, "--contrast")) o.aug.contrast = cli_double(a, cli_value(argc, argv, &i));
         else return cli_usage_error("finetune", "unknown option '%s'", a);
     }
-    if (!task_path || !out || !model == !config)
+    if (!ta.task || !out || !model == !config)
         return cli_usage_error("finetune", "--task, --out and one of --model or --config are required");
     if (!(frac > 0 && frac <= 1)) return cli_usage_error("finetune", "--label-fraction must be in (0, 1]");
     if (!(o.lr > 0) || o.min_lr < 0 || !(o.layer_decay > 0 && o.layer_decay <= 1) || o.weight_decay < 0 || o.clip < 0)
@@ -109,22 +105,16 @@ int cmd_finetune(int argc, char **argv) {
         o.aug.brightness > 1 || o.aug.contrast < 0 || o.aug.contrast > 1)
         return cli_usage_error("finetune", "augmentation: --rotate in [0,180], --flip, --brightness, --contrast in [0,1]");
     o.eval_batch = o.micro_batch;
+    long seed = ta.seed;
+    int folds = ta.folds;
     o.seed = (uint64_t)seed;
 
     sx_err err;
     mae_config cfg;
     if (config_resolve(model ? model : config, &cfg, &err)) { fprintf(stderr, "skelex finetune: %s\n", err.msg); return 1; }
     task t;
-    if (task_load_flags(task_path, root, skip_missing ? TASK_SKIP_MISSING : 0, &t, &err)) {
-        fprintf(stderr, "skelex finetune: %s\n", err.msg);
-        return 1;
-    }
     split sp;
-    if (split_make(&t, test_frac, folds, (uint64_t)seed, &sp, &err)) {
-        fprintf(stderr, "skelex finetune: %s\n", err.msg);
-        task_free(&t);
-        return 1;
-    }
+    if (task_args_open(&ta, "finetune", &t, &sp)) return 1;
     int rc = 1;
     char path[4400];
     image_cache ic = {0};

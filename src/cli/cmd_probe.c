@@ -4,12 +4,14 @@
  * its best iteration chosen on the fold's validation part, and scored on the
  * fixed test split. Results: mean and SD over folds. */
 #include "cli.h"
+#include "checkpoint.h"
 #include "metrics.h"
 #include "npy.h"
 #include "probe.h"
 #include "report.h"
 #include "split.h"
 #include "task.h"
+#include "task_args.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -91,38 +93,31 @@ static double json_num(const cJSON *o, const char *k) {
 }
 
 int cmd_probe(int argc, char **argv) {
-    const char *task_path = NULL, *root = ".", *model = NULL, *out = NULL, *fracs = "1";
-    int folds = 5, batch = 32, iters = 300, skip_missing = 0;
-    double test_frac = 0.1, lr = 0.01, wd = 1e-4;
-    long seed = 0;
+    const char *model = NULL, *out = NULL, *fracs = "1";
+    int batch = 32, iters = 300;
+    double lr = 0.01, wd = 1e-4;
+    task_args ta;
+    task_args_default(&ta);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { fputs(HELP, stdout); return 0; }
-        else if (!strcmp(a, "--task")) task_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--data-root")) root = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--skip-missing")) skip_missing = 1;
+        else if (task_args_parse(&ta, argc, argv, &i)) continue;
         else if (!strcmp(a, "--model")) model = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--out")) out = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--label-fraction")) fracs = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--folds")) folds = (int)cli_long(a, cli_value(argc, argv, &i), 2, 100);
-        else if (!strcmp(a, "--test-frac")) test_frac = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--seed")) seed = cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
         else if (!strcmp(a, "--batch")) batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
         else if (!strcmp(a, "--iters")) iters = (int)cli_long(a, cli_value(argc, argv, &i), 10, 1000000);
         else if (!strcmp(a, "--lr")) lr = cli_double(a, cli_value(argc, argv, &i));
         else if (!strcmp(a, "--wd")) wd = cli_double(a, cli_value(argc, argv, &i));
         else return cli_usage_error("probe", "unknown option '%s'", a);
     }
-    if (!task_path || !model || !out) return cli_usage_error("probe", "--task, --model and --out are required");
+    if (!ta.task || !model || !out) return cli_usage_error("probe", "--task, --model and --out are required");
     sx_err err;
     task t;
-    if (task_load_flags(task_path, root, skip_missing ? TASK_SKIP_MISSING : 0, &t, &err)) {
-        fprintf(stderr, "skelex probe: %s\n", err.msg);
-        return 1;
-    }
-    if (t.n_missing) fprintf(stderr, "skelex probe: %zu sample(s) without an image file were dropped\n", t.n_missing);
     split sp;
-    if (split_make(&t, test_frac, folds, (uint64_t)seed, &sp, &err)) { fprintf(stderr, "skelex probe: %s\n", err.msg); task_free(&t); return 1; }
+    if (task_args_open(&ta, "probe", &t, &sp)) return 1;
+    int folds = ta.folds;
+    long seed = ta.seed;
     if (mkdir(out, 0755) && errno != EEXIST) { fprintf(stderr, "skelex probe: %s: cannot create\n", out); return 1; }
     char path[4400];
     snprintf(path, sizeof path, "%s/split.json", out);
@@ -134,7 +129,7 @@ int cmd_probe(int argc, char **argv) {
     cJSON_Delete(sj);
 
     mae_model m;
-    if (encoder_open(model, &m, &err)) { fprintf(stderr, "skelex probe: %s\n", err.msg); return 1; }
+    if (checkpoint_load_encoder(model, &m, &err)) { fprintf(stderr, "skelex probe: %s\n", err.msg); return 1; }
     int F = 2 * m.cfg.hidden_size, K = t.n_classes;
     float *feats = sx_malloc(sizeof(float) * t.n * F);
     const char **paths = sx_malloc(sizeof(char *) * t.n);

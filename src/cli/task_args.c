@@ -1,0 +1,38 @@
+/* task_args.c: the options every task command shares (probe, finetune,
+ * eval) and opening a task with its SKELEX split. */
+#include "cli.h"
+#include "task_args.h"
+#include <stdio.h>
+#include <string.h>
+
+void task_args_default(task_args *a) {
+    *a = (task_args){.task = NULL, .root = ".", .skip_missing = 0, .folds = 5, .test_frac = 0.1, .seed = 0};
+}
+
+int task_args_parse(task_args *a, int argc, char **argv, int *i) {
+    const char *o = argv[*i];
+    if (!strcmp(o, "--task")) a->task = cli_value(argc, argv, i);
+    else if (!strcmp(o, "--data-root")) a->root = cli_value(argc, argv, i);
+    else if (!strcmp(o, "--skip-missing")) a->skip_missing = 1;
+    else if (!strcmp(o, "--folds")) a->folds = (int)cli_long(o, cli_value(argc, argv, i), 2, 100);
+    else if (!strcmp(o, "--test-frac")) a->test_frac = cli_double(o, cli_value(argc, argv, i));
+    else if (!strcmp(o, "--seed")) a->seed = cli_long(o, cli_value(argc, argv, i), 0, 0x7fffffffL);
+    else return 0;
+    return 1;
+}
+
+int task_args_open(const task_args *a, const char *cmd, task *t, split *sp) {
+    sx_err err;
+    memset(sp, 0, sizeof *sp);
+    if (task_load_flags(a->task, a->root, a->skip_missing ? TASK_SKIP_MISSING : 0, t, &err)) {
+        fprintf(stderr, "skelex %s: %s\n", cmd, err.msg);
+        return -1;
+    }
+    if (t->n_missing) fprintf(stderr, "skelex %s: %zu sample(s) without an image file were dropped\n", cmd, t->n_missing);
+    if (split_make(t, a->test_frac, a->folds, (uint64_t)a->seed, sp, &err)) {
+        fprintf(stderr, "skelex %s: %s\n", cmd, err.msg);
+        task_free(t);
+        return -1;
+    }
+    return 0;
+}
