@@ -42,10 +42,11 @@ int image_cache_build(image_cache *ic, const char *const *paths, size_t n, int S
 #pragma omp critical(ic_progress)
         {
             done++;
-            if (tty && (done % 64 == 0 || done == n)) {
+            size_t every = tty ? 64 : (n / 10 > 64 ? n / 10 : 64);   /* not a terminal: about 10 lines */
+            if (done % every == 0 || done == n) {
                 double el = sx_now() - t0;
-                fprintf(stderr, "\rdecoding %zu/%zu  %.0f img/s  ETA %.0f s   ", done, n, done / el,
-                        (n - done) / (done / el));
+                fprintf(stderr, "%sdecoding %zu/%zu  %.0f img/s  ETA %.0f s%s", tty ? "\r" : "", done, n, done / el,
+                        (n - done) / (done / el), tty ? "   " : "\n");
             }
         }
     }
