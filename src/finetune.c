@@ -286,7 +286,13 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
                     image_cache_input(ic, idx, o->augment ? &o->aug : NULL, &r, px + (size_t)b * 3 * S * S);
                     y[b] = sample_y(t, idx);
                 }
-                if ((rc = classifier_forward(c, px, Bm, err))) break;
+                if ((rc = classifier_forward(c, px, Bm, err))) {
+                    if (strstr(err->msg, "out of memory")) {
+                        sx_err e = *err;
+                        sx_fail(err, "%s (fine-tuning: try a smaller --micro-batch than %d)", e.msg, mb);
+                    }
+                    break;
+                }
                 lsum += (double)classifier_loss(c, y, (float)Bm / (float)B) * Bm;
             }
             if (rc) break;
