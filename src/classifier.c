@@ -276,6 +276,9 @@ static int read_head_config(const char *path, classifier *c, sx_err *err) {
         rc = sx_fail(err, "%s: not a classifier (no id2label): is this an MAE checkpoint? use it with --model in finetune",
                      path);
     cJSON_Delete(r);
+    if (!rc && ((c->type == TASK_BINARY && c->n_classes != 2) || (c->type == TASK_REGRESSION && c->n_classes != 1) ||
+                (c->type != TASK_REGRESSION && c->n_classes < 2)))
+        rc = sx_fail(err, "%s: a %s head cannot have %d class(es)", path, task_type_name(c->type), c->n_classes);
     return rc;
 }
 

@@ -225,6 +225,24 @@ TEST(test_classifier_checkpoint_hf_layout) {
         classifier_free(&a);
         classifier_free(&b);
     }
+    /* a head config that contradicts itself is a clear error, never a crash */
+    {
+        char cfgtext[8192];
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        CHECK(read_file(path, cfgtext, sizeof cfgtext) == 0);
+        cJSON *j = cJSON_Parse(cfgtext);
+        cJSON *sxo = cJSON_GetObjectItem(j, "skelex");
+        cJSON_ReplaceItemInObject(sxo, "task_type", cJSON_CreateString("binary"));
+        cJSON_ReplaceItemInObject(sxo, "classes", cJSON_CreateStringArray((const char *const[]){"only"}, 1));
+        char *txt = cJSON_Print(j);
+        FILE *f = fopen(path, "w");
+        fputs(txt, f);
+        fclose(f);
+        free(txt);
+        cJSON_Delete(j);
+        classifier bad;
+        CHECK(classifier_load(&bad, dir, &err) == -1 && strstr(err.msg, "binary head cannot have 1 class"));
+    }
     /* an MAE checkpoint is not a classifier: a clear error */
     mae_model m;
     CHECK(mae_build(&m, &cfg, &err) == 0);
