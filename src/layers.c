@@ -1,5 +1,6 @@
 /* layers.c: forward and backward of each layer, side by side.
  * Matrix products go through gemm(); everything else is an OpenMP loop. */
+#pragma GCC optimize("fp-contract=fast")  /* let the compiler fuse a * b + c into FMA (-std=c17 turns it off) */
 #include "layers.h"
 #include "fastmath.h"
 #include "gemm.h"
