@@ -1,10 +1,12 @@
 /* layers.c: forward and backward of each layer, side by side.
  * Matrix products go through gemm(); everything else is an OpenMP loop. */
+#pragma GCC optimize("fp-contract=fast")  /* let the compiler fuse a * b + c into FMA (-std=c17 turns it off) */
 #include "layers.h"
 #include "fastmath.h"
 #include "gemm.h"
 #include "common.h"
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,36 +155,52 @@ static int att_prof(void) {
     return g_att_prof;
 }
 
+/* Per-head contiguous copy: x (T,hs) with row stride ld -> dst (T,hs).
+ * Strided q/k/v rows (3C floats apart) alias in the L1 cache. */
+static void pack_head(float *dst, const float *x, size_t ld, int T, int hs) {
+    for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * hs, x + (size_t)t * ld, sizeof(float) * (size_t)hs);
+}
+
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
     double t0 = att_prof() ? sx_now() : 0;
     // qkv (B,T,3C), att (B,NH,T,T), out (B,T,C). One (batch, head) per task;
     // the products inside run single-threaded (oneDNN sees the parallel region).
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(dynamic)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-        float *a = att + (size_t)bh * T * T;
-        gemm(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, a, T);   // scores = q k^T / sqrt(hs)
-        for (int t = 0; t < T; t++) {                            // softmax over keys
-            float *row = a + (size_t)t * T, mx = row[0], sum = 0.0f;
+    size_t per = 3 * (size_t)T * hs;
+    float *pack = sx_malloc(sizeof(float) * per * (size_t)omp_get_max_threads());
+#pragma omp parallel
+    {
+        float *qp = pack + per * (size_t)omp_get_thread_num(), *kp = qp + (size_t)T * hs, *vp = kp + (size_t)T * hs;
+#pragma omp for schedule(dynamic)
+        for (int bh = 0; bh < B * NH; bh++) {
+            int b = bh / NH, h = bh % NH;
+            const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+            float *a = att + (size_t)bh * T * T;
+            pack_head(qp, q, C3, T, hs);
+            pack_head(kp, k, C3, T, hs);
+            pack_head(vp, v, C3, T, hs);
+            gemm(0, 1, T, T, hs, scale, qp, hs, kp, hs, 0.0f, a, T);   // scores = q k^T / sqrt(hs)
+            for (int t = 0; t < T; t++) {                              // softmax over keys
+                float *row = a + (size_t)t * T, mx = row[0], sum = 0.0f;
 #pragma omp simd reduction(max : mx)
-            for (int j = 1; j < T; j++) mx = row[j] > mx ? row[j] : mx;
-            int j = 0;
-            v8sf acc = {0};
-            for (; j + 8 <= T; j += 8) {
-                v8sf e = sx_exp8(sx_load8(row + j) - mx);
-                sx_store8(row + j, e);
-                acc += e;
+                for (int j = 1; j < T; j++) mx = row[j] > mx ? row[j] : mx;
+                int j = 0;
+                v8sf acc = {0};
+                for (; j + 8 <= T; j += 8) {
+                    v8sf e = sx_exp8(sx_load8(row + j) - mx);
+                    sx_store8(row + j, e);
+                    acc += e;
+                }
+                for (int k = 0; k < 8; k++) sum += acc[k];
+                for (; j < T; j++) { row[j] = sx_expf(row[j] - mx); sum += row[j]; }
+                float inv = 1.0f / sum;
+                for (int j = 0; j < T; j++) row[j] *= inv;
             }
-            for (int k = 0; k < 8; k++) sum += acc[k];
-            for (; j < T; j++) { row[j] = sx_expf(row[j] - mx); sum += row[j]; }
-            float inv = 1.0f / sum;
-            for (int j = 0; j < T; j++) row[j] *= inv;
+            gemm(0, 0, T, hs, T, 1.0f, a, T, vp, hs, 0.0f, out + (size_t)b * T * C + h * hs, C);  // out = att v
         }
-        gemm(0, 0, T, hs, T, 1.0f, a, T, v, C3, 0.0f, out + (size_t)b * T * C + h * hs, C);  // out = att v
     }
+    free(pack);
     if (g_att_prof > 0) g_att_s[0] += sx_now() - t0;
 }
 
@@ -192,25 +210,37 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
     double t0 = att_prof() ? sx_now() : 0;
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(dynamic)
-    for (int bh = 0; bh < B * NH; bh++) {
-        int b = bh / NH, h = bh % NH;
-        const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-        float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
-        const float *a = att + (size_t)bh * T * T, *dy = dout + (size_t)b * T * C + h * hs;
-        float *da = scratch + (size_t)bh * T * T;
-        gemm(0, 1, T, T, hs, 1.0f, dy, C, v, C3, 0.0f, da, T);    // d(att) = dout v^T
-        gemm(1, 0, T, hs, T, 1.0f, a, T, dy, C, 0.0f, dv, C3);    // dv = att^T dout
-        for (int t = 0; t < T; t++) {                            // softmax backward
-            const float *p = a + (size_t)t * T;
-            float *g = da + (size_t)t * T, dot = 0.0f;
+    size_t per = 4 * (size_t)T * hs;
+    float *pack = sx_malloc(sizeof(float) * per * (size_t)omp_get_max_threads());
+#pragma omp parallel
+    {
+        float *qp = pack + per * (size_t)omp_get_thread_num(), *kp = qp + (size_t)T * hs, *vp = kp + (size_t)T * hs;
+        float *dyp = vp + (size_t)T * hs;
+#pragma omp for schedule(dynamic)
+        for (int bh = 0; bh < B * NH; bh++) {
+            int b = bh / NH, h = bh % NH;
+            const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+            float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+            const float *a = att + (size_t)bh * T * T, *dy = dout + (size_t)b * T * C + h * hs;
+            float *da = scratch + (size_t)bh * T * T;
+            pack_head(qp, q, C3, T, hs);
+            pack_head(kp, k, C3, T, hs);
+            pack_head(vp, v, C3, T, hs);
+            pack_head(dyp, dy, C, T, hs);
+            gemm(0, 1, T, T, hs, 1.0f, dyp, hs, vp, hs, 0.0f, da, T);    // d(att) = dout v^T
+            gemm(1, 0, T, hs, T, 1.0f, a, T, dyp, hs, 0.0f, dv, C3);     // dv = att^T dout
+            for (int t = 0; t < T; t++) {                                // softmax backward
+                const float *p = a + (size_t)t * T;
+                float *g = da + (size_t)t * T, dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-            for (int j = 0; j < T; j++) dot += p[j] * g[j];
-            for (int j = 0; j < T; j++) g[j] = p[j] * (g[j] - dot);
+                for (int j = 0; j < T; j++) dot += p[j] * g[j];
+                for (int j = 0; j < T; j++) g[j] = p[j] * (g[j] - dot);
+            }
+            gemm(0, 0, T, hs, T, scale, da, T, kp, hs, 0.0f, dq, C3);   // dq = dS k / sqrt(hs)
+            gemm(1, 0, T, hs, T, scale, da, T, qp, hs, 0.0f, dk, C3);   // dk = dS^T q / sqrt(hs)
         }
-        gemm(0, 0, T, hs, T, scale, da, T, k, C3, 0.0f, dq, C3);  // dq = dS k / sqrt(hs)
-        gemm(1, 0, T, hs, T, scale, da, T, q, C3, 0.0f, dk, C3);  // dk = dS^T q / sqrt(hs)
     }
+    free(pack);
     if (g_att_prof > 0) g_att_s[1] += sx_now() - t0;
 }
 
