@@ -2,7 +2,7 @@
 """Evidence table for adaptation: reads the results.json files that
 `skelex probe` and `skelex finetune` write and prints one markdown table
 (mean ± SD over folds on the fixed test split).
-Usage: python3 bench/adaptation_table.py DIR...   (each DIR: a probe or finetune --out)"""
+Usage: python3 bench/adaptation_table.py DIR|FILE...   (a probe or finetune --out, or a results .json)"""
 import json, os, sys
 
 COLS = [("auroc", "AUROC"), ("balanced_accuracy", "bal. acc."), ("qwk", "QWK"), ("ece", "ECE")]
@@ -18,7 +18,7 @@ def task_type(name):
 
 
 def rows(d):
-    r = json.load(open(os.path.join(d, "results.json")))
+    r = json.load(open(d if d.endswith(".json") else os.path.join(d, "results.json")))
     ordinal = task_type(r["task"]) == "ordinal"  # QWK only means something there
     init = "random" if "random" in r.get("model", "") or r.get("init") == "random" else "pretrained"
     if "summary" in r:  # finetune
@@ -28,7 +28,7 @@ def rows(d):
                "%g %%" % (100 * r["label_fraction"]), init,
                [cell(s[k]["mean"], s[k]["sd"]) if k in s and (k != "qwk" or ordinal) else "-" for k, _ in COLS])
     else:  # probe
-        for frac in r["label_fractions"]:
+        for frac in r.get("label_fractions") or r["per_fold"]:  # full, or condensed as in docs/evidence/probe
             yield (r["task"], "linear probe (5 folds)", "%g %%" % (100 * float(frac)), init,
                    [cell(r.get("frac_%s_%s_mean" % (frac, k)), r.get("frac_%s_%s_sd" % (frac, k)))
                     if k != "qwk" or ordinal else "-" for k, _ in COLS])
@@ -37,7 +37,8 @@ def rows(d):
 def main(dirs):
     out = ["| task | method | labels | init | " + " | ".join(n for _, n in COLS) + " |",
            "| --- | --- | --- | --- | " + " | ".join("---" for _ in COLS) + " |"]
-    allrows = [row for d in dirs if os.path.exists(os.path.join(d, "results.json")) for row in rows(d)]
+    allrows = [row for d in dirs if d.endswith(".json") or os.path.exists(os.path.join(d, "results.json"))
+               for row in rows(d)]
     allrows.sort(key=lambda x: (x[0], x[1], x[2], x[3]))
     for t, m, l, i, cells in allrows:
         out.append("| %s | %s | %s | %s | %s |" % (t, m, l, i, " | ".join(cells)))
