@@ -64,7 +64,7 @@ void classifier_free(classifier *c) {
     mae_free(&c->enc);
     for (int k = 0; k < c->n_classes && c->class_names; k++) free(c->class_names[k]);
     free(c->class_names);
-    free(c->head_w); free(c->head_b); free(c->ghead_w); free(c->ghead_b); free(c->logits);
+    free(c->head_w); free(c->head_b); free(c->ghead_w); free(c->ghead_b); free(c->logits); free(c->class_weight);
     memset(c, 0, sizeof *c);
 }
 
@@ -107,10 +107,11 @@ float classifier_loss(classifier *c, const float *y, float grad_scale) {
     for (int b = 0; b < B; b++) {
         const float *z = c->logits + (size_t)b * K;
         float *dz = dlogits + (size_t)b * K;
+        double w = c->class_weight && c->type != TASK_REGRESSION ? c->class_weight[(int)y[b]] : 1.0;
         if (c->type == TASK_BINARY) {           // BCE with logits: softplus(z) - y z
             double p = 1.0 / (1.0 + exp(-(double)z[0]));
-            loss += softplus(z[0]) - y[b] * z[0];
-            dz[0] = (float)((p - y[b]) / B * grad_scale);
+            loss += w * (softplus(z[0]) - y[b] * z[0]);
+            dz[0] = (float)(w * (p - y[b]) / B * grad_scale);
         } else if (c->type == TASK_REGRESSION) { // MSE on the standardised target
             double t = (y[b] - c->y_mean) / c->y_sd, d = z[0] - t;
             loss += d * d;
@@ -120,8 +121,8 @@ float classifier_loss(classifier *c, const float *y, float grad_scale) {
             double mx = z[0], s = 0;
             for (int k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
             for (int k = 0; k < K; k++) s += exp(z[k] - mx);
-            loss += mx + log(s) - z[lab];
-            for (int k = 0; k < K; k++) dz[k] = (float)((exp(z[k] - mx) / s - (k == lab)) / B * grad_scale);
+            loss += w * (mx + log(s) - z[lab]);
+            for (int k = 0; k < K; k++) dz[k] = (float)(w * (exp(z[k] - mx) / s - (k == lab)) / B * grad_scale);
         }
     }
     if (grad_scale != 0.0f) {

@@ -34,6 +34,7 @@ typedef struct {
     float *head_w, *head_b; /* (n_out, D), (n_out) */
     float *ghead_w, *ghead_b;
     float y_mean, y_sd;     /* regression: the head predicts (y - y_mean) / y_sd */
+    float *class_weight;    /* NULL, or n_classes loss weights (owned; not saved) */
     float *logits;          /* (B, n_out) of the last forward */
     int logits_cap;
 } classifier;
@@ -55,7 +56,9 @@ void classifier_free(classifier *c);
 int classifier_forward(classifier *c, const float *pixels, int B, sx_err *err);
 
 /* After classifier_forward: the mean loss over the batch for labels (class
- * index as float) or regression targets (own units). With grad_scale != 0,
+ * index as float) or regression targets (own units); with class_weight,
+ * each sample's loss is multiplied by its class's weight (the mean stays a
+ * plain mean over the batch, so micro-batches still add up). With grad_scale != 0,
  * grad_scale x its gradients are accumulated into the head and the encoder
  * (call classifier_zero_grad first): 1 for a whole batch, Bm/B for a
  * micro-batch of Bm of a batch of B. */

@@ -249,6 +249,15 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
         c->y_mean = (float)mean;
         c->y_sd = (float)(var > 1e-12 ? sqrt(var) : 1.0);
     }
+    if (o->balance && c->type != TASK_REGRESSION) {   /* inverse class frequency, mean weight 1 over the training part */
+        size_t *cnt = sx_calloc((size_t)c->n_classes, sizeof(size_t));
+        for (size_t i = 0; i < ntr; i++) cnt[t->samples[tr[i]].label]++;
+        free(c->class_weight);
+        c->class_weight = sx_malloc(sizeof(float) * c->n_classes);
+        for (int k = 0; k < c->n_classes; k++)
+            c->class_weight[k] = cnt[k] ? (float)((double)ntr / ((double)c->n_classes * cnt[k])) : 0.0f;
+        free(cnt);
+    }
     int mb = o->micro_batch < o->batch ? o->micro_batch : o->batch;
     long spe = (long)((ntr + (size_t)o->batch - 1) / (size_t)o->batch), total = spe * o->epochs;
     long warm = spe * o->warmup_epochs;

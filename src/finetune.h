@@ -40,6 +40,7 @@ typedef struct {
     int epochs, warmup_epochs, batch, micro_batch, eval_batch;
     double lr, min_lr, layer_decay, weight_decay, beta1, beta2, eps, clip;
     int augment;
+    int balance;                /* weight the loss by n / (K n_k) of the training part (classification) */
     cls_aug aug;
     uint64_t seed;
     int quiet;                  /* no progress lines */

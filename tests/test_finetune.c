@@ -43,6 +43,10 @@ static void check_grads(task_type type, int K, const float *y) {
     /* a head large enough that its gradient into the encoder is not tiny */
     for (size_t i = 0; i < (size_t)c.n_out * cfg.hidden_size; i++) c.head_w[i] *= 5.0f;
     if (type == TASK_REGRESSION) { c.y_mean = 3.0f; c.y_sd = 2.0f; }
+    else {   /* class weights (as --balance-classes sets them) enter loss and gradient alike */
+        c.class_weight = malloc(sizeof(float) * K);
+        for (int k = 0; k < K; k++) c.class_weight[k] = 0.5f + k;
+    }
     int B = 3, S = cfg.image_size;
     float *px = malloc(sizeof(float) * B * 3 * S * S);
     random_pixels(px, (size_t)B * 3 * S * S, 9);

@@ -48,6 +48,8 @@ static const char *HELP =
     "  --layer-decay X      layer-wise lr decay (default 0.75)\n"
     "  --wd X               AdamW weight decay, not on biases, norms, tokens (default 0.05)\n"
     "  --clip X             gradient-norm clipping (default 0 = off)\n"
+    "  --balance-classes    weight the loss of class k by n / (K n_k) on the fold's training\n"
+    "                       part, so a rare class counts as much as a common one (default off)\n"
     "  --no-augment         no augmentation\n"
     "  --rotate DEG --flip P --brightness X --contrast X\n"
     "                       augmentation (defaults 10, 0.5, 0.2, 0.2)\n"
@@ -90,6 +92,7 @@ int cmd_finetune(int argc, char **argv) {
         else if (!strcmp(a, "--wd")) o.weight_decay = cli_double(a, cli_value(argc, argv, &i));
         else if (!strcmp(a, "--clip")) o.clip = cli_double(a, cli_value(argc, argv, &i));
         else if (!strcmp(a, "--no-augment")) o.augment = 0;
+        else if (!strcmp(a, "--balance-classes")) o.balance = 1;
         else if (!strcmp(a, "--rotate")) o.aug.rotate_deg = cli_double(a, cli_value(argc, argv, &i));
         else if (!strcmp(a, "--flip")) o.aug.flip_p = cli_double(a, cli_value(argc, argv, &i));
         else if (!strcmp(a, "--brightness")) o.aug.brightness = cli_double(a, cli_value(argc, argv, &i));
@@ -140,6 +143,7 @@ int cmd_finetune(int argc, char **argv) {
     cJSON_AddStringToObject(results, "init", model ? "checkpoint" : "random");
     cJSON_AddNumberToObject(results, "label_fraction", frac);
     cJSON_AddNumberToObject(results, "epochs", o.epochs);
+    cJSON_AddBoolToObject(results, "balance_classes", o.balance);
     cJSON_AddNumberToObject(results, "test_images", (double)n_test);
     printf("%-5s %8s %6s %10s %8s %8s %8s %8s\n", "fold", "n_train", "best", "val_best", "AUROC", "bal_acc", "QWK",
            t.type == TASK_REGRESSION ? "MAE" : "ECE");
