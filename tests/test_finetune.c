@@ -235,9 +235,7 @@ TEST(test_classifier_checkpoint_hf_layout) {
         cJSON_ReplaceItemInObject(sxo, "task_type", cJSON_CreateString("binary"));
         cJSON_ReplaceItemInObject(sxo, "classes", cJSON_CreateStringArray((const char *const[]){"only"}, 1));
         char *txt = cJSON_Print(j);
-        FILE *f = fopen(path, "w");
-        fputs(txt, f);
-        fclose(f);
+        tl_write_text(path, txt);
         free(txt);
         cJSON_Delete(j);
         classifier bad;
@@ -367,9 +365,7 @@ TEST(test_finetune_cli_learns_and_eval_scores) {
     CHECK(read_file(p, a, sizeof a) == 0 && strstr(a, "img29.png,,"));
     /* a model for another task is refused */
     snprintf(p, sizeof p, "%s/task2.json", d);
-    FILE *f = fopen(p, "w");
-    fputs("{\"name\": \"other\", \"type\": \"multiclass\", \"image_root\": \"data\", \"class_folders\": [\"dark\", \"bright\"]}", f);
-    fclose(f);
+    tl_write_text(p, "{\"name\": \"other\", \"type\": \"multiclass\", \"image_root\": \"data\", \"class_folders\": [\"dark\", \"bright\"]}");
     snprintf(cmd, sizeof cmd, "./skelex eval --model %s/ft/fold0/best --task %s --data-root %s --out %s/ev3", d, p, d, d);
     CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "was trained for binary"));
 }

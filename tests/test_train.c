@@ -35,11 +35,7 @@ static const char *CFG = "{\"image_size\": 32, \"patch_size\": 8, \"hidden_size\
                          " \"decoder_num_hidden_layers\": 1, \"decoder_num_attention_heads\": 2,"
                          " \"decoder_intermediate_size\": 64}";
 
-static void write_cfg(const char *path) {
-    FILE *f = fopen(path, "w");
-    fputs(CFG, f);
-    fclose(f);
-}
+static void write_cfg(const char *path) { tl_write_text(path, CFG); }
 
 /* Read column `col` (0-based) of RUN/log.csv into v; returns the row count. */
 static int read_log(const char *run, int col, double *v, int cap) {
@@ -197,15 +193,13 @@ TEST(test_pretrain_skips_corrupt_files) {
     make_images(data, 6);
     write_cfg(cfg);
     snprintf(p, sizeof p, "%s/zz_corrupt.png", data);
-    FILE *f = fopen(p, "wb");
-    fputs("this is not a png at all", f);
-    fclose(f);
+    tl_write_text(p, "this is not a png at all");
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex pretrain --data %s --config %s --out %s/run --steps 3 --batch 7",
              data, cfg, d);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK(strstr(out, "zz_corrupt.png") != NULL);
     snprintf(p, sizeof p, "%s/run/skipped.txt", d);
-    f = fopen(p, "r");
+    FILE *f = fopen(p, "r");
     CHECK(f != NULL);
     if (f) {
         char line[1024] = "";
