@@ -6,19 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static mae_config small_config(void) {
-    sx_err err;
-    mae_config c;
-    config_preset("tiny", &c, &err);
-    c.image_size = 32; c.patch_size = 8; c.hidden_size = 32; c.num_hidden_layers = 2; c.num_attention_heads = 2;
-    c.intermediate_size = 64; c.decoder_hidden_size = 16; c.decoder_num_hidden_layers = 1;
-    c.decoder_num_attention_heads = 2; c.decoder_intermediate_size = 32;
-    return c;
-}
-
 TEST(test_checkpoint_roundtrip_bit_identical) {
     sx_err err;
-    mae_config c = small_config();
+    mae_config c = tl_toy_config(32);
     c.norm_pix_loss = 1; c.mask_ratio = 0.6; c.layer_norm_eps = 1e-6;
     mae_model a, b;
     CHECK(mae_build(&a, &c, &err) == 0);
@@ -44,7 +34,7 @@ TEST(test_checkpoint_roundtrip_bit_identical) {
 
 TEST(test_checkpoint_without_qkv_bias) {
     sx_err err;
-    mae_config c = small_config();
+    mae_config c = tl_toy_config(32);
     c.qkv_bias = 0;
     mae_model a, b;
     CHECK(mae_build(&a, &c, &err) == 0);
@@ -143,7 +133,7 @@ TEST(test_checkpoint_mismatch_names_tensor) {
     sx_err err;
     char dir[512], path[600];
     snprintf(dir, sizeof dir, "%s/mm", tl_tmpdir());
-    mae_config c = small_config();
+    mae_config c = tl_toy_config(32);
     mae_model a, b;
     CHECK(mae_build(&a, &c, &err) == 0);
     mae_init_weights(&a, 2);

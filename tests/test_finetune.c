@@ -16,16 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static mae_config tiny_cfg(void) {
-    mae_config c;
-    sx_err err;
-    config_preset("tiny", &c, &err);
-    c.image_size = 16; c.patch_size = 8; c.hidden_size = 16; c.num_hidden_layers = 2; c.num_attention_heads = 2;
-    c.intermediate_size = 32; c.decoder_hidden_size = 8; c.decoder_num_hidden_layers = 1;
-    c.decoder_num_attention_heads = 2; c.decoder_intermediate_size = 16;
-    return c;
-}
-
 static void random_pixels(float *px, size_t n, uint64_t seed) {
     sx_rng r;
     rng_seed(&r, seed);
@@ -35,7 +25,7 @@ static void random_pixels(float *px, size_t n, uint64_t seed) {
 /* d(loss)/d(param) by central differences at a few positions of each named
  * tensor and of the head, for one task type. */
 static void check_grads(task_type type, int K, const float *y) {
-    mae_config cfg = tiny_cfg();
+    mae_config cfg = tl_toy_config(16);
     classifier c;
     sx_err err;
     const char *names[] = {"a", "b", "c"};
@@ -83,7 +73,7 @@ TEST(test_classifier_grads_bce_ce_mse) {
 }
 
 TEST(test_classifier_microbatch_equals_batch) {
-    mae_config cfg = tiny_cfg();
+    mae_config cfg = tl_toy_config(16);
     classifier a, b;
     sx_err err;
     CHECK(classifier_create(&a, NULL, &cfg, TASK_MULTICLASS, 3, NULL, 1, &err) == 0);
@@ -115,7 +105,7 @@ TEST(test_classifier_microbatch_equals_batch) {
 }
 
 TEST(test_classifier_layer_ids) {
-    mae_config cfg = tiny_cfg();
+    mae_config cfg = tl_toy_config(16);
     classifier c;
     sx_err err;
     CHECK(classifier_create(&c, NULL, &cfg, TASK_BINARY, 2, NULL, 1, &err) == 0);
@@ -173,7 +163,7 @@ static int read_file(const char *path, char *buf, size_t cap) {
 }
 
 TEST(test_classifier_checkpoint_hf_layout) {
-    mae_config cfg = tiny_cfg();
+    mae_config cfg = tl_toy_config(16);
     sx_err err;
     char dir[600], path[700];
     snprintf(dir, sizeof dir, "%s/cls", tl_tmpdir());

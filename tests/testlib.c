@@ -58,6 +58,16 @@ void tl_stderr_end(int saved) {
     close(saved);
 }
 
+mae_config tl_toy_config(int w) {
+    sx_err err;
+    mae_config c;
+    config_preset("tiny", &c, &err);
+    c.image_size = w; c.patch_size = 8; c.hidden_size = w; c.num_hidden_layers = 2; c.num_attention_heads = 2;
+    c.intermediate_size = 2 * w; c.decoder_hidden_size = w / 2; c.decoder_num_hidden_layers = 1;
+    c.decoder_num_attention_heads = 2; c.decoder_intermediate_size = w;
+    return c;
+}
+
 int tl_write_jpeg(const char *path, const tl_jpeg *j) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <math.h>
 
+#include "config.h"
+
 extern int tl_failures;   /* failures in the running test */
 extern int tl_skipped;    /* set by TEST_SKIP */
 
@@ -74,5 +76,8 @@ typedef struct {
 
 /* Write j to path with libjpeg (not with image.c); 0 or -1. */
 int tl_write_jpeg(const char *path, const tl_jpeg *j);
+
+/* A toy ViT MAE of width w on w x w images (patch 8, 2 layers, 2 heads; decoder w/2 wide, 1 layer). */
+mae_config tl_toy_config(int w);
 
 #endif
