@@ -44,7 +44,4 @@ void dcmfx_phantom(int w, int h, int frame, int lo, int hi, int32_t *px);
  * display value of every pixel, then per-image min-max to 8 bits. */
 void dcmfx_expected_u8(const dcm_spec *s, uint8_t *out);
 
-/* tl_tmpdir()/name (a few rotating buffers). */
-const char *dcmfx_path(const char *name);
-
 #endif

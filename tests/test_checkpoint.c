@@ -6,19 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static mae_config small_config(void) {
-    sx_err err;
-    mae_config c;
-    config_preset("tiny", &c, &err);
-    c.image_size = 32; c.patch_size = 8; c.hidden_size = 32; c.num_hidden_layers = 2; c.num_attention_heads = 2;
-    c.intermediate_size = 64; c.decoder_hidden_size = 16; c.decoder_num_hidden_layers = 1;
-    c.decoder_num_attention_heads = 2; c.decoder_intermediate_size = 32;
-    return c;
-}
-
 TEST(test_checkpoint_roundtrip_bit_identical) {
     sx_err err;
-    mae_config c = small_config();
+    mae_config c = tl_toy_config(32);
     c.norm_pix_loss = 1; c.mask_ratio = 0.6; c.layer_norm_eps = 1e-6;
     mae_model a, b;
     CHECK(mae_build(&a, &c, &err) == 0);
@@ -44,7 +34,7 @@ TEST(test_checkpoint_roundtrip_bit_identical) {
 
 TEST(test_checkpoint_without_qkv_bias) {
     sx_err err;
-    mae_config c = small_config();
+    mae_config c = tl_toy_config(32);
     c.qkv_bias = 0;
     mae_model a, b;
     CHECK(mae_build(&a, &c, &err) == 0);
@@ -100,19 +90,12 @@ TEST(test_half_conversions) {
     CHECK(sx_f32_to_bf16(1.01171875f) == 0x3f82);  // tie rounds to even (up)
 }
 
-/* Write raw bytes to a file in the scratch dir. */
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    fwrite(data, 1, n, f);
-    fclose(f);
-}
-
 static void write_st(const char *path, const char *header, size_t data_bytes) {
     size_t h = strlen(header);
     uint8_t *buf = calloc(8 + h + data_bytes, 1);
     for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)h >> (8 * i));
     memcpy(buf + 8, header, h);
-    write_file(path, buf, 8 + h + data_bytes);
+    tl_write_file(path, buf, 8 + h + data_bytes);
     free(buf);
 }
 
@@ -121,10 +104,10 @@ TEST(test_safetensors_rejects_malformed) {
     sx_err err;
     st_file f;
     snprintf(p, sizeof p, "%s/x.safetensors", tl_tmpdir());
-    write_file(p, "abc", 3);
+    tl_write_file(p, "abc", 3);
     CHECK(st_open(p, &f, &err) == -1 && strstr(err.msg, "too short"));
     uint8_t huge[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, '{', '}'};
-    write_file(p, huge, 16);
+    tl_write_file(p, huge, 16);
     CHECK(st_open(p, &f, &err) == -1 && strstr(err.msg, "header length"));
     write_st(p, "{not json", 0);
     CHECK(st_open(p, &f, &err) == -1 && strstr(err.msg, "JSON"));
@@ -150,7 +133,7 @@ TEST(test_checkpoint_mismatch_names_tensor) {
     sx_err err;
     char dir[512], path[600];
     snprintf(dir, sizeof dir, "%s/mm", tl_tmpdir());
-    mae_config c = small_config();
+    mae_config c = tl_toy_config(32);
     mae_model a, b;
     CHECK(mae_build(&a, &c, &err) == 0);
     mae_init_weights(&a, 2);
@@ -179,7 +162,7 @@ TEST(test_checkpoint_mismatch_names_tensor) {
     char *buf = malloc((size_t)n);
     CHECK(fread(buf, 1, (size_t)n, f) == (size_t)n);
     fclose(f);
-    write_file(path, buf, (size_t)n / 2);
+    tl_write_file(path, buf, (size_t)n / 2);
     free(buf);
     CHECK(checkpoint_load(dir, &b, &err) == -1 && strstr(err.msg, "outside the file"));
     mae_free(&a);

@@ -24,11 +24,9 @@ TEST(test_cli_init_info_reconstruct) {
     char cmd[4096], out[8192], cfgpath[600];
     // a small config.json, as a user would write it
     snprintf(cfgpath, sizeof cfgpath, "%s/cfg.json", d);
-    FILE *f = fopen(cfgpath, "w");
-    fputs("{\"image_size\": 64, \"patch_size\": 16, \"hidden_size\": 32, \"num_hidden_layers\": 1,"
-          " \"num_attention_heads\": 2, \"intermediate_size\": 64, \"decoder_hidden_size\": 16,"
-          " \"decoder_num_hidden_layers\": 1, \"decoder_num_attention_heads\": 2, \"decoder_intermediate_size\": 32}", f);
-    fclose(f);
+    tl_write_text(cfgpath, "{\"image_size\": 64, \"patch_size\": 16, \"hidden_size\": 32, \"num_hidden_layers\": 1,"
+                           " \"num_attention_heads\": 2, \"intermediate_size\": 64, \"decoder_hidden_size\": 16,"
+                           " \"decoder_num_hidden_layers\": 1, \"decoder_num_attention_heads\": 2, \"decoder_intermediate_size\": 32}");
     snprintf(cmd, sizeof cmd, "./skelex init --config %s --out %s/m --seed 5", cfgpath, d);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     sx_err err;

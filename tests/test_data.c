@@ -1,71 +1,24 @@
 /* test_data.c: tests for data.c (dataset, augmentation, loader) and for the
  * scaled JPEG loader in image.c. Every image is synthetic, written here
- * (png_write_u8 or libjpeg); one test reads real FracAtlas files and skips
+ * (png_write_u8 or libjpeg through tl_write_jpeg); one test reads real FracAtlas files and skips
  * when ../shared/data is absent. */
 #include "data.h"
 #include "image.h"
 #include "testlib.h"
 
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jpeglib.h>
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
-
-static const char *tpath(const char *name) {
-    static char bufs[16][512];
-    static int next;
-    char *b = bufs[next++ % 16];
-    snprintf(b, sizeof bufs[0], "%s/%s", tl_tmpdir(), name);
-    return b;
-}
-
-static int write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = n ? fwrite(p, 1, n, f) : 0;
-    return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
-static int write_text(const char *path, const char *s) { return write_bytes(path, s, strlen(s)); }
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)sz + 1);
-    size_t n = fread(p, 1, (size_t)sz, f);
-    p[n] = 0;
-    fclose(f);
-    return p;
-}
 
 static int count_substr(const char *s, const char *sub) {
     int n = 0;
     for (const char *p = s; p && (p = strstr(p, sub)); p += strlen(sub)) n++;
     return n;
-}
-
-/* Redirect stderr into a file while a call runs. */
-static int stderr_begin(const char *file) {
-    fflush(stderr);
-    int saved = dup(2), fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 2);
-    close(fd);
-    return saved;
-}
-
-static void stderr_end(int saved) {
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
 }
 
 /* A grey test image, different for each seed k: gradient, a bright block
@@ -89,62 +42,41 @@ static void write_pattern_png(const char *path, int w, int h, int k) {
     free(p);
 }
 
-/* Write a JPEG: comps 1 (grey) or 3 (RGB, from grey px with a colour tint);
- * app1 optional. */
-static int write_jpeg(const char *path, const uint8_t *grey, int w, int h, int comps, int quality,
-                      const uint8_t *app1, unsigned app1_len) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr jerr;
-    c.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = (JDIMENSION)w;
-    c.image_height = (JDIMENSION)h;
-    c.input_components = comps;
-    c.in_color_space = comps == 1 ? JCS_GRAYSCALE : JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, quality, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    if (app1) jpeg_write_marker(&c, JPEG_APP0 + 1, app1, app1_len);
-    uint8_t *row = malloc((size_t)w * comps);
-    while (c.next_scanline < c.image_height) {
-        const uint8_t *g = grey + (size_t)c.next_scanline * w;
-        for (int x = 0; x < w; x++)
-            if (comps == 1) row[x] = g[x];
-            else { row[3 * x] = g[x]; row[3 * x + 1] = (uint8_t)(g[x] * 3 / 4); row[3 * x + 2] = (uint8_t)(255 - g[x] / 2); }
-        JSAMPROW rp = row;
-        jpeg_write_scanlines(&c, &rp, 1);
+/* Write grey px as a JPEG: comps 1 (grey) or 3 (RGB, the grey with a
+ * colour tint); app1 optional. */
+static int write_grey_jpeg(const char *path, const uint8_t *grey, int w, int h, int comps, int quality,
+                           const uint8_t *app1, unsigned app1_len) {
+    uint8_t *rgb = NULL;
+    if (comps == 3) {
+        rgb = malloc((size_t)w * h * 3);
+        for (size_t i = 0; i < (size_t)w * h; i++) {
+            rgb[3 * i] = grey[i];
+            rgb[3 * i + 1] = (uint8_t)(grey[i] * 3 / 4);
+            rgb[3 * i + 2] = (uint8_t)(255 - grey[i] / 2);
+        }
     }
-    free(row);
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    return fclose(f);
+    int rc = tl_write_jpeg(path, &(tl_jpeg){w, h, comps, quality, 0, 0, rgb ? rgb : grey, app1, app1_len});
+    free(rgb);
+    return rc;
 }
 
 /* Copy the first frac of src's bytes to dst (a truncated file). */
 static void truncate_copy(const char *src, const char *dst, double frac) {
-    char *all = NULL;
-    FILE *f = fopen(src, "rb");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    all = malloc((size_t)n);
-    CHECK(fread(all, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    CHECK(write_bytes(dst, all, (size_t)(n * frac)) == 0);
+    size_t n;
+    char *all = tl_read_file(src, &n);
+    CHECK(all != NULL);
+    CHECK(tl_write_file(dst, all, (size_t)(n * frac)) == 0);
     free(all);
 }
 
 static void write_random_bytes(const char *path, size_t n, uint32_t seed) {
     uint8_t *b = malloc(n);
     for (size_t i = 0; i < n; i++) { seed = seed * 1664525u + 1013904223u; b[i] = (uint8_t)(seed >> 24); }
-    CHECK(write_bytes(path, b, n) == 0);
+    CHECK(tl_write_file(path, b, n) == 0);
     free(b);
 }
 
-static void mkdir_t(const char *name) { CHECK(mkdir(tpath(name), 0700) == 0); }
+static void mkdir_t(const char *name) { CHECK(mkdir(tl_path(name), 0700) == 0); }
 
 /* ------------------------------------------------------------------------ */
 /* Dataset                                                                  */
@@ -153,35 +85,35 @@ TEST(data_scan_dir_recursive_sorted) {
     mkdir_t("d"); mkdir_t("d/sub"); mkdir_t("d/sub/deep"); mkdir_t("d/.hidden"); mkdir_t("d/empty");
     const char *files[] = {"d/b.png", "d/A.JPG", "d/sub/c.jpeg", "d/sub/deep/e.Png", "d/notes.txt",
                            "d/x.gif", "d/.hidden/h.png", "d/.dot.png", "d/sub/noext", "d/sub/png"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) CHECK(write_text(tpath(files[i]), "x") == 0);
-    CHECK(symlink(tpath("d/sub"), tpath("d/link")) == 0); /* a link to a directory: not followed */
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) CHECK(tl_write_text(tl_path(files[i]), "x") == 0);
+    CHECK(symlink(tl_path("d/sub"), tl_path("d/link")) == 0); /* a link to a directory: not followed */
 
     dataset ds;
     dataset_init(&ds);
     sx_err e;
     char root[512];
-    snprintf(root, sizeof root, "%s", tpath("d"));
+    snprintf(root, sizeof root, "%s", tl_path("d"));
     CHECKF(dataset_add(&ds, root, &e) == 0, "%s", e.msg);
     const char *want[] = {"d/A.JPG", "d/b.png", "d/sub/c.jpeg", "d/sub/deep/e.Png"};
     CHECKF(dataset_count(&ds) == 4, "count %zu", dataset_count(&ds));
     for (size_t i = 0; i < 4 && i < dataset_count(&ds); i++)
-        CHECKF(!strcmp(dataset_path(&ds, i), tpath(want[i])), "%zu: %s", i, dataset_path(&ds, i));
+        CHECKF(!strcmp(dataset_path(&ds, i), tl_path(want[i])), "%zu: %s", i, dataset_path(&ds, i));
     /* adding it again, or spelled with a trailing slash, adds nothing */
     CHECK(dataset_add(&ds, root, &e) == 0);
     strcat(root, "/");
     CHECK(dataset_add(&ds, root, &e) == 0);
     CHECK(dataset_count(&ds) == 4);
-    CHECK(dataset_find(&ds, tpath("d/sub/c.jpeg")) == 2);
-    CHECK(dataset_find(&ds, tpath("d/x.gif")) == -1);
+    CHECK(dataset_find(&ds, tl_path("d/sub/c.jpeg")) == 2);
+    CHECK(dataset_find(&ds, tl_path("d/x.gif")) == -1);
     /* a single image file is accepted as itself */
-    CHECK(dataset_add(&ds, tpath("d/.hidden/h.png"), &e) == 0);
-    CHECK(dataset_count(&ds) == 5 && !strcmp(dataset_path(&ds, 0), tpath("d/.hidden/h.png"))); /* '.' < 'A' */
+    CHECK(dataset_add(&ds, tl_path("d/.hidden/h.png"), &e) == 0);
+    CHECK(dataset_count(&ds) == 5 && !strcmp(dataset_path(&ds, 0), tl_path("d/.hidden/h.png"))); /* '.' < 'A' */
     dataset_free(&ds);
 }
 
 TEST(data_list_file_relative_comments_blank) {
     mkdir_t("lists");
-    CHECK(write_text(tpath("lists/train.txt"),
+    CHECK(tl_write_text(tl_path("lists/train.txt"),
                      "# training images\n"
                      "\n"
                      "  img1.png  \n"
@@ -194,25 +126,25 @@ TEST(data_list_file_relative_comments_blank) {
     dataset ds;
     dataset_init(&ds);
     sx_err e;
-    CHECKF(dataset_add(&ds, tpath("lists/train.txt"), &e) == 0, "%s", e.msg);
-    const char *want[] = {"/abs/path/x.PNG", tpath("lists/img1.png"), tpath("lists/last-no-newline.jpeg"),
-                          tpath("lists/sub/img2.jpg")};
+    CHECKF(dataset_add(&ds, tl_path("lists/train.txt"), &e) == 0, "%s", e.msg);
+    const char *want[] = {"/abs/path/x.PNG", tl_path("lists/img1.png"), tl_path("lists/last-no-newline.jpeg"),
+                          tl_path("lists/sub/img2.jpg")};
     CHECKF(dataset_count(&ds) == 4, "count %zu", dataset_count(&ds));
     for (size_t i = 0; i < 4 && i < dataset_count(&ds); i++)
         CHECKF(!strcmp(dataset_path(&ds, i), want[i]), "%zu: %s vs %s", i, dataset_path(&ds, i), want[i]);
 
     /* a list and a directory together, sorted as one */
     mkdir_t("lists/sub");
-    CHECK(write_text(tpath("lists/sub/img2.jpg"), "x") == 0);
-    CHECK(write_text(tpath("lists/sub/img3.png"), "x") == 0);
-    CHECK(dataset_add(&ds, tpath("lists/sub"), &e) == 0);
+    CHECK(tl_write_text(tl_path("lists/sub/img2.jpg"), "x") == 0);
+    CHECK(tl_write_text(tl_path("lists/sub/img3.png"), "x") == 0);
+    CHECK(dataset_add(&ds, tl_path("lists/sub"), &e) == 0);
     CHECKF(dataset_count(&ds) == 5, "count %zu", dataset_count(&ds)); /* img2 already listed */
-    CHECK(dataset_find(&ds, tpath("lists/sub/img3.png")) == 4);
+    CHECK(dataset_find(&ds, tl_path("lists/sub/img3.png")) == 4);
 
     /* a bare file name in the current directory stays relative */
     char cwd[1024];
     CHECK(getcwd(cwd, sizeof cwd) != NULL);
-    CHECK(chdir(tpath("lists")) == 0);
+    CHECK(chdir(tl_path("lists")) == 0);
     dataset d2;
     dataset_init(&d2);
     CHECK(dataset_add(&d2, "train.txt", &e) == 0);
@@ -226,39 +158,39 @@ TEST(data_errors_name_the_path) {
     dataset ds;
     dataset_init(&ds);
     sx_err e;
-    CHECK(write_text(tpath("one.png"), "x") == 0);
-    CHECK(dataset_add(&ds, tpath("one.png"), &e) == 0);
+    CHECK(tl_write_text(tl_path("one.png"), "x") == 0);
+    CHECK(dataset_add(&ds, tl_path("one.png"), &e) == 0);
 
-    const char *missing = tpath("no/such/dir");
+    const char *missing = tl_path("no/such/dir");
     CHECK(dataset_add(&ds, missing, &e) == -1);
     CHECKF(strstr(e.msg, missing) && strstr(e.msg, "No such file"), "%s", e.msg);
 
     mkdir_t("empty");
-    CHECK(dataset_add(&ds, tpath("empty"), &e) == -1);
-    CHECKF(strstr(e.msg, tpath("empty")) && strstr(e.msg, "no PNG or JPEG"), "%s", e.msg);
+    CHECK(dataset_add(&ds, tl_path("empty"), &e) == -1);
+    CHECKF(strstr(e.msg, tl_path("empty")) && strstr(e.msg, "no PNG or JPEG"), "%s", e.msg);
 
     mkdir_t("textonly");
     mkdir_t("textonly/inner");
-    CHECK(write_text(tpath("textonly/inner/readme.txt"), "x") == 0);
-    CHECK(dataset_add(&ds, tpath("textonly"), &e) == -1);
-    CHECKF(strstr(e.msg, tpath("textonly")) && strstr(e.msg, "no PNG or JPEG"), "%s", e.msg);
+    CHECK(tl_write_text(tl_path("textonly/inner/readme.txt"), "x") == 0);
+    CHECK(dataset_add(&ds, tl_path("textonly"), &e) == -1);
+    CHECKF(strstr(e.msg, tl_path("textonly")) && strstr(e.msg, "no PNG or JPEG"), "%s", e.msg);
 
-    CHECK(write_text(tpath("comments.txt"), "# nothing here\n\n   \n") == 0);
-    CHECK(dataset_add(&ds, tpath("comments.txt"), &e) == -1);
-    CHECKF(strstr(e.msg, tpath("comments.txt")) && strstr(e.msg, "names no image"), "%s", e.msg);
+    CHECK(tl_write_text(tl_path("comments.txt"), "# nothing here\n\n   \n") == 0);
+    CHECK(dataset_add(&ds, tl_path("comments.txt"), &e) == -1);
+    CHECKF(strstr(e.msg, tl_path("comments.txt")) && strstr(e.msg, "names no image"), "%s", e.msg);
 
-    CHECK(write_bytes(tpath("binary.dat"), "a.png\n\0\1\2\n", 10) == 0);
-    CHECK(dataset_add(&ds, tpath("binary.dat"), &e) == -1);
-    CHECKF(strstr(e.msg, tpath("binary.dat")) && strstr(e.msg, "binary"), "%s", e.msg);
+    CHECK(tl_write_file(tl_path("binary.dat"), "a.png\n\0\1\2\n", 10) == 0);
+    CHECK(dataset_add(&ds, tl_path("binary.dat"), &e) == -1);
+    CHECKF(strstr(e.msg, tl_path("binary.dat")) && strstr(e.msg, "binary"), "%s", e.msg);
 
     CHECK(dataset_count(&ds) == 1); /* failed adds left the dataset as it was */
-    CHECK(!strcmp(dataset_path(&ds, 0), tpath("one.png")));
+    CHECK(!strcmp(dataset_path(&ds, 0), tl_path("one.png")));
     dataset_free(&ds);
 }
 
 TEST(data_large_list_is_fast) {
     const int n = 200000;
-    FILE *f = fopen(tpath("big.txt"), "w");
+    FILE *f = fopen(tl_path("big.txt"), "w");
     for (int i = 0; i < n; i++) fprintf(f, "/data/study%06d/image_%d.jpg\n", (i * 7919) % n, i % 3);
     fprintf(f, "/data/study000000/image_0.jpg\n"); /* a repeat */
     fclose(f);
@@ -266,7 +198,7 @@ TEST(data_large_list_is_fast) {
     dataset_init(&ds);
     sx_err e;
     double t0 = sx_now();
-    CHECKF(dataset_add(&ds, tpath("big.txt"), &e) == 0, "%s", e.msg);
+    CHECKF(dataset_add(&ds, tl_path("big.txt"), &e) == 0, "%s", e.msg);
     double dt = sx_now() - t0;
     CHECKF(dataset_count(&ds) == (size_t)n, "count %zu", dataset_count(&ds));
     CHECKF(dt < 3.0, "took %.2f s", dt);
@@ -435,8 +367,8 @@ TEST(data_jpeg_scaled_decode_sizes_and_content) {
             px[y * W + x] = dx * dx + dy * dy < 150 * 150 ? 220 : (uint8_t)(20 + x * 150 / W + y * 40 / H);
         }
     for (int comps = 1; comps <= 3; comps += 2) {
-        const char *p = tpath(comps == 1 ? "big_grey.jpg" : "big_rgb.jpg");
-        CHECK(write_jpeg(p, px, W, H, comps, 92, NULL, 0) == 0);
+        const char *p = tl_path(comps == 1 ? "big_grey.jpg" : "big_rgb.jpg");
+        CHECK(write_grey_jpeg(p, px, W, H, comps, 92, NULL, 0) == 0);
         const struct { int min_side, w, h; } cases[] = {
             {224, 480, 360}, {90, 120, 90}, {100, 240, 180}, {361, 960, 720}, {0, 960, 720}, {5000, 960, 720}};
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -474,23 +406,23 @@ TEST(data_jpeg_scaled_decode_sizes_and_content) {
     /* EXIF orientation still applies (6: rotate 90, sides swap) */
     uint8_t app1[64];
     unsigned len = exif_orientation_app1(app1, 6);
-    const char *p = tpath("rot.jpg");
-    CHECK(write_jpeg(p, px, W, H, 1, 90, app1, len) == 0);
+    const char *p = tl_path("rot.jpg");
+    CHECK(write_grey_jpeg(p, px, W, H, 1, 90, app1, len) == 0);
     gray_image im;
     sx_err e;
     CHECK(image_load_gray_min(p, 100, &im, &e) == 0);
     CHECKF(im.width == 180 && im.height == 240, "%dx%d", im.width, im.height);
     gray_image_free(&im);
     /* truncated: decoded reduced, with the warning handed back */
-    truncate_copy(tpath("big_grey.jpg"), tpath("cut.jpg"), 0.5);
+    truncate_copy(tl_path("big_grey.jpg"), tl_path("cut.jpg"), 0.5);
     sx_err warn;
-    CHECK(image_load_gray_opts(tpath("cut.jpg"), &(image_load_opts){.min_side = 224, .warning = &warn}, &im, &e) == 0);
+    CHECK(image_load_gray_opts(tl_path("cut.jpg"), &(image_load_opts){.min_side = 224, .warning = &warn}, &im, &e) == 0);
     CHECK(im.width == 480 && im.height == 360);
-    CHECKF(strstr(warn.msg, "truncated JPEG") && strstr(warn.msg, tpath("cut.jpg")), "%s", warn.msg);
+    CHECKF(strstr(warn.msg, "truncated JPEG") && strstr(warn.msg, tl_path("cut.jpg")), "%s", warn.msg);
     gray_image_free(&im);
     /* PNG: always full size */
-    write_pattern_png(tpath("p.png"), 300, 200, 0);
-    CHECK(image_load_gray_min(tpath("p.png"), 50, &im, &e) == 0);
+    write_pattern_png(tl_path("p.png"), 300, 200, 0);
+    CHECK(image_load_gray_min(tl_path("p.png"), 50, &im, &e) == 0);
     CHECK(im.width == 300 && im.height == 200);
     gray_image_free(&im);
     free(px);
@@ -505,11 +437,11 @@ static void make_png_dataset(dataset *ds, int n) {
     for (int i = 0; i < n; i++) {
         char name[64];
         snprintf(name, sizeof name, "imgs/img%02d.png", i);
-        write_pattern_png(tpath(name), 40 + (i * 7) % 31, 36 + (i * 5) % 23, i);
+        write_pattern_png(tl_path(name), 40 + (i * 7) % 31, 36 + (i * 5) % 23, i);
     }
     dataset_init(ds);
     sx_err e;
-    CHECKF(dataset_add(ds, tpath("imgs"), &e) == 0, "%s", e.msg);
+    CHECKF(dataset_add(ds, tl_path("imgs"), &e) == 0, "%s", e.msg);
 }
 
 /* nb batches from a new loader into out (nb*B*3*S*S floats). */
@@ -601,14 +533,14 @@ TEST(data_loader_skips_corrupt_and_decodes_truncated) {
     dataset ds;
     make_png_dataset(&ds, 6);
     uint8_t *px = pattern(64, 64, 9);
-    CHECK(write_jpeg(tpath("full.jpg"), px, 64, 64, 1, 90, NULL, 0) == 0);
+    CHECK(write_grey_jpeg(tl_path("full.jpg"), px, 64, 64, 1, 90, NULL, 0) == 0);
     free(px);
-    truncate_copy(tpath("full.jpg"), tpath("imgs/truncated.jpg"), 0.6);
-    write_random_bytes(tpath("imgs/corrupt.png"), 700, 99);
+    truncate_copy(tl_path("full.jpg"), tl_path("imgs/truncated.jpg"), 0.6);
+    write_random_bytes(tl_path("imgs/corrupt.png"), 700, 99);
     dataset_free(&ds);
     dataset_init(&ds);
     sx_err e;
-    CHECK(dataset_add(&ds, tpath("imgs"), &e) == 0);
+    CHECK(dataset_add(&ds, tl_path("imgs"), &e) == 0);
     CHECK(dataset_count(&ds) == 8);
 
     aug_config a = aug_default(16);
@@ -616,14 +548,14 @@ TEST(data_loader_skips_corrupt_and_decodes_truncated) {
     size_t per = (size_t)B * 3 * 16 * 16;
     float *x = malloc(per * NB * sizeof(float)), *y = malloc(per * NB * sizeof(float));
     loader_info info[NB];
-    const char *skiplog = tpath("skipped.txt"), *errlog = tpath("stderr.txt");
-    int saved = stderr_begin(errlog);
+    const char *skiplog = tl_path("skipped.txt"), *errlog = tl_path("stderr.txt");
+    int saved = tl_stderr_begin(errlog);
     run_loader(&ds, B, &a, 3, 2, 0, skiplog, NB, x, info);
-    stderr_end(saved);
+    tl_stderr_end(saved);
 
-    char *log = read_text(skiplog), *err = read_text(errlog);
+    char *log = tl_read_file(skiplog, NULL), *err = tl_read_file(errlog, NULL);
     char want[600];
-    snprintf(want, sizeof want, "%s\t", tpath("imgs/corrupt.png"));
+    snprintf(want, sizeof want, "%s\t", tl_path("imgs/corrupt.png"));
     CHECKF(log && !strncmp(log, want, strlen(want)) && count_substr(log, "\n") == 1, "skip log: %s", log);
     CHECKF(err && count_substr(err, "(file skipped)") == 1 && count_substr(err, "corrupt.png") == 1, "stderr: %s", err);
     CHECKF(err && count_substr(err, "truncated JPEG") == 1 && strstr(err, "truncated.jpg"), "stderr: %s", err);
@@ -634,11 +566,11 @@ TEST(data_loader_skips_corrupt_and_decodes_truncated) {
     free(log); free(err);
 
     /* the same batches with other threads, and the log is not repeated */
-    saved = stderr_begin(errlog);
+    saved = tl_stderr_begin(errlog);
     run_loader(&ds, B, &a, 3, 3, 0, skiplog, NB, y, NULL);
-    stderr_end(saved);
+    tl_stderr_end(saved);
     CHECK(!memcmp(x, y, per * NB * sizeof(float)));
-    log = read_text(skiplog);
+    log = tl_read_file(skiplog, NULL);
     CHECKF(log && count_substr(log, "\n") == 1, "skip log: %s", log);
     free(log);
     free(x); free(y);
@@ -650,27 +582,27 @@ TEST(data_loader_all_corrupt_is_an_error) {
     for (int i = 0; i < 3; i++) {
         char name[64];
         snprintf(name, sizeof name, "bad/b%d.png", i);
-        write_random_bytes(tpath(name), 200 + i, (uint32_t)i);
+        write_random_bytes(tl_path(name), 200 + i, (uint32_t)i);
     }
-    CHECK(write_text(tpath("bad/empty.jpg"), "") == 0);
+    CHECK(tl_write_text(tl_path("bad/empty.jpg"), "") == 0);
     dataset ds;
     dataset_init(&ds);
     sx_err e;
-    CHECK(dataset_add(&ds, tpath("bad"), &e) == 0);
+    CHECK(dataset_add(&ds, tl_path("bad"), &e) == 0);
     aug_config a = aug_default(16);
     float *x = malloc(sizeof(float) * 2 * 3 * 16 * 16);
     for (int threads = 0; threads <= 2; threads += 2) {
-        int saved = stderr_begin(tpath("stderr.txt"));
-        loader *L = loader_create(&ds, 2, &a, 1, threads, 0, tpath("skip.txt"), &e);
+        int saved = tl_stderr_begin(tl_path("stderr.txt"));
+        loader *L = loader_create(&ds, 2, &a, 1, threads, 0, tl_path("skip.txt"), &e);
         CHECK(L != NULL);
         int rc1 = L ? loader_next(L, x, NULL, &e) : 0;
         sx_err e2;
         int rc2 = L ? loader_next(L, x, NULL, &e2) : 0;
         loader_destroy(L);
-        stderr_end(saved);
+        tl_stderr_end(saved);
         CHECKF(rc1 == -1 && strstr(e.msg, "could be decoded") && strstr(e.msg, "skip.txt"), "%s", e.msg);
         CHECK(rc2 == -1);
-        char *log = read_text(tpath("skip.txt"));
+        char *log = tl_read_file(tl_path("skip.txt"), NULL);
         CHECKF(log && count_substr(log, "\n") == 4, "%s", log); /* each file once, over both runs */
         free(log);
     }
@@ -684,8 +616,8 @@ TEST(data_loader_argument_errors) {
     aug_config a = aug_default(16);
     sx_err e;
     CHECK(loader_create(&ds, 4, &a, 0, 1, 0, NULL, &e) == NULL && strstr(e.msg, "empty"));
-    CHECK(write_text(tpath("x.png"), "x") == 0);
-    CHECK(dataset_add(&ds, tpath("x.png"), &e) == 0);
+    CHECK(tl_write_text(tl_path("x.png"), "x") == 0);
+    CHECK(dataset_add(&ds, tl_path("x.png"), &e) == 0);
     CHECK(loader_create(&ds, 0, &a, 0, 1, 0, NULL, &e) == NULL && strstr(e.msg, "batch"));
     CHECK(loader_create(&ds, 4, &a, 0, -1, 0, NULL, &e) == NULL && strstr(e.msg, "threads"));
     CHECK(loader_create(&ds, 4, &a, 0, 1, -5, NULL, &e) == NULL && strstr(e.msg, "start"));
@@ -711,9 +643,9 @@ TEST(data_fracatlas_batches) {
     const int B = 8, S = 64;
     size_t per = (size_t)B * 3 * S * S;
     float *x = malloc(per * 2 * sizeof(float));
-    int saved = stderr_begin(tpath("stderr.txt")); /* truncated-file warnings */
-    int rc = run_loader(&ds, B, &a, 2024, 2, 0, tpath("skipped.txt"), 2, x, NULL);
-    stderr_end(saved);
+    int saved = tl_stderr_begin(tl_path("stderr.txt")); /* truncated-file warnings */
+    int rc = run_loader(&ds, B, &a, 2024, 2, 0, tl_path("skipped.txt"), 2, x, NULL);
+    tl_stderr_end(saved);
     CHECK(rc == 0);
     float lo = (0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0] - 1e-4f, hi = (1 - IMAGENET_MEAN[2]) / IMAGENET_STD[2] + 1e-4f;
     double sum = 0, sq = 0;

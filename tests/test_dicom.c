@@ -21,18 +21,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include <jpeglib.h>
 
 /* ------------------------------------------------------------------------ */
 /* Fixtures (declared in dicom_fixtures.h)                                  */
-
-const char *dcmfx_path(const char *name) {
-    static char bufs[16][512];
-    static int next;
-    char *b = bufs[next++ % 16];
-    snprintf(b, sizeof bufs[0], "%s/%s", tl_tmpdir(), name);
-    return b;
-}
 
 int dcmfx_run(const char *fmt, ...) {
     char cmd[4096];
@@ -76,11 +67,9 @@ static int write_raw(const char *path, const dcm_spec *s) {
         if (bytes == 1) buf[i] = (uint8_t)v;
         else { buf[2 * i] = (uint8_t)v; buf[2 * i + 1] = (uint8_t)(v >> 8); }
     }
-    FILE *f = fopen(path, "wb");
-    int ok = f && fwrite(buf, bytes, n, f) == n;
-    if (f) ok = (fclose(f) == 0) && ok;
+    int rc = tl_write_file(path, buf, n * bytes);
     free(buf);
-    return ok ? 0 : -1;
+    return rc;
 }
 
 int dcmfx_write(const char *path, const dcm_spec *s) {
@@ -143,37 +132,16 @@ void dcmfx_expected_u8(const dcm_spec *s, uint8_t *out) {
 #define W 64
 #define H 48
 
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { *n = 0; return calloc(1, 1); }
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)sz + 1);
-    *n = fread(p, 1, (size_t)sz, f);
-    p[*n] = 0;
-    fclose(f);
-    return p;
-}
-
-static int write_file(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = n ? fwrite(p, 1, n, f) : 0;
-    return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
 /* Run `skelex preprocess ARGS`; stdout and stderr into NAME.out / NAME.err
  * (returned malloc'ed when out/err are non-NULL). Exit status. */
 static int preprocess(const char *args, const char *name, char **out, char **err) {
     char cmd[3200], o[600], e[600];
-    snprintf(o, sizeof o, "%s.out", dcmfx_path(name));
-    snprintf(e, sizeof e, "%s.err", dcmfx_path(name));
+    snprintf(o, sizeof o, "%s.out", tl_path(name));
+    snprintf(e, sizeof e, "%s.err", tl_path(name));
     snprintf(cmd, sizeof cmd, "./skelex preprocess %s >'%s' 2>'%s'", args, o, e);
     int st = system(cmd);
-    size_t n;
-    if (out) *out = slurp(o, &n);
-    if (err) *err = slurp(e, &n);
+    if (out && !(*out = tl_read_file(o, NULL))) *out = calloc(1, 1);
+    if (err && !(*err = tl_read_file(e, NULL))) *err = calloc(1, 1);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
@@ -238,7 +206,7 @@ static dcm_spec dx16_spec(int32_t *px) {
 
 static void check_spec(const char *name, const dcm_spec *s) {
     char p[600];
-    snprintf(p, sizeof p, "%s", dcmfx_path(name));
+    snprintf(p, sizeof p, "%s", tl_path(name));
     CHECKF(dcmfx_write(p, s) == 0, "dump2dcm failed for %s", name);
     uint8_t want[W * H];
     dcmfx_expected_u8(s, want);
@@ -264,17 +232,17 @@ TEST(dicom_window_mono2_16bit) {
     uint8_t other[W * H], got[W * H];
     dcmfx_expected_u8(&second, other);
     sx_err e;
-    CHECKF(load_u8(dcmfx_path("dx16.dcm"), got, W, H, &e) == 0, "%s", e.msg);
+    CHECKF(load_u8(tl_path("dx16.dcm"), got, W, H, &e) == 0, "%s", e.msg);
     CHECK(max_diff(got, want, W * H) <= 1 && max_diff(got, other, W * H) > 50);
 
     /* --size: the model's resize of exactly that image */
     char args[1400];
-    snprintf(args, sizeof args, "'%s' --out '%s' --size 24", dcmfx_path("dx16.dcm"), dcmfx_path("small.png"));
+    snprintf(args, sizeof args, "'%s' --out '%s' --size 24", tl_path("dx16.dcm"), tl_path("small.png"));
     CHECK(preprocess(args, "size", NULL, NULL) == 0);
     uint8_t sq[24 * 24];
     image_resize_bilinear_u8(got, W, H, sq, 24, 24);
     gray_image im;
-    CHECK(image_load_gray(dcmfx_path("small.png"), &im, &e) == 0);
+    CHECK(image_load_gray(tl_path("small.png"), &im, &e) == 0);
     CHECK(im.width == 24 && im.height == 24);
     double worst = 0;
     for (int i = 0; im.data && i < 24 * 24; i++) worst = fmax(worst, fabs(im.data[i] - sq[i]));
@@ -283,7 +251,7 @@ TEST(dicom_window_mono2_16bit) {
 
     /* the model's input from a DICOM: the same pipeline as any image */
     float chw[3 * 24 * 24], ref[3 * 24 * 24];
-    CHECK(image_preprocess_file(dcmfx_path("dx16.dcm"), 24, chw, &e) == 0);
+    CHECK(image_preprocess_file(tl_path("dx16.dcm"), 24, chw, &e) == 0);
     image_u8_to_chw(sq, 24, ref);
     worst = 0;
     for (int i = 0; i < 3 * 24 * 24; i++) worst = fmax(worst, fabs(chw[i] - ref[i]));
@@ -298,11 +266,11 @@ TEST(dicom_monochrome1_inverted) {
     check_spec("mono1.dcm", &s);
     /* the same stored values as MONOCHROME2 give the complement */
     dcm_spec s2 = dx16_spec(px);
-    CHECK(dcmfx_write(dcmfx_path("mono2.dcm"), &s2) == 0);
+    CHECK(dcmfx_write(tl_path("mono2.dcm"), &s2) == 0);
     uint8_t a[W * H], b[W * H];
     sx_err e;
-    CHECK(load_u8(dcmfx_path("mono1.dcm"), a, W, H, &e) == 0);
-    CHECK(load_u8(dcmfx_path("mono2.dcm"), b, W, H, &e) == 0);
+    CHECK(load_u8(tl_path("mono1.dcm"), a, W, H, &e) == 0);
+    CHECK(load_u8(tl_path("mono2.dcm"), b, W, H, &e) == 0);
     int worst = 0;
     for (int i = 0; i < W * H; i++) worst = abs(a[i] + b[i] - 255) > worst ? abs(a[i] + b[i] - 255) : worst;
     CHECKF(worst <= 1, "MONOCHROME1 is not the inverse of MONOCHROME2 (off by %d)", worst);
@@ -357,12 +325,12 @@ TEST(dicom_signed_pixels) {
     for (int i = 0; i < W * H; i++) px12[i] &= 0xFFF; /* two's complement in 12 bits, high bits clear */
     int32_t val[W * H];
     for (int i = 0; i < W * H; i++) val[i] = px12[i] >= 2048 ? px12[i] - 4096 : px12[i];
-    CHECK(dcmfx_write(dcmfx_path("signed12.dcm"), &t) == 0);
+    CHECK(dcmfx_write(tl_path("signed12.dcm"), &t) == 0);
     dcm_spec tv = t;
     tv.px = val;
     uint8_t want[W * H];
     dcmfx_expected_u8(&tv, want);
-    int d = preprocess_diff(dcmfx_path("signed12.dcm"), want, W, H);
+    int d = preprocess_diff(tl_path("signed12.dcm"), want, W, H);
     CHECKF(d >= 0 && d <= 1, "12-bit signed differs by %d", d);
 }
 
@@ -402,7 +370,7 @@ TEST(dicom_secondary_capture_8bit) {
 /* The file at path is in transfer syntax uid (it appears in the meta header). */
 static int has_uid(const char *path, const char *uid) {
     size_t n;
-    char *p = slurp(path, &n);
+    char *p = tl_read_file(path, &n);
     int found = 0;
     for (size_t i = 0; !found && n >= strlen(uid) && i + strlen(uid) <= n && i < 400; i++)
         found = !memcmp(p + i, uid, strlen(uid)) && p[i + strlen(uid)] != '.' &&
@@ -428,7 +396,7 @@ TEST(dicom_compressed_lossless) {
     int32_t px[W * H];
     dcm_spec s = dx16_spec(px);
     char src[600];
-    snprintf(src, sizeof src, "%s", dcmfx_path("plain.dcm"));
+    snprintf(src, sizeof src, "%s", tl_path("plain.dcm"));
     CHECK(dcmfx_write(src, &s) == 0);
     static const struct { const char *tool, *name, *uid; } codecs[] = {
         {"dcmcjpeg", "jpeg_sv1.dcm", "1.2.840.10008.1.2.4.70"},      /* JPEG lossless, first-order prediction */
@@ -440,7 +408,7 @@ TEST(dicom_compressed_lossless) {
     dcmfx_expected_u8(&s, want);
     for (size_t k = 0; k < sizeof codecs / sizeof codecs[0]; k++) {
         char out[600];
-        snprintf(out, sizeof out, "%s", dcmfx_path(codecs[k].name));
+        snprintf(out, sizeof out, "%s", tl_path(codecs[k].name));
         CHECKF(dcmfx_run("%s '%s' '%s'", codecs[k].tool, src, out) == 0, "%s failed", codecs[k].tool);
         CHECKF(has_uid(out, codecs[k].uid), "%s did not write %s", codecs[k].tool, codecs[k].uid);
         CHECKF(same_floats(src, out), "%s: decoded image differs from the uncompressed one", codecs[k].name);
@@ -452,35 +420,10 @@ TEST(dicom_compressed_lossless) {
     /* MONOCHROME1 through JPEG-LS: still inverted after decoding */
     s.photometric = "MONOCHROME1";
     CHECK(dcmfx_write(src, &s) == 0);
-    CHECK(dcmfx_run("dcmcjpls '%s' '%s'", src, dcmfx_path("m1ls.dcm")) == 0);
+    CHECK(dcmfx_run("dcmcjpls '%s' '%s'", src, tl_path("m1ls.dcm")) == 0);
     dcmfx_expected_u8(&s, want);
-    int d = preprocess_diff(dcmfx_path("m1ls.dcm"), want, W, H);
+    int d = preprocess_diff(tl_path("m1ls.dcm"), want, W, H);
     CHECKF(d >= 0 && d <= 1, "MONOCHROME1 JPEG-LS differs by %d", d);
-}
-
-/* An 8-bit JPEG written by libjpeg (as a camera or scanner would). */
-static int write_jpeg(const char *path, const uint8_t *px, int w, int h) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr jerr;
-    c.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = (JDIMENSION)w;
-    c.image_height = (JDIMENSION)h;
-    c.input_components = 1;
-    c.in_color_space = JCS_GRAYSCALE;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 95, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    for (int y = 0; y < h; y++) {
-        JSAMPROW row = (JSAMPROW)(px + (size_t)y * w);
-        jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    return fclose(f) == 0 ? 0 : -1;
 }
 
 TEST(dicom_compressed_lossy) {
@@ -489,9 +432,9 @@ TEST(dicom_compressed_lossy) {
     dcmfx_phantom(W, H, 0, 20, 230, px);
     dcm_spec s = {.w = W, .h = H, .bits_alloc = 8, .px = px};
     char src[600];
-    snprintf(src, sizeof src, "%s", dcmfx_path("dx8.dcm"));
+    snprintf(src, sizeof src, "%s", tl_path("dx8.dcm"));
     char jb[600];
-    snprintf(jb, sizeof jb, "%s", dcmfx_path("baseline.dcm"));
+    snprintf(jb, sizeof jb, "%s", tl_path("baseline.dcm"));
     CHECK(dcmfx_write(src, &s) == 0);
     CHECK(dcmfx_run("dcmcjpeg +eb '%s' '%s'", src, jb) == 0);
     CHECK(has_uid(jb, "1.2.840.10008.1.2.4.50"));
@@ -509,10 +452,10 @@ TEST(dicom_compressed_lossy) {
     uint8_t g[W * H];
     for (int i = 0; i < W * H; i++) g[i] = (uint8_t)px[i];
     char jpg[600];
-    snprintf(jpg, sizeof jpg, "%s", dcmfx_path("scan.jpg"));
+    snprintf(jpg, sizeof jpg, "%s", tl_path("scan.jpg"));
     char sc[600];
-    snprintf(sc, sizeof sc, "%s", dcmfx_path("scan_sc.dcm"));
-    CHECK(write_jpeg(jpg, g, W, H) == 0);
+    snprintf(sc, sizeof sc, "%s", tl_path("scan_sc.dcm"));
+    CHECK(tl_write_jpeg(jpg, &(tl_jpeg){W, H, 1, 95, 0, 0, g, NULL, 0}) == 0); /* as a camera or scanner would */
     CHECKF(dcmfx_run("img2dcm '%s' '%s'", jpg, sc) == 0, "img2dcm failed");
     CHECK(load_u8(jpg, a, W, H, &e) == 0);
     CHECKF(load_u8(sc, b, W, H, &e) == 0, "%s", e.msg);
@@ -531,28 +474,9 @@ TEST(dicom_colour_secondary_capture) {
             p[2] = (uint8_t)(200 - 2 * x);
         }
     char jpg[600], sc[600];
-    snprintf(jpg, sizeof jpg, "%s", dcmfx_path("colour.jpg"));
-    snprintf(sc, sizeof sc, "%s", dcmfx_path("colour.dcm"));
-    FILE *f = fopen(jpg, "wb");
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr jerr;
-    c.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = W;
-    c.image_height = H;
-    c.input_components = 3;
-    c.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 95, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    for (int y = 0; y < H; y++) {
-        JSAMPROW row = rgb + 3 * y * W;
-        jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    fclose(f);
+    snprintf(jpg, sizeof jpg, "%s", tl_path("colour.jpg"));
+    snprintf(sc, sizeof sc, "%s", tl_path("colour.dcm"));
+    CHECK(tl_write_jpeg(jpg, &(tl_jpeg){W, H, 3, 95, 0, 0, rgb, NULL, 0}) == 0);
     CHECKF(dcmfx_run("img2dcm '%s' '%s'", jpg, sc) == 0, "img2dcm failed");
     uint8_t a[W * H], b[W * H];
     sx_err e;
@@ -569,8 +493,8 @@ TEST(dicom_in_datasets_and_loader) {
     /* .dcm files are found in a directory scan; a list file may name
      * DICOM files without an extension */
     char dir[600], list[600];
-    snprintf(dir, sizeof dir, "%s", dcmfx_path("xr"));
-    snprintf(list, sizeof list, "%s", dcmfx_path("list.txt"));
+    snprintf(dir, sizeof dir, "%s", tl_path("xr"));
+    snprintf(list, sizeof list, "%s", tl_path("list.txt"));
     CHECK(dcmfx_run("mkdir -p '%s'", dir) == 0);
     int32_t px[W * H];
     FILE *lf = fopen(list, "w");
@@ -623,7 +547,7 @@ TEST(dicom_multiframe_first_frame) {
     dcm_spec s = {.sop = "MultiframeGrayscaleWordSecondaryCaptureImageStorage", .w = W, .h = H, .frames = 3,
                   .bits_alloc = 16, .bits_stored = 12, .px = px};
     char p[600];
-    snprintf(p, sizeof p, "%s", dcmfx_path("multi.dcm"));
+    snprintf(p, sizeof p, "%s", tl_path("multi.dcm"));
     CHECK(dcmfx_write(p, &s) == 0);
     uint8_t want[W * H], got[W * H];
     dcmfx_expected_u8(&s, want); /* first frame */
@@ -637,15 +561,15 @@ TEST(dicom_multiframe_first_frame) {
     CHECK(max_diff(got, want, W * H) <= 1);
     /* the CLI warns once on stderr and succeeds */
     char args[1400], *err = NULL;
-    snprintf(args, sizeof args, "'%s' --out '%s'", p, dcmfx_path("multi.png"));
+    snprintf(args, sizeof args, "'%s' --out '%s'", p, tl_path("multi.png"));
     CHECK(preprocess(args, "multi", NULL, &err) == 0);
     CHECKF(strstr(err, "warning") && strstr(err, "multi-frame"), "%s", err);
     free(err);
     /* compressed multi-frame: RLE and JPEG-LS, still the first frame */
-    CHECK(dcmfx_run("dcmcrle '%s' '%s'", p, dcmfx_path("multi_rle.dcm")) == 0);
-    CHECK(dcmfx_run("dcmcjpls '%s' '%s'", p, dcmfx_path("multi_ls.dcm")) == 0);
-    CHECK(load_u8(dcmfx_path("multi_rle.dcm"), got, W, H, &e) == 0 && max_diff(got, want, W * H) <= 1);
-    CHECK(load_u8(dcmfx_path("multi_ls.dcm"), got, W, H, &e) == 0 && max_diff(got, want, W * H) <= 1);
+    CHECK(dcmfx_run("dcmcrle '%s' '%s'", p, tl_path("multi_rle.dcm")) == 0);
+    CHECK(dcmfx_run("dcmcjpls '%s' '%s'", p, tl_path("multi_ls.dcm")) == 0);
+    CHECK(load_u8(tl_path("multi_rle.dcm"), got, W, H, &e) == 0 && max_diff(got, want, W * H) <= 1);
+    CHECK(load_u8(tl_path("multi_ls.dcm"), got, W, H, &e) == 0 && max_diff(got, want, W * H) <= 1);
 }
 
 TEST(dicom_without_preamble) {
@@ -653,16 +577,16 @@ TEST(dicom_without_preamble) {
     int32_t px[W * H];
     dcm_spec s = dx16_spec(px);
     char p[600];
-    snprintf(p, sizeof p, "%s", dcmfx_path("full.dcm"));
+    snprintf(p, sizeof p, "%s", tl_path("full.dcm"));
     CHECK(dcmfx_write(p, &s) == 0);
     /* a bare dataset, explicit and implicit VR: no preamble, no "DICM" */
     static const char *const syn[] = {"+te", "+ti"};
     for (int k = 0; k < 2; k++) {
         char q[600];
-        snprintf(q, sizeof q, "%s", dcmfx_path(k ? "bare_implicit.dcm" : "bare_explicit.dcm"));
+        snprintf(q, sizeof q, "%s", tl_path(k ? "bare_implicit.dcm" : "bare_explicit.dcm"));
         CHECK(dcmfx_run("dcmconv -F %s '%s' '%s'", syn[k], p, q) == 0);
         size_t n;
-        char *b = slurp(q, &n);
+        char *b = tl_read_file(q, &n);
         CHECK(n > 132 && memcmp(b + 128, "DICM", 4) != 0);
         free(b);
         CHECKF(same_floats(p, q), "bare dataset %s decodes differently", syn[k]);
@@ -686,11 +610,11 @@ static void expect_error_cli(const char *path, const char *want, int cli) {
     if (!cli) return;
     /* the CLI: exit 1, one line naming the file and the reason */
     char args[1400], *out = NULL, *err = NULL;
-    snprintf(args, sizeof args, "'%s' --out '%s'", path, dcmfx_path("never.png"));
+    snprintf(args, sizeof args, "'%s' --out '%s'", path, tl_path("never.png"));
     CHECK(preprocess(args, "e", &out, &err) == 1);
     CHECKF(strstr(err, path) && strstr(err, want) && strchr(err, '\n') == err + strlen(err) - 1, "stderr: %s", err);
     CHECK(out[0] == 0);
-    FILE *f = fopen(dcmfx_path("never.png"), "rb");
+    FILE *f = fopen(tl_path("never.png"), "rb");
     CHECK(f == NULL);
     if (f) fclose(f);
     free(out);
@@ -702,10 +626,10 @@ static void expect_error(const char *path, const char *want) { expect_error_cli(
 /* Replace every occurrence of one equally long string by another. */
 static int patch_file(const char *in, const char *out, const char *from, const char *to) {
     size_t n, k = strlen(from), hits = 0;
-    char *p = slurp(in, &n);
+    char *p = tl_read_file(in, &n);
     for (size_t i = 0; i + k <= n; i++)
         if (!memcmp(p + i, from, k)) { memcpy(p + i, to, k); hits++; }
-    int rc = hits ? write_file(out, p, n) : -1;
+    int rc = hits ? tl_write_file(out, p, n) : -1;
     free(p);
     return rc;
 }
@@ -715,65 +639,63 @@ TEST(dicom_errors) {
     int32_t px[W * H];
     dcm_spec s = dx16_spec(px);
     char p[600];
-    snprintf(p, sizeof p, "%s", dcmfx_path("ok.dcm"));
+    snprintf(p, sizeof p, "%s", tl_path("ok.dcm"));
     CHECK(dcmfx_write(p, &s) == 0);
 
-    expect_error_cli(dcmfx_path("absent.dcm"), "not found", 1);
+    expect_error_cli(tl_path("absent.dcm"), "not found", 1);
     char txt[600];
-    snprintf(txt, sizeof txt, "%s", dcmfx_path("notes.txt"));
-    CHECK(write_file(txt, "Patient positioned supine; see attached.\n", 41) == 0);
+    snprintf(txt, sizeof txt, "%s", tl_path("notes.txt"));
+    CHECK(tl_write_file(txt, "Patient positioned supine; see attached.\n", 41) == 0);
     expect_error_cli(txt, "not an image", 1);
-    CHECK(write_file(dcmfx_path("empty.dcm"), "", 0) == 0);
-    expect_error(dcmfx_path("empty.dcm"), "empty file");
+    CHECK(tl_write_file(tl_path("empty.dcm"), "", 0) == 0);
+    expect_error(tl_path("empty.dcm"), "empty file");
 
     /* truncated: in the pixel data, and in the header */
     size_t n;
-    char *b = slurp(p, &n);
-    CHECK(write_file(dcmfx_path("cut_pixels.dcm"), b, n - 1000) == 0);
-    expect_error_cli(dcmfx_path("cut_pixels.dcm"), "truncated", 1);
-    CHECK(write_file(dcmfx_path("cut_header.dcm"), b, 200) == 0);
-    expect_error(dcmfx_path("cut_header.dcm"), "truncated");
+    char *b = tl_read_file(p, &n);
+    CHECK(tl_write_file(tl_path("cut_pixels.dcm"), b, n - 1000) == 0);
+    expect_error_cli(tl_path("cut_pixels.dcm"), "truncated", 1);
+    CHECK(tl_write_file(tl_path("cut_header.dcm"), b, 200) == 0);
+    expect_error(tl_path("cut_header.dcm"), "truncated");
     free(b);
 
     /* JPEG 2000: same-length UID swapped into a DCMTK-made JPEG lossless file */
-    CHECK(dcmfx_run("dcmcjpeg '%s' '%s'", p, dcmfx_path("jl.dcm")) == 0);
-    CHECK(patch_file(dcmfx_path("jl.dcm"), dcmfx_path("j2k.dcm"), "1.2.840.10008.1.2.4.70",
+    CHECK(dcmfx_run("dcmcjpeg '%s' '%s'", p, tl_path("jl.dcm")) == 0);
+    CHECK(patch_file(tl_path("jl.dcm"), tl_path("j2k.dcm"), "1.2.840.10008.1.2.4.70",
                      "1.2.840.10008.1.2.4.90") == 0);
-    expect_error(dcmfx_path("j2k.dcm"), "unsupported transfer syntax");
-    expect_error_cli(dcmfx_path("j2k.dcm"), "JPEG 2000", 1);
+    expect_error(tl_path("j2k.dcm"), "unsupported transfer syntax");
+    expect_error_cli(tl_path("j2k.dcm"), "JPEG 2000", 1);
     /* an unknown syntax UID */
-    CHECK(patch_file(dcmfx_path("jl.dcm"), dcmfx_path("unknown_ts.dcm"), "1.2.840.10008.1.2.4.70",
+    CHECK(patch_file(tl_path("jl.dcm"), tl_path("unknown_ts.dcm"), "1.2.840.10008.1.2.4.70",
                      "1.2.840.10008.1.2.4.77") == 0);
-    expect_error(dcmfx_path("unknown_ts.dcm"), "unsupported transfer syntax");
+    expect_error(tl_path("unknown_ts.dcm"), "unsupported transfer syntax");
 
     /* no pixel data: a structured report-like object */
     char nop[600];
-    snprintf(nop, sizeof nop, "%s", dcmfx_path("nopixels.dcm"));
-    FILE *f = fopen(dcmfx_path("nopixels.dump"), "w");
-    fputs("(0008,0016) UI =BasicTextSRStorage\n(0008,0018) UI [1.2.826.0.1.3680043.9.7777.2]\n"
-          "(0008,0060) CS [SR]\n", f);
-    fclose(f);
-    CHECK(dcmfx_run("dump2dcm '%s' '%s'", dcmfx_path("nopixels.dump"), nop) == 0);
+    snprintf(nop, sizeof nop, "%s", tl_path("nopixels.dcm"));
+    tl_write_text(tl_path("nopixels.dump"), "(0008,0016) UI =BasicTextSRStorage\n"
+                                            "(0008,0018) UI [1.2.826.0.1.3680043.9.7777.2]\n(0008,0060) CS [SR]\n");
+    CHECK(dcmfx_run("dump2dcm '%s' '%s'", tl_path("nopixels.dump"), nop) == 0);
     expect_error(nop, "no pixel data");
 
     /* too large: 20000 x 20000 claimed over a tiny pixel data element */
     int32_t tiny[4] = {1, 2, 3, 4};
     dcm_spec big = {.w = 2, .h = 2, .bits_alloc = 16, .px = tiny};
-    CHECK(dcmfx_write(dcmfx_path("big.dcm"), &big) == 0);
-    CHECK(dcmfx_run("dcmodify -nb -m '(0028,0010)=20000' -m '(0028,0011)=20000' '%s'", dcmfx_path("big.dcm")) == 0);
-    expect_error_cli(dcmfx_path("big.dcm"), "too large", 1);
+    CHECK(dcmfx_write(tl_path("big.dcm"), &big) == 0);
+    CHECK(dcmfx_run("dcmodify -nb -m '(0028,0010)=20000' -m '(0028,0011)=20000' '%s'", tl_path("big.dcm")) == 0);
+    expect_error_cli(tl_path("big.dcm"), "too large", 1);
     /* pixel data shorter than one frame (64 x 64 claimed, 2 x 2 stored) */
-    CHECK(dcmfx_write(dcmfx_path("short.dcm"), &big) == 0);
-    CHECK(dcmfx_run("dcmodify -nb -m '(0028,0010)=64' -m '(0028,0011)=64' '%s'", dcmfx_path("short.dcm")) == 0);
-    expect_error(dcmfx_path("short.dcm"), "truncated");
+    CHECK(dcmfx_write(tl_path("short.dcm"), &big) == 0);
+    CHECK(dcmfx_run("dcmodify -nb -m '(0028,0010)=64' -m '(0028,0011)=64' '%s'", tl_path("short.dcm")) == 0);
+    expect_error(tl_path("short.dcm"), "truncated");
     /* empty pixel data */
-    CHECK(dcmfx_write(dcmfx_path("emptypx.dcm"), &big) == 0);
-    CHECK(dcmfx_run("dcmodify -nb -m '(7fe0,0010)=' '%s'", dcmfx_path("emptypx.dcm")) == 0);
-    expect_error_cli(dcmfx_path("emptypx.dcm"), "empty pixel data", 1);
+    CHECK(dcmfx_write(tl_path("emptypx.dcm"), &big) == 0);
+    CHECK(dcmfx_run("dcmodify -nb -m '(7fe0,0010)=' '%s'", tl_path("emptypx.dcm")) == 0);
+    expect_error_cli(tl_path("emptypx.dcm"), "empty pixel data", 1);
     /* zero rows */
-    CHECK(dcmfx_write(dcmfx_path("zero.dcm"), &big) == 0);
-    CHECK(dcmfx_run("dcmodify -nb -m '(0028,0010)=0' '%s'", dcmfx_path("zero.dcm")) == 0);
-    expect_error(dcmfx_path("zero.dcm"), "zero size");
+    CHECK(dcmfx_write(tl_path("zero.dcm"), &big) == 0);
+    CHECK(dcmfx_run("dcmodify -nb -m '(0028,0010)=0' '%s'", tl_path("zero.dcm")) == 0);
+    expect_error(tl_path("zero.dcm"), "zero size");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -797,7 +719,7 @@ static int leaks(const char *text, size_t n) {
 /* Run preprocess on in; nothing it prints or writes may hold a secret. */
 static void no_leak(const char *in, int want_rc) {
     char out[600];
-    snprintf(out, sizeof out, "%s", dcmfx_path("anon.png"));
+    snprintf(out, sizeof out, "%s", tl_path("anon.png"));
     remove(out);
     char args[1400], *o = NULL, *e = NULL;
     snprintf(args, sizeof args, "'%s' --out '%s' --size 32", in, out);
@@ -805,7 +727,7 @@ static void no_leak(const char *in, int want_rc) {
     CHECKF(rc == want_rc, "%s: exit %d, want %d: %s", in, rc, want_rc, e);
     CHECKF(!leaks(o, strlen(o)) && !leaks(e, strlen(e)), "%s: patient data printed: %s%s", in, o, e);
     size_t n;
-    char *png = slurp(out, &n);
+    char *png = tl_read_file(out, &n);
     CHECK(want_rc != 0 || n > 0);
     CHECKF(!leaks(png, n), "%s: patient data in the output file", in);
     free(png);
@@ -826,10 +748,10 @@ TEST(dicom_privacy_no_patient_data_in_outputs) {
     dcm_spec s = {.w = W, .h = H, .bits_alloc = 16, .bits_stored = 12, .px = px, .extra = PATIENT_LINES,
                   .window_center = "1800", .window_width = "2000"};
     char p[600];
-    snprintf(p, sizeof p, "%s", dcmfx_path("patient.dcm"));
+    snprintf(p, sizeof p, "%s", tl_path("patient.dcm"));
     CHECK(dcmfx_write(p, &s) == 0);
     size_t n;
-    char *b = slurp(p, &n);
+    char *b = tl_read_file(p, &n);
     CHECKF(leaks(b, n) != 0, "the fixture should carry the patient attributes");
     free(b);
     no_leak(p, 0);
@@ -838,31 +760,31 @@ TEST(dicom_privacy_no_patient_data_in_outputs) {
     m.frames = 3;
     m.sop = "MultiframeGrayscaleWordSecondaryCaptureImageStorage";
     char mp[600];
-    snprintf(mp, sizeof mp, "%s", dcmfx_path("patient_multi.dcm"));
+    snprintf(mp, sizeof mp, "%s", tl_path("patient_multi.dcm"));
     CHECK(dcmfx_write(mp, &m) == 0);
     no_leak(mp, 0);
     /* compressed */
-    CHECK(dcmfx_run("dcmcjpls '%s' '%s'", p, dcmfx_path("patient_ls.dcm")) == 0);
-    no_leak(dcmfx_path("patient_ls.dcm"), 0);
+    CHECK(dcmfx_run("dcmcjpls '%s' '%s'", p, tl_path("patient_ls.dcm")) == 0);
+    no_leak(tl_path("patient_ls.dcm"), 0);
     /* failure paths: truncated, unsupported syntax, too large, corrupt */
-    b = slurp(p, &n);
-    CHECK(write_file(dcmfx_path("patient_cut.dcm"), b, n - 500) == 0);
-    CHECK(write_file(dcmfx_path("patient_head.dcm"), b, n / 3) == 0);
+    b = tl_read_file(p, &n);
+    CHECK(tl_write_file(tl_path("patient_cut.dcm"), b, n - 500) == 0);
+    CHECK(tl_write_file(tl_path("patient_head.dcm"), b, n / 3) == 0);
     for (size_t i = 300; i < n; i += 97) b[i] ^= 0x5A; /* corrupt everything after the first tags */
-    CHECK(write_file(dcmfx_path("patient_noise.dcm"), b, n) == 0);
+    CHECK(tl_write_file(tl_path("patient_noise.dcm"), b, n) == 0);
     free(b);
-    no_leak(dcmfx_path("patient_cut.dcm"), 1);
-    no_leak(dcmfx_path("patient_head.dcm"), 1);
+    no_leak(tl_path("patient_cut.dcm"), 1);
+    no_leak(tl_path("patient_head.dcm"), 1);
     gray_image im;
     sx_err e;
-    int noise_ok = image_load_gray(dcmfx_path("patient_noise.dcm"), &im, &e) == 0;
+    int noise_ok = image_load_gray(tl_path("patient_noise.dcm"), &im, &e) == 0;
     if (noise_ok) gray_image_free(&im);
-    no_leak(dcmfx_path("patient_noise.dcm"), noise_ok ? 0 : 1);
-    CHECK(dcmfx_run("dcmcjpeg '%s' '%s'", p, dcmfx_path("patient_jl.dcm")) == 0);
-    CHECK(patch_file(dcmfx_path("patient_jl.dcm"), dcmfx_path("patient_j2k.dcm"), "1.2.840.10008.1.2.4.70",
+    no_leak(tl_path("patient_noise.dcm"), noise_ok ? 0 : 1);
+    CHECK(dcmfx_run("dcmcjpeg '%s' '%s'", p, tl_path("patient_jl.dcm")) == 0);
+    CHECK(patch_file(tl_path("patient_jl.dcm"), tl_path("patient_j2k.dcm"), "1.2.840.10008.1.2.4.70",
                      "1.2.840.10008.1.2.4.91") == 0);
-    no_leak(dcmfx_path("patient_j2k.dcm"), 1);
-    CHECK(dcmfx_run("cp '%s' '%s' && dcmodify -nb -m '(0028,0010)=30000' '%s'", p, dcmfx_path("patient_big.dcm"),
-                    dcmfx_path("patient_big.dcm")) == 0);
-    no_leak(dcmfx_path("patient_big.dcm"), 1);
+    no_leak(tl_path("patient_j2k.dcm"), 1);
+    CHECK(dcmfx_run("cp '%s' '%s' && dcmodify -nb -m '(0028,0010)=30000' '%s'", p, tl_path("patient_big.dcm"),
+                    tl_path("patient_big.dcm")) == 0);
+    no_leak(tl_path("patient_big.dcm"), 1);
 }

@@ -137,15 +137,10 @@ TEST(test_yolo_box_files) {
     sx_err err;
     norm_box b[4];
     snprintf(path, sizeof path, "%s/a.txt", tl_tmpdir());
-    FILE *f = fopen(path, "w");
-    fputs("0 0.5 0.5 0.2 0.1\n\n3 0.1 0.9 0.05 0.05\n", f);
-    fclose(f);
+    tl_write_text(path, "0 0.5 0.5 0.2 0.1\n\n3 0.1 0.9 0.05 0.05\n");
     CHECK(boxes_read_yolo(path, b, 4, &err) == 2 && b[1].cx == 0.1f);
-    f = fopen(path, "w");
-    fclose(f);
+    tl_write_text(path, "");
     CHECK(boxes_read_yolo(path, b, 4, &err) == 0);
-    f = fopen(path, "w");
-    fputs("0 1.5 0.5 0.2\n", f);
-    fclose(f);
+    tl_write_text(path, "0 1.5 0.5 0.2\n");
     CHECK(boxes_read_yolo(path, b, 4, &err) == -1 && strstr(err.msg, "a.txt:1"));
 }

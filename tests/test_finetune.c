@@ -16,16 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static mae_config tiny_cfg(void) {
-    mae_config c;
-    sx_err err;
-    config_preset("tiny", &c, &err);
-    c.image_size = 16; c.patch_size = 8; c.hidden_size = 16; c.num_hidden_layers = 2; c.num_attention_heads = 2;
-    c.intermediate_size = 32; c.decoder_hidden_size = 8; c.decoder_num_hidden_layers = 1;
-    c.decoder_num_attention_heads = 2; c.decoder_intermediate_size = 16;
-    return c;
-}
-
 static void random_pixels(float *px, size_t n, uint64_t seed) {
     sx_rng r;
     rng_seed(&r, seed);
@@ -35,7 +25,7 @@ static void random_pixels(float *px, size_t n, uint64_t seed) {
 /* d(loss)/d(param) by central differences at a few positions of each named
  * tensor and of the head, for one task type. */
 static void check_grads(task_type type, int K, const float *y) {
-    mae_config cfg = tiny_cfg();
+    mae_config cfg = tl_toy_config(16);
     classifier c;
     sx_err err;
     const char *names[] = {"a", "b", "c"};
@@ -87,7 +77,7 @@ TEST(test_classifier_grads_bce_ce_mse) {
 }
 
 TEST(test_classifier_microbatch_equals_batch) {
-    mae_config cfg = tiny_cfg();
+    mae_config cfg = tl_toy_config(16);
     classifier a, b;
     sx_err err;
     CHECK(classifier_create(&a, NULL, &cfg, TASK_MULTICLASS, 3, NULL, 1, &err) == 0);
@@ -119,7 +109,7 @@ TEST(test_classifier_microbatch_equals_batch) {
 }
 
 TEST(test_classifier_layer_ids) {
-    mae_config cfg = tiny_cfg();
+    mae_config cfg = tl_toy_config(16);
     classifier c;
     sx_err err;
     CHECK(classifier_create(&c, NULL, &cfg, TASK_BINARY, 2, NULL, 1, &err) == 0);
@@ -177,7 +167,7 @@ static int read_file(const char *path, char *buf, size_t cap) {
 }
 
 TEST(test_classifier_checkpoint_hf_layout) {
-    mae_config cfg = tiny_cfg();
+    mae_config cfg = tl_toy_config(16);
     sx_err err;
     char dir[600], path[700];
     snprintf(dir, sizeof dir, "%s/cls", tl_tmpdir());
@@ -239,9 +229,7 @@ TEST(test_classifier_checkpoint_hf_layout) {
         cJSON_ReplaceItemInObject(sxo, "task_type", cJSON_CreateString("binary"));
         cJSON_ReplaceItemInObject(sxo, "classes", cJSON_CreateStringArray((const char *const[]){"only"}, 1));
         char *txt = cJSON_Print(j);
-        FILE *f = fopen(path, "w");
-        fputs(txt, f);
-        fclose(f);
+        tl_write_text(path, txt);
         free(txt);
         cJSON_Delete(j);
         classifier bad;
@@ -371,9 +359,7 @@ TEST(test_finetune_cli_learns_and_eval_scores) {
     CHECK(read_file(p, a, sizeof a) == 0 && strstr(a, "img29.png,,"));
     /* a model for another task is refused */
     snprintf(p, sizeof p, "%s/task2.json", d);
-    FILE *f = fopen(p, "w");
-    fputs("{\"name\": \"other\", \"type\": \"multiclass\", \"image_root\": \"data\", \"class_folders\": [\"dark\", \"bright\"]}", f);
-    fclose(f);
+    tl_write_text(p, "{\"name\": \"other\", \"type\": \"multiclass\", \"image_root\": \"data\", \"class_folders\": [\"dark\", \"bright\"]}");
     snprintf(cmd, sizeof cmd, "./skelex eval --model %s/ft/fold0/best --task %s --data-root %s --out %s/ev3", d, p, d, d);
     CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "was trained for binary"));
 }

@@ -32,34 +32,6 @@
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
 
-static const char *hpath(const char *name) {
-    static char bufs[8][512];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, sizeof bufs[0], "%s/%s", tl_tmpdir(), name);
-    return b;
-}
-
-static int put_file(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = n ? fwrite(p, 1, n, f) : 0;
-    return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
-static uint8_t *get_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    *n = 0;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *p = malloc((size_t)sz + 1);
-    *n = fread(p, 1, (size_t)sz, f);
-    fclose(f);
-    return p;
-}
-
 /* An error message keeps the contract: one line, starting with prefix. */
 static int good_error(const sx_err *e, const char *prefix) {
     size_t len = strnlen(e->msg, sizeof e->msg);
@@ -92,7 +64,7 @@ static int load_keeps_contract(const char *path, int *broken) {
  * loaded and that failed cleanly go to *loaded / *failed. */
 static void mangle(const char *name, const uint8_t *orig, size_t n, int *loaded, int *failed, int *broken) {
     char p[600];
-    snprintf(p, sizeof p, "%s", hpath("mangled"));
+    snprintf(p, sizeof p, "%s", tl_path("mangled"));
     uint8_t *b = malloc(n);
     uint32_t r = 2463534242u;
     size_t cuts[40];
@@ -102,7 +74,7 @@ static void mangle(const char *name, const uint8_t *orig, size_t n, int *loaded,
     for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
         if (fixed[k] < n) cuts[nc++] = fixed[k];
     for (int k = 0; k < nc; k++) {
-        if (put_file(p, orig, cuts[k])) continue;
+        if (tl_write_file(p, orig, cuts[k])) continue;
         int before = *broken;
         if (load_keeps_contract(p, broken)) (*loaded)++; else (*failed)++;
         if (*broken != before) fprintf(stderr, "    (%s cut to %zu bytes)\n", name, cuts[k]);
@@ -116,7 +88,7 @@ static void mangle(const char *name, const uint8_t *orig, size_t n, int *loaded,
         } else {
             b[at] ^= (uint8_t)(1u << (r >> 29));
         }
-        if (put_file(p, b, n)) continue;
+        if (tl_write_file(p, b, n)) continue;
         int before = *broken;
         if (load_keeps_contract(p, broken)) (*loaded)++; else (*failed)++;
         if (*broken != before) fprintf(stderr, "    (%s, variant %d at byte %zu)\n", name, k, at);
@@ -126,7 +98,7 @@ static void mangle(const char *name, const uint8_t *orig, size_t n, int *loaded,
 
 static void mangle_file(const char *path, int *loaded, int *failed, int *broken) {
     size_t n;
-    uint8_t *orig = get_file(path, &n);
+    uint8_t *orig = tl_read_file(path, &n);
     CHECKF(orig && n > 0, "fixture %s missing", path);
     if (!orig || !n) { free(orig); return; }
     int before = *broken;
@@ -152,34 +124,16 @@ TEST(hostile_png_jpeg_mangled) {
     pi.width = FW;
     pi.height = FH;
     pi.format = PNG_FORMAT_GRAY;
-    CHECK(png_image_write_to_file(&pi, hpath("g8.png"), 0, g, 0, NULL));
+    CHECK(png_image_write_to_file(&pi, tl_path("g8.png"), 0, g, 0, NULL));
     pi.format = PNG_FORMAT_LINEAR_Y;
-    CHECK(png_image_write_to_file(&pi, hpath("g16.png"), 0, g16, 0, NULL));
+    CHECK(png_image_write_to_file(&pi, tl_path("g16.png"), 0, g16, 0, NULL));
     /* JPEG by libjpeg */
-    FILE *f = fopen(hpath("g.jpg"), "wb");
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr jerr;
-    c.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = FW;
-    c.image_height = FH;
-    c.input_components = 1;
-    c.in_color_space = JCS_GRAYSCALE;
-    jpeg_set_defaults(&c);
-    jpeg_start_compress(&c, TRUE);
-    for (int y = 0; y < FH; y++) {
-        JSAMPROW row = g + y * FW;
-        jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    fclose(f);
+    CHECK(tl_write_jpeg(tl_path("g.jpg"), &(tl_jpeg){FW, FH, 1, 75, 0, 0, g, NULL, 0}) == 0); /* 75: libjpeg's default */
 
     int loaded = 0, failed = 0, broken = 0;
-    mangle_file(hpath("g8.png"), &loaded, &failed, &broken);
-    mangle_file(hpath("g16.png"), &loaded, &failed, &broken);
-    mangle_file(hpath("g.jpg"), &loaded, &failed, &broken);
+    mangle_file(tl_path("g8.png"), &loaded, &failed, &broken);
+    mangle_file(tl_path("g16.png"), &loaded, &failed, &broken);
+    mangle_file(tl_path("g.jpg"), &loaded, &failed, &broken);
     CHECKF(broken == 0, "%d variants broke the contract", broken);
     CHECK(failed > 0 && loaded > 0);
 }
@@ -191,11 +145,11 @@ TEST(hostile_dicom_mangled) {
     uint16_t lut[256];
     for (int i = 0; i < 256; i++) lut[i] = (uint16_t)(i * 200);
     char base[600];
-    snprintf(base, sizeof base, "%s", hpath("dx16.dcm"));
+    snprintf(base, sizeof base, "%s", tl_path("dx16.dcm"));
     char b8[600];
-    snprintf(b8, sizeof b8, "%s", hpath("m1_8.dcm"));
+    snprintf(b8, sizeof b8, "%s", tl_path("m1_8.dcm"));
     char mf[600];
-    snprintf(mf, sizeof mf, "%s", hpath("multi.dcm"));
+    snprintf(mf, sizeof mf, "%s", tl_path("multi.dcm"));
     dcm_spec s = {.w = FW, .h = FH, .bits_alloc = 16, .bits_stored = 12, .px = px,
                   .window_center = "1800", .window_width = "2000", .has_rescale = 1, .slope = 1, .intercept = -10};
     CHECK(dcmfx_write(base, &s) == 0);
@@ -208,22 +162,22 @@ TEST(hostile_dicom_mangled) {
     m.frames = 2;
     m.sop = "MultiframeGrayscaleWordSecondaryCaptureImageStorage";
     CHECK(dcmfx_write(mf, &m) == 0);
-    CHECK(dcmfx_run("dcmcjpeg '%s' '%s'", base, hpath("jl.dcm")) == 0);
-    CHECK(dcmfx_run("dcmcjpls '%s' '%s'", base, hpath("ls.dcm")) == 0);
-    CHECK(dcmfx_run("dcmcrle '%s' '%s'", mf, hpath("rle_multi.dcm")) == 0);
-    CHECK(dcmfx_run("dcmcjpeg +eb '%s' '%s'", b8, hpath("baseline.dcm")) == 0);
-    CHECK(dcmfx_run("dcmconv -F +ti '%s' '%s'", base, hpath("bare.dcm")) == 0);
+    CHECK(dcmfx_run("dcmcjpeg '%s' '%s'", base, tl_path("jl.dcm")) == 0);
+    CHECK(dcmfx_run("dcmcjpls '%s' '%s'", base, tl_path("ls.dcm")) == 0);
+    CHECK(dcmfx_run("dcmcrle '%s' '%s'", mf, tl_path("rle_multi.dcm")) == 0);
+    CHECK(dcmfx_run("dcmcjpeg +eb '%s' '%s'", b8, tl_path("baseline.dcm")) == 0);
+    CHECK(dcmfx_run("dcmconv -F +ti '%s' '%s'", base, tl_path("bare.dcm")) == 0);
     int32_t pxs[FW * FH];
     dcmfx_phantom(FW, FH, 0, -3000, 3000, pxs);
     dcm_spec ss = {.w = FW, .h = FH, .bits_alloc = 16, .bits_stored = 16, .is_signed = 1, .px = pxs};
-    CHECK(dcmfx_write(hpath("signed.dcm"), &ss) == 0);
+    CHECK(dcmfx_write(tl_path("signed.dcm"), &ss) == 0);
     char sc[600];
-    snprintf(sc, sizeof sc, "%s", hpath("sc.dcm"));
+    snprintf(sc, sizeof sc, "%s", tl_path("sc.dcm"));
     CHECK(dcmfx_run("dcmj2pnm +oj '%s' '%s.jpg' && img2dcm '%s.jpg' '%s'", b8, b8, b8, sc) == 0);
     static const char *const names[] = {"dx16.dcm", "m1_8.dcm", "multi.dcm", "jl.dcm", "ls.dcm",
                                         "rle_multi.dcm", "baseline.dcm", "bare.dcm", "signed.dcm", "sc.dcm"};
     int loaded = 0, failed = 0, broken = 0;
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) mangle_file(hpath(names[k]), &loaded, &failed, &broken);
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) mangle_file(tl_path(names[k]), &loaded, &failed, &broken);
     CHECKF(broken == 0, "%d variants broke the contract", broken);
     CHECK(failed > 0 && loaded > 0);
 }
@@ -237,7 +191,7 @@ TEST(hostile_file_size_limit) {
     static const char *const heads[] = {"\x89PNG\r\n\x1a\n", NULL};
     for (int k = 0; k < 2; k++) {
         char p[600];
-        snprintf(p, sizeof p, "%s", hpath(k ? "huge.dcm" : "huge.png"));
+        snprintf(p, sizeof p, "%s", tl_path(k ? "huge.dcm" : "huge.png"));
         int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         CHECK(fd >= 0);
         uint8_t head[132] = {0};
@@ -286,8 +240,8 @@ TEST(hostile_jpeg_huge_dimensions) {
         }
     CHECK(patched);
     char p[600];
-    snprintf(p, sizeof p, "%s", hpath("wide.jpg"));
-    CHECK(put_file(p, buf, len) == 0);
+    snprintf(p, sizeof p, "%s", tl_path("wide.jpg"));
+    CHECK(tl_write_file(p, buf, len) == 0);
     free(buf);
     gray_image im;
     sx_err e;
@@ -305,7 +259,7 @@ TEST(hostile_lower_pixel_bound_option) {
     pi.height = 64;
     pi.format = PNG_FORMAT_GRAY;
     char p[600];
-    snprintf(p, sizeof p, "%s", hpath("64.png"));
+    snprintf(p, sizeof p, "%s", tl_path("64.png"));
     CHECK(png_image_write_to_file(&pi, p, 0, g, 0, NULL));
     gray_image im;
     sx_err e;
@@ -326,13 +280,13 @@ TEST(hostile_regress_rle_segment_offset_outside_fragment) {
     dcmfx_phantom(FW, FH, 0, 0, 4000, px);
     dcm_spec s = {.w = FW, .h = FH, .bits_alloc = 16, .bits_stored = 12, .px = px};
     char plain[600], rle[600], bad[600];
-    snprintf(plain, sizeof plain, "%s", hpath("plain.dcm"));
-    snprintf(rle, sizeof rle, "%s", hpath("rle.dcm"));
-    snprintf(bad, sizeof bad, "%s", hpath("rle_bad.dcm"));
+    snprintf(plain, sizeof plain, "%s", tl_path("plain.dcm"));
+    snprintf(rle, sizeof rle, "%s", tl_path("rle.dcm"));
+    snprintf(bad, sizeof bad, "%s", tl_path("rle_bad.dcm"));
     CHECK(dcmfx_write(plain, &s) == 0);
     CHECK(dcmfx_run("dcmcrle '%s' '%s'", plain, rle) == 0);
     size_t n;
-    uint8_t *b = get_file(rle, &n);
+    uint8_t *b = tl_read_file(rle, &n);
     static const uint8_t head[8] = {2, 0, 0, 0, 64, 0, 0, 0}; /* 2 segments, the first at 64 */
     uint8_t *h = NULL;
     for (size_t i = 0; b && i + 64 <= n && !h; i++)
@@ -343,11 +297,11 @@ TEST(hostile_regress_rle_segment_offset_outside_fragment) {
     static const uint32_t offs[] = {0x2d00010cu, 0xFFFFFFFFu, 64, 0};
     for (size_t k = 0; h && k < sizeof offs / sizeof offs[0]; k++) {
         for (int j = 0; j < 4; j++) h[8 + j] = (uint8_t)(offs[k] >> (8 * j)); /* segment 2 */
-        CHECK(put_file(bad, b, n) == 0);
+        CHECK(tl_write_file(bad, b, n) == 0);
         CHECK(image_load_gray(bad, &im, &e) == -1);
         CHECKF(good_error(&e, bad) && strstr(e.msg, "RLE"), "%s", e.msg);
     }
-    if (h) { h[0] = 3; CHECK(put_file(bad, b, n) == 0); } /* wrong segment count */
+    if (h) { h[0] = 3; CHECK(tl_write_file(bad, b, n) == 0); } /* wrong segment count */
     CHECK(image_load_gray(bad, &im, &e) == -1 && strstr(e.msg, "segments"));
     free(b);
     CHECK(image_load_gray(rle, &im, &e) == 0); /* the untouched file still loads */
@@ -373,25 +327,25 @@ TEST(hostile_regress_config_huge_integer) {
  * was quoted into the error, which then ran over several lines. Fixed in
  * common.c: sx_fail turns control characters into '?'. */
 TEST(hostile_regress_errors_stay_one_line) {
-    const char *p = hpath("nl.safetensors");
+    const char *p = tl_path("nl.safetensors");
     static const char hdr[] = "{\"h\": {\"dtype\": \"\n\nF16\", \"shape\": [1], \"data_offsets\": [0, 2]}}";
     uint8_t buf[8 + sizeof hdr + 2] = {0};
     buf[0] = (uint8_t)(sizeof hdr - 1);
     memcpy(buf + 8, hdr, sizeof hdr - 1);
-    CHECK(put_file(p, buf, 8 + sizeof hdr - 1 + 2) == 0);
+    CHECK(tl_write_file(p, buf, 8 + sizeof hdr - 1 + 2) == 0);
     st_file f;
     sx_err e;
     CHECK(st_open(p, &f, &e) == -1);
     CHECKF(good_error(&e, p) && strstr(e.msg, "unknown dtype '??F16'"), "%s", e.msg);
 
-    const char *q = hpath("nl.npy");
+    const char *q = tl_path("nl.npy");
     char npy[128] = "\x93NUMPY\x01\x00";
     const char *dict = "{'descr': '\nf4', 'fortran_order': False, 'shape': (1,), }";
     size_t dl = strlen(dict);
     npy[8] = (char)dl;
     memcpy(npy + 10, dict, dl);
     memset(npy + 10 + dl, 0, 4);
-    CHECK(put_file(q, npy, 10 + dl + 4) == 0);
+    CHECK(tl_write_file(q, npy, 10 + dl + 4) == 0);
     float *v;
     int nd;
     int64_t shape[NPY_MAX_DIMS];
@@ -403,12 +357,12 @@ TEST(hostile_regress_errors_stay_one_line) {
  * replaced the key/value arrays while the count went on, writing past
  * them. Fixed in safetensors.c: a repeated __metadata__ is an error. */
 TEST(hostile_regress_safetensors_metadata_twice) {
-    const char *p = hpath("meta2.safetensors");
+    const char *p = tl_path("meta2.safetensors");
     static const char hdr[] = "{\"__metadata__\": {\"a\": \"1\", \"b\": \"2\"}, \"__metadata__\": {\"c\": \"3\"}}";
     uint8_t buf[8 + sizeof hdr] = {0};
     buf[0] = (uint8_t)(sizeof hdr - 1);
     memcpy(buf + 8, hdr, sizeof hdr - 1);
-    CHECK(put_file(p, buf, 8 + sizeof hdr - 1) == 0);
+    CHECK(tl_write_file(p, buf, 8 + sizeof hdr - 1) == 0);
     st_file f;
     sx_err e;
     CHECK(st_open(p, &f, &e) == -1);
@@ -418,12 +372,12 @@ TEST(hostile_regress_safetensors_metadata_twice) {
 /* The list-file parser: NUL bytes, a path with control characters, very
  * long lines, no trailing newline; errors name the list, one line. */
 TEST(hostile_list_files) {
-    const char *p = hpath("list.txt");
+    const char *p = tl_path("list.txt");
     char *big = malloc(200000);
     memset(big, 'a', 199998);
     big[199998] = '\n';
     big[199999] = 0;
-    CHECK(put_file(p, big, 199999) == 0);
+    CHECK(tl_write_file(p, big, 199999) == 0);
     dataset ds;
     dataset_init(&ds);
     sx_err e;
@@ -431,11 +385,11 @@ TEST(hostile_list_files) {
     dataset_free(&ds);
     free(big);
     static const char bin[] = "a.png\nb\0c.png\n";
-    CHECK(put_file(p, bin, sizeof bin - 1) == 0);
+    CHECK(tl_write_file(p, bin, sizeof bin - 1) == 0);
     dataset_init(&ds);
     CHECK(dataset_add(&ds, p, &e) == -1 && good_error(&e, p) && dataset_count(&ds) == 0);
     dataset_free(&ds);
-    CHECK(put_file(p, "# only\n\n   \n", 12) == 0);
+    CHECK(tl_write_file(p, "# only\n\n   \n", 12) == 0);
     dataset_init(&ds);
     CHECK(dataset_add(&ds, p, &e) == -1 && good_error(&e, p));
     dataset_free(&ds);

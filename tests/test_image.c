@@ -5,60 +5,14 @@
 #include "image.h"
 #include "testlib.h"
 
-#include <fcntl.h>
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include <jpeglib.h>
 #include <png.h>
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
-
-static const char *tpath(const char *name) {
-    static char bufs[8][512];
-    static int next;
-    char *b = bufs[next++ % 8];
-    snprintf(b, sizeof bufs[0], "%s/%s", tl_tmpdir(), name);
-    return b;
-}
-
-static int write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = n ? fwrite(p, 1, n, f) : 0;
-    return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
-static uint8_t *read_bytes(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *p = malloc((size_t)sz + 1);
-    *n = fread(p, 1, (size_t)sz, f);
-    p[*n] = 0;
-    fclose(f);
-    return p;
-}
-
-/* Redirect stderr into a file while a call runs. */
-static int stderr_begin(const char *file) {
-    fflush(stderr);
-    int saved = dup(2), fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 2);
-    close(fd);
-    return saved;
-}
-
-static void stderr_end(int saved) {
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-}
 
 /* Gradient with a bright disk: the stand-in radiograph. */
 static uint8_t disk8(int x, int y, int w, int h) {
@@ -128,47 +82,6 @@ static int write_png(const char *path, const png_spec *sp) {
     return rc;
 }
 
-/* ------------------------------------------------------------------------ */
-/* JPEG writer (libjpeg)                                                    */
-
-typedef struct {
-    int w, h, comps;
-    J_COLOR_SPACE in_cs;
-    int quality, progressive;
-    int cmyk_mode; /* 0: libjpeg default (YCCK + Adobe), 1: CMYK + Adobe, 2: CMYK, no Adobe */
-    const uint8_t *px;
-    const uint8_t *app1;
-    unsigned app1_len;
-} jpeg_spec;
-
-static int write_jpeg(const char *path, const jpeg_spec *sp) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr jerr;
-    c.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&c);
-    jpeg_stdio_dest(&c, f);
-    c.image_width = (JDIMENSION)sp->w;
-    c.image_height = (JDIMENSION)sp->h;
-    c.input_components = sp->comps;
-    c.in_color_space = sp->in_cs;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, sp->quality, TRUE);
-    if (sp->progressive) jpeg_simple_progression(&c);
-    if (sp->cmyk_mode) jpeg_set_colorspace(&c, JCS_CMYK);
-    if (sp->cmyk_mode == 2) c.write_Adobe_marker = FALSE;
-    jpeg_start_compress(&c, TRUE);
-    if (sp->app1) jpeg_write_marker(&c, JPEG_APP0 + 1, sp->app1, sp->app1_len);
-    while (c.next_scanline < c.image_height) {
-        JSAMPROW row = (JSAMPROW)(sp->px + (size_t)c.next_scanline * sp->w * sp->comps);
-        jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    return fclose(f);
-}
-
 static uint8_t *disk_gray8(int w, int h) {
     uint8_t *p = malloc((size_t)w * h);
     for (int y = 0; y < h; y++)
@@ -204,7 +117,7 @@ TEST(image_png_gray8_exact) {
     int w = 61, h = 47;
     uint16_t *s = malloc(sizeof *s * w * h);
     for (int i = 0; i < w * h; i++) s[i] = disk8(i % w, i / w, w, h);
-    const char *p = tpath("g8.png");
+    const char *p = tl_path("g8.png");
     CHECK(write_png(p, &(png_spec){w, h, PNG_COLOR_TYPE_GRAY, 8, 0, s, NULL, 0}) == 0);
     gray_image im;
     sx_err e;
@@ -224,7 +137,7 @@ TEST(image_png_gray16_exact) {
     s[0] = 0;
     s[1] = 0x0102; /* asymmetric bytes catch an endianness slip */
     for (int interlace = 0; interlace <= 1; interlace++) {
-        const char *p = tpath(interlace ? "g16i.png" : "g16.png");
+        const char *p = tl_path(interlace ? "g16i.png" : "g16.png");
         CHECK(write_png(p, &(png_spec){w, h, PNG_COLOR_TYPE_GRAY, 16, interlace, s, NULL, 0}) == 0);
         gray_image im;
         sx_err e;
@@ -245,7 +158,7 @@ TEST(image_png_gray_low_bit_depths) {
         int maxv = (1 << depth) - 1, scale = 255 / maxv;
         uint16_t *s = malloc(sizeof *s * w * h);
         for (int i = 0; i < w * h; i++) s[i] = (uint16_t)((i * 7 + i / w) % (maxv + 1));
-        const char *p = tpath("low.png");
+        const char *p = tl_path("low.png");
         CHECK(write_png(p, &(png_spec){w, h, PNG_COLOR_TYPE_GRAY, depth, depth == 2, s, NULL, 0}) == 0);
         gray_image im;
         sx_err e;
@@ -274,7 +187,7 @@ static void check_colour_png(int color_type, int depth, int interlace) {
             if (ch == 2) px[1] = (uint16_t)(x * 9 % (maxv + 1)); /* alpha */
             want[y * w + x] = ch < 3 ? px[0] : luma_ref(px[0], px[1], px[2]);
         }
-    const char *p = tpath("colour.png");
+    const char *p = tl_path("colour.png");
     CHECK(write_png(p, &(png_spec){w, h, color_type, depth, interlace, s, NULL, 0}) == 0);
     gray_image im;
     sx_err e;
@@ -300,7 +213,7 @@ TEST(image_png_palette) {
     int w = 13, h = 11;
     uint16_t s[13 * 11];
     for (int i = 0; i < w * h; i++) s[i] = (uint16_t)(i % 4);
-    const char *p = tpath("pal.png");
+    const char *p = tl_path("pal.png");
     CHECK(write_png(p, &(png_spec){w, h, PNG_COLOR_TYPE_PALETTE, 8, 0, s, plte, 4}) == 0);
     gray_image im;
     sx_err e;
@@ -315,20 +228,29 @@ TEST(image_png_palette) {
 /* ------------------------------------------------------------------------ */
 /* JPEG loading                                                             */
 
+/* Write j to NAME in the scratch dir and load it back (both CHECKed, and
+ * the size); mean and max |loaded - want| go to *mean, *max (1e9 when
+ * nothing loaded). The image, for the caller to inspect and free. */
+static gray_image jpeg_round_trip(const char *name, const tl_jpeg *j, const float *want, double *mean, double *max) {
+    const char *p = tl_path(name);
+    CHECK(tl_write_jpeg(p, j) == 0);
+    gray_image im;
+    sx_err e;
+    CHECKF(image_load_gray(p, &im, &e) == 0, "%s", e.msg);
+    CHECK(im.width == j->w && im.height == j->h);
+    *mean = *max = 1e9;
+    if (im.data) diff_stats(&im, want, mean, max);
+    return im;
+}
+
 TEST(image_jpeg_gray_and_progressive) {
     int w = 96, h = 80;
     uint8_t *px = disk_gray8(w, h);
     float *want = malloc(sizeof *want * w * h);
     for (int i = 0; i < w * h; i++) want[i] = px[i];
     for (int prog = 0; prog <= 1; prog++) {
-        const char *p = tpath("g.jpg");
-        CHECK(write_jpeg(p, &(jpeg_spec){w, h, 1, JCS_GRAYSCALE, 98, prog, 0, px, NULL, 0}) == 0);
-        gray_image im;
-        sx_err e;
-        CHECK(image_load_gray(p, &im, &e) == 0);
-        CHECK(im.width == w && im.height == h);
-        double mean = 1e9, max = 1e9;
-        if (im.data) diff_stats(&im, want, &mean, &max);
+        double mean, max;
+        gray_image im = jpeg_round_trip("g.jpg", &(tl_jpeg){w, h, 1, 98, prog, 0, px, NULL, 0}, want, &mean, &max);
         CHECKF(mean < 0.5 && max <= 12, "progressive=%d mean %g max %g", prog, mean, max);
         /* away from the disk edge the error is tiny */
         if (im.data) CHECK_NEAR(im.data[5 * w + 90], want[5 * w + 90], 2);
@@ -349,14 +271,8 @@ TEST(image_jpeg_rgb_and_progressive) {
             want[y * w + x] = luma_ref(q[0], q[1], q[2]);
         }
     for (int prog = 0; prog <= 1; prog++) {
-        const char *p = tpath("rgb.jpg");
-        CHECK(write_jpeg(p, &(jpeg_spec){w, h, 3, JCS_RGB, 98, prog, 0, px, NULL, 0}) == 0);
-        gray_image im;
-        sx_err e;
-        CHECK(image_load_gray(p, &im, &e) == 0);
-        CHECK(im.width == w && im.height == h);
-        double mean = 1e9, max = 1e9;
-        if (im.data) diff_stats(&im, want, &mean, &max);
+        double mean, max;
+        gray_image im = jpeg_round_trip("rgb.jpg", &(tl_jpeg){w, h, 3, 98, prog, 0, px, NULL, 0}, want, &mean, &max);
         CHECKF(mean < 1.0 && max <= 16, "progressive=%d mean %g max %g", prog, mean, max);
         /* luma is not rounded: some pixel must be off an integer */
         int frac = 0;
@@ -388,14 +304,8 @@ TEST(image_jpeg_cmyk) {
                                            rgb[2] * (255.0 - k) / 255);
                 if (mode < 2) for (int c = 0; c < 4; c++) q[c] = (uint8_t)(255 - q[c]);
             }
-        const char *p = tpath("cmyk.jpg");
-        CHECK(write_jpeg(p, &(jpeg_spec){w, h, 4, JCS_CMYK, 98, 0, mode, px, NULL, 0}) == 0);
-        gray_image im;
-        sx_err e;
-        CHECKF(image_load_gray(p, &im, &e) == 0, "%s", e.msg);
-        CHECK(im.width == w && im.height == h);
-        double mean = 1e9, max = 1e9;
-        if (im.data) diff_stats(&im, want, &mean, &max);
+        double mean, max;
+        gray_image im = jpeg_round_trip("cmyk.jpg", &(tl_jpeg){w, h, 4, 98, 0, mode, px, NULL, 0}, want, &mean, &max);
         CHECKF(mean < 1.0 && max <= 12, "mode %d: mean %g max %g", mode, mean, max);
         gray_image_free(&im);
         free(want);
@@ -409,20 +319,20 @@ TEST(image_jpeg_truncated_warns_and_decodes) {
     uint32_t r = 12345;
     for (int i = 0; i < w * h * 3; i++) { r = r * 1103515245u + 12345u; px[i] = (uint8_t)(r >> 24); }
     for (int prog = 0; prog <= 1; prog++) {
-        const char *full = tpath("full.jpg"), *cut = tpath("cut.jpg"), *log = tpath("stderr.txt");
-        CHECK(write_jpeg(full, &(jpeg_spec){w, h, 3, JCS_RGB, 90, prog, 0, px, NULL, 0}) == 0);
+        const char *full = tl_path("full.jpg"), *cut = tl_path("cut.jpg"), *log = tl_path("stderr.txt");
+        CHECK(tl_write_jpeg(full, &(tl_jpeg){w, h, 3, 90, prog, 0, px, NULL, 0}) == 0);
         size_t n;
-        uint8_t *bytes = read_bytes(full, &n);
-        CHECK(bytes && write_bytes(cut, bytes, n / 2) == 0);
+        uint8_t *bytes = tl_read_file(full, &n);
+        CHECK(bytes && tl_write_file(cut, bytes, n / 2) == 0);
         gray_image im;
         sx_err e;
-        int saved = stderr_begin(log);
+        int saved = tl_stderr_begin(log);
         int rc = image_load_gray(cut, &im, &e);
-        stderr_end(saved);
+        tl_stderr_end(saved);
         CHECKF(rc == 0, "%s", e.msg);
         CHECK(im.width == w && im.height == h);
         size_t ln;
-        char *msg = (char *)read_bytes(log, &ln);
+        char *msg = tl_read_file(log, &ln);
         CHECKF(msg && strstr(msg, "skelex: warning: ") && strstr(msg, cut) &&
                    strstr(msg, "truncated JPEG, decoded what was present"),
                "stderr was: %s", msg ? msg : "(none)");
@@ -445,8 +355,8 @@ TEST(image_jpeg_truncated_warns_and_decodes) {
 TEST(image_jpeg_too_large_rejected) {
     int w = 20000, h = 8;
     uint8_t *px = calloc((size_t)w * h, 1);
-    const char *p = tpath("wide.jpg");
-    CHECK(write_jpeg(p, &(jpeg_spec){w, h, 1, JCS_GRAYSCALE, 50, 0, 0, px, NULL, 0}) == 0);
+    const char *p = tl_path("wide.jpg");
+    CHECK(tl_write_jpeg(p, &(tl_jpeg){w, h, 1, 50, 0, 0, px, NULL, 0}) == 0);
     gray_image im;
     sx_err e;
     CHECK(image_load_gray(p, &im, &e) == -1);
@@ -485,8 +395,8 @@ static gray_image load_oriented(const uint8_t *app1, unsigned len, int *rc) {
     uint8_t px[48 * 32];
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) px[y * w + x] = (x < 8 && y < 8) ? 230 : 30;
-    const char *p = tpath("exif.jpg");
-    write_jpeg(p, &(jpeg_spec){w, h, 1, JCS_GRAYSCALE, 95, 0, 0, px, app1, len});
+    const char *p = tl_path("exif.jpg");
+    tl_write_jpeg(p, &(tl_jpeg){w, h, 1, 95, 0, 0, px, app1, len});
     gray_image im;
     sx_err e;
     *rc = image_load_gray(p, &im, &e);
@@ -496,40 +406,26 @@ static gray_image load_oriented(const uint8_t *app1, unsigned len, int *rc) {
 static float at(const gray_image *im, int x, int y) { return im->data[y * im->width + x]; }
 
 TEST(image_exif_orientation) {
+    /* orientation o (TIFF header big-endian or not): the size after it and
+     * where the top-left block lands (bx, by) */
+    static const struct { int o, big_endian, w, h, bx, by; } cases[] = {
+        {6, 0, 32, 48, 28, 3},  /* 6 = rotate 90 CW: 48x32 -> 32x48, top-left block -> top-right */
+        {6, 1, 32, 48, 28, 3},  /* the same with a big-endian TIFF header */
+        {8, 0, 32, 48, 3, 44},  /* 8 = rotate 90 CCW: block -> bottom-left */
+        {3, 0, 48, 32, 44, 28}, /* 3 = rotate 180: block -> bottom-right, size kept */
+        {2, 0, 48, 32, 44, 3},  /* 2 = mirror: block -> top-right */
+    };
     uint8_t b[64];
     int rc;
-    /* 6 = rotate 90 CW: 48x32 -> 32x48, top-left block -> top-right */
-    unsigned n = make_exif(b, 6, 0, 8, 1);
-    gray_image im = load_oriented(b, n, &rc);
-    CHECK(rc == 0 && im.width == 32 && im.height == 48);
-    if (im.data) {
-        CHECK(at(&im, 28, 3) > 200 && at(&im, 3, 3) < 60 && at(&im, 3, 44) < 60);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        unsigned n = make_exif(b, cases[k].o, cases[k].big_endian, 8, 1);
+        gray_image im = load_oriented(b, n, &rc);
+        CHECKF(rc == 0 && im.width == cases[k].w && im.height == cases[k].h, "case %zu", k);
+        if (im.data)
+            CHECKF(at(&im, cases[k].bx, cases[k].by) > 200 && at(&im, 3, 3) < 60 && (k != 0 || at(&im, 3, 44) < 60),
+                   "case %zu", k);
+        gray_image_free(&im);
     }
-    gray_image_free(&im);
-    /* the same with a big-endian TIFF header */
-    n = make_exif(b, 6, 1, 8, 1);
-    im = load_oriented(b, n, &rc);
-    CHECK(rc == 0 && im.width == 32 && im.height == 48);
-    if (im.data) CHECK(at(&im, 28, 3) > 200 && at(&im, 3, 3) < 60);
-    gray_image_free(&im);
-    /* 8 = rotate 90 CCW: block -> bottom-left */
-    n = make_exif(b, 8, 0, 8, 1);
-    im = load_oriented(b, n, &rc);
-    CHECK(rc == 0 && im.width == 32 && im.height == 48);
-    if (im.data) CHECK(at(&im, 3, 44) > 200 && at(&im, 3, 3) < 60);
-    gray_image_free(&im);
-    /* 3 = rotate 180: block -> bottom-right, size kept */
-    n = make_exif(b, 3, 0, 8, 1);
-    im = load_oriented(b, n, &rc);
-    CHECK(rc == 0 && im.width == 48 && im.height == 32);
-    if (im.data) CHECK(at(&im, 44, 28) > 200 && at(&im, 3, 3) < 60);
-    gray_image_free(&im);
-    /* 2 = mirror: block -> top-right */
-    n = make_exif(b, 2, 0, 8, 1);
-    im = load_oriented(b, n, &rc);
-    CHECK(rc == 0 && im.width == 48 && im.height == 32);
-    if (im.data) CHECK(at(&im, 44, 3) > 200 && at(&im, 3, 3) < 60);
-    gray_image_free(&im);
 }
 
 TEST(image_exif_malformed_ignored) {
@@ -558,9 +454,9 @@ static void expect_load_error(const char *p, const char *what) {
     gray_image im;
     sx_err e;
     e.msg[0] = 0;
-    int saved = stderr_begin(tpath("err.txt"));
+    int saved = tl_stderr_begin(tl_path("err.txt"));
     int rc = image_load_gray(p, &im, &e);
-    stderr_end(saved);
+    tl_stderr_end(saved);
     CHECKF(rc == -1, "%s: loaded", what);
     CHECKF(strstr(e.msg, p) != NULL, "%s: message lacks the path: %s", what, e.msg);
     CHECKF(!strchr(e.msg, '\n'), "%s: multi-line message", what);
@@ -572,36 +468,36 @@ TEST(image_load_errors) {
     uint32_t r = 99;
     for (size_t i = 0; i < sizeof junk; i++) { r = r * 1664525u + 1013904223u; junk[i] = (uint8_t)(r >> 24); }
     junk[0] = 'x';
-    const char *p = tpath("junk.bin");
-    CHECK(write_bytes(p, junk, sizeof junk) == 0);
+    const char *p = tl_path("junk.bin");
+    CHECK(tl_write_file(p, junk, sizeof junk) == 0);
     expect_load_error(p, "garbage");
 
     junk[0] = 0xFF; junk[1] = 0xD8; junk[2] = 0xFF; junk[3] = 0xE0;
-    p = tpath("junk.jpg");
-    CHECK(write_bytes(p, junk, sizeof junk) == 0);
+    p = tl_path("junk.jpg");
+    CHECK(tl_write_file(p, junk, sizeof junk) == 0);
     expect_load_error(p, "JPEG magic then garbage");
 
     memcpy(junk, "\x89PNG\r\n\x1a\n", 8);
-    p = tpath("junk.png");
-    CHECK(write_bytes(p, junk, sizeof junk) == 0);
+    p = tl_path("junk.png");
+    CHECK(tl_write_file(p, junk, sizeof junk) == 0);
     expect_load_error(p, "PNG signature then garbage");
 
-    p = tpath("empty.png");
-    CHECK(write_bytes(p, "", 0) == 0);
+    p = tl_path("empty.png");
+    CHECK(tl_write_file(p, "", 0) == 0);
     expect_load_error(p, "empty file");
 
-    expect_load_error(tpath("does-not-exist.png"), "missing file");
+    expect_load_error(tl_path("does-not-exist.png"), "missing file");
     expect_load_error(tl_tmpdir(), "directory");
 
     /* a valid PNG cut short */
     uint16_t s[64 * 64];
     for (int i = 0; i < 64 * 64; i++) s[i] = (uint16_t)(i * 37 % 251);
-    p = tpath("whole.png");
+    p = tl_path("whole.png");
     CHECK(write_png(p, &(png_spec){64, 64, PNG_COLOR_TYPE_GRAY, 8, 0, s, NULL, 0}) == 0);
     size_t n;
-    uint8_t *bytes = read_bytes(p, &n);
-    p = tpath("cut.png");
-    CHECK(bytes && write_bytes(p, bytes, n / 2) == 0);
+    uint8_t *bytes = tl_read_file(p, &n);
+    p = tl_path("cut.png");
+    CHECK(bytes && tl_write_file(p, bytes, n / 2) == 0);
     free(bytes);
     expect_load_error(p, "truncated PNG");
 }
@@ -633,8 +529,8 @@ TEST(image_png_huge_header_rejected) {
     put32be(f + 33, 0);
     memcpy(f + 37, "IEND", 4);
     put32be(f + 41, crc32_png(f + 37, 4));
-    const char *p = tpath("huge.png");
-    CHECK(write_bytes(p, f, sizeof f) == 0);
+    const char *p = tl_path("huge.png");
+    CHECK(tl_write_file(p, f, sizeof f) == 0);
     gray_image im;
     sx_err e;
     CHECK(image_load_gray(p, &im, &e) == -1);
@@ -686,22 +582,22 @@ TEST(image_png_write_roundtrip) {
     }
     sx_err e;
     gray_image im;
-    const char *p = tpath("out_g.png");
+    const char *p = tl_path("out_g.png");
     CHECKF(png_write_u8(p, g, w, h, 1, &e) == 0, "%s", e.msg);
     CHECK(image_load_gray(p, &im, &e) == 0 && im.width == w && im.height == h);
     for (int i = 0; i < w * h && im.data; i++) CHECK(im.data[i] == g[i]);
     gray_image_free(&im);
-    p = tpath("out_rgb.png");
+    p = tl_path("out_rgb.png");
     CHECKF(png_write_u8(p, rgb, w, h, 3, &e) == 0, "%s", e.msg);
     CHECK(image_load_gray(p, &im, &e) == 0 && im.width == w && im.height == h);
     for (int i = 0; i < w * h && im.data; i++)
         CHECK_NEAR(im.data[i], luma_ref(rgb[i * 3], rgb[i * 3 + 1], rgb[i * 3 + 2]), 1e-3);
     gray_image_free(&im);
 
-    p = tpath("no/such/dir/x.png");
+    p = tl_path("no/such/dir/x.png");
     CHECK(png_write_u8(p, g, w, h, 1, &e) == -1);
     CHECKF(strstr(e.msg, p) != NULL, "%s", e.msg);
-    CHECK(png_write_u8(tpath("two.png"), g, w, h, 2, &e) == -1);
+    CHECK(png_write_u8(tl_path("two.png"), g, w, h, 2, &e) == -1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -812,7 +708,7 @@ TEST(image_preprocess_file_matches_pil) {
     for (int c = 0; c < 3; c++)
         for (int i = 0; i < 256 && pil; i++) bad += fabs(chw[c * 256 + i] - (pil[i] / 255.0 - mean[c]) / sd[c]) > 1e-5;
     CHECKF(bad == 0, "%d values differ", bad);
-    CHECK(image_preprocess_file(tpath("missing.png"), 16, chw, &e) == -1 && strstr(e.msg, "missing.png"));
+    CHECK(image_preprocess_file(tl_path("missing.png"), 16, chw, &e) == -1 && strstr(e.msg, "missing.png"));
     free(pil);
 }
 
@@ -822,8 +718,8 @@ TEST(image_preprocess_file_matches_pil) {
 
 static void mutate_and_load(const uint8_t *orig, size_t n, const char *name, int rounds, uint32_t seed) {
     uint8_t *b = malloc(n);
-    const char *p = tpath(name);
-    int saved = stderr_begin(tpath("fuzz-stderr.txt")); /* corrupt JPEGs warn */
+    const char *p = tl_path(name);
+    int saved = tl_stderr_begin(tl_path("fuzz-stderr.txt")); /* corrupt JPEGs warn */
     int loaded = 0, bad_ok = 0, bad_msg = 0;
     for (int i = 0; i < rounds; i++) {
         memcpy(b, orig, n);
@@ -836,7 +732,7 @@ static void mutate_and_load(const uint8_t *orig, size_t n, const char *name, int
             b[at] = (i % 3 == 0) ? (uint8_t)(seed >> 24) : (uint8_t)(b[at] ^ (1u << (seed >> 29)));
         }
         if (i % 5 == 4) { seed = seed * 1664525u + 1013904223u; len = (seed >> 8) % n; }
-        if (write_bytes(p, b, len)) break;
+        if (tl_write_file(p, b, len)) break;
         gray_image im;
         sx_err e;
         if (image_load_gray(p, &im, &e) == 0) {
@@ -847,7 +743,7 @@ static void mutate_and_load(const uint8_t *orig, size_t n, const char *name, int
             bad_msg += !strstr(e.msg, p) || im.data != NULL;
         }
     }
-    stderr_end(saved);
+    tl_stderr_end(saved);
     CHECKF(bad_ok == 0, "%s: %d loads returned no pixels", name, bad_ok);
     CHECKF(bad_msg == 0, "%s: %d failures without the path or with pixels", name, bad_msg);
     fprintf(stderr, "    %s: %d of %d mutants loaded, the rest failed cleanly\n", name, loaded, rounds);
@@ -860,17 +756,17 @@ TEST(image_mutated_files_never_crash) {
     uint16_t s[40 * 30];
     for (int i = 0; i < w * h; i++) s[i] = px[i];
     size_t n;
-    const char *p = tpath("seed.png");
+    const char *p = tl_path("seed.png");
     CHECK(write_png(p, &(png_spec){w, h, PNG_COLOR_TYPE_GRAY, 8, 1, s, NULL, 0}) == 0);
-    uint8_t *png = read_bytes(p, &n);
+    uint8_t *png = tl_read_file(p, &n);
     if (png) mutate_and_load(png, n, "m.png", 300, 1);
     free(png);
     uint8_t b[64];
     unsigned len = make_exif(b, 6, 0, 8, 1);
     for (int prog = 0; prog <= 1; prog++) {
-        p = tpath("seed.jpg");
-        CHECK(write_jpeg(p, &(jpeg_spec){w, h, 1, JCS_GRAYSCALE, 90, prog, 0, px, b, len}) == 0);
-        uint8_t *jpg = read_bytes(p, &n);
+        p = tl_path("seed.jpg");
+        CHECK(tl_write_jpeg(p, &(tl_jpeg){w, h, 1, 90, prog, 0, px, b, len}) == 0);
+        uint8_t *jpg = tl_read_file(p, &n);
         if (jpg) mutate_and_load(jpg, n, "m.jpg", 300, 7 + (uint32_t)prog);
         free(jpg);
     }

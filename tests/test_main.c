@@ -53,18 +53,12 @@ int tl_synthetic_task(const char *dir, int per_class) {
         }
     }
     snprintf(p, sizeof p, "%s/task.json", dir);
-    FILE *f = fopen(p, "w");
-    if (!f) return -1;
-    fputs("{\"name\": \"synthetic\", \"type\": \"binary\", \"image_root\": \"data\", \"class_folders\": [\"dark\", \"bright\"]}", f);
-    fclose(f);
+    if (tl_write_text(p, "{\"name\": \"synthetic\", \"type\": \"binary\", \"image_root\": \"data\", "
+                         "\"class_folders\": [\"dark\", \"bright\"]}")) return -1;
     snprintf(p, sizeof p, "%s/cfg.json", dir);
-    f = fopen(p, "w");
-    if (!f) return -1;
-    fputs("{\"image_size\": 32, \"patch_size\": 8, \"hidden_size\": 32, \"num_hidden_layers\": 2, \"num_attention_heads\": 2,"
-          " \"intermediate_size\": 64, \"decoder_hidden_size\": 16, \"decoder_num_hidden_layers\": 1,"
-          " \"decoder_num_attention_heads\": 2, \"decoder_intermediate_size\": 32}", f);
-    fclose(f);
-    return 0;
+    return tl_write_text(p, "{\"image_size\": 32, \"patch_size\": 8, \"hidden_size\": 32, \"num_hidden_layers\": 2, "
+                            "\"num_attention_heads\": 2, \"intermediate_size\": 64, \"decoder_hidden_size\": 16, "
+                            "\"decoder_num_hidden_layers\": 1, \"decoder_num_attention_heads\": 2, \"decoder_intermediate_size\": 32}");
 }
 
 static int cmp_test(const void *a, const void *b) {

@@ -12,15 +12,8 @@
 #define TOL 1e-9
 
 static cJSON *load_fixture(void) {
-    FILE *f = fopen(FIXTURE, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    buf[got] = 0;
+    char *buf = tl_read_file(FIXTURE, NULL);
+    if (!buf) return NULL;
     cJSON *j = cJSON_Parse(buf);
     free(buf);
     return j;
@@ -219,19 +212,6 @@ TEST(test_metrics_edge_cases) {
 
 /* ------------------------------------------------------------- reports */
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t got = fread(b, 1, (size_t)n, f);
-    b[got] = 0;
-    fclose(f);
-    return b;
-}
-
 static int well_formed(const char *s) {
     size_t n = s ? strlen(s) : 0;
     return n > 20 && strncmp(s, "<svg", 4) == 0 && strcmp(s + n - 7, "</svg>\n") == 0;
@@ -245,7 +225,7 @@ TEST(test_report_svgs) {
     const char *names[2] = {"no <fracture>", "fracture & more"};
     snprintf(p, sizeof p, "%s/cm.svg", tl_tmpdir());
     CHECK(report_confusion_svg(p, "cm test", cm, 2, names, &err) == 0);
-    char *s = slurp(p);
+    char *s = tl_read_file(p, NULL);
     CHECK(well_formed(s));
     CHECK(s && strstr(s, ">5<") && strstr(s, ">2<") && strstr(s, ">1<") && strstr(s, ">7<"));
     CHECK(s && strstr(s, ">71%<") && strstr(s, ">88%<"));              /* row shares */
@@ -257,7 +237,7 @@ TEST(test_report_svgs) {
     int lab[6] = {0, 0, 1, 1, 1, 0};
     snprintf(p, sizeof p, "%s/roc.svg", tl_tmpdir());
     CHECK(report_roc_svg(p, "roc", prob, 2, lab, 6, names, &err) == 0);
-    s = slurp(p);
+    s = tl_read_file(p, NULL);
     char want[64];
     int y1[6] = {0, 0, 1, 1, 1, 0};
     double p1[6] = {0.1, 0.4, 0.65, 0.8, 0.5, 0.3};
@@ -267,7 +247,7 @@ TEST(test_report_svgs) {
     double p3[18] = {0.7, 0.2, 0.1, 0.1, 0.8, 0.1, 0.2, 0.2, 0.6, 0.5, 0.3, 0.2, 0.3, 0.3, 0.4, 0.1, 0.6, 0.3};
     int l3[6] = {0, 1, 2, 0, 2, 1};
     CHECK(report_roc_svg(p, "roc3", p3, 3, l3, 6, NULL, &err) == 0);
-    s = slurp(p);
+    s = tl_read_file(p, NULL);
     int curves = 0;
     for (const char *q = s; q && (q = strstr(q, "<polyline")); q++) curves++;
     CHECK(well_formed(s) && curves == 3 && strstr(s, "class 2 (AUC"));
@@ -278,7 +258,7 @@ TEST(test_report_svgs) {
     metric_calibration(prob, 2, lab6, 6, &cal);
     snprintf(p, sizeof p, "%s/rel.svg", tl_tmpdir());
     CHECK(report_reliability_svg(p, "rel", &cal, &err) == 0);
-    s = slurp(p);
+    s = tl_read_file(p, NULL);
     snprintf(want, sizeof want, "(ECE %.3f)", cal.ece);
     CHECK(well_formed(s) && strstr(s, want) && strstr(s, "perfect calibration"));
     for (int b = 0; b < CALIB_BINS; b++)
@@ -290,7 +270,7 @@ TEST(test_report_svgs) {
     const char *files[3] = {"roc.svg", "confusion.svg", "reliability.svg"};
     for (int i = 0; i < 3; i++) {
         snprintf(p, sizeof p, "%s/%s", tl_tmpdir(), files[i]);
-        s = slurp(p);
+        s = tl_read_file(p, NULL);
         CHECKF(well_formed(s), "%s", files[i]);
         free(s);
     }
@@ -299,7 +279,7 @@ TEST(test_report_svgs) {
     eval_set r = {.type = TASK_REGRESSION, .n_classes = 1, .class_names = vn, .n = 3, .pred = pred, .target = target};
     CHECK(report_write_all(tl_tmpdir(), "ba", &r, &err) == 0);
     snprintf(p, sizeof p, "%s/scatter.svg", tl_tmpdir());
-    s = slurp(p);
+    s = tl_read_file(p, NULL);
     CHECK(well_formed(s) && strstr(s, "(MAE 2.33)") && strstr(s, "Predicted bone age (months)"));
     free(s);
     /* an unwritable path fails with a message */

@@ -9,33 +9,6 @@
 
 #define FIX "tests/fixtures/npy/"
 
-static const char *npath(const char *name) {
-    static char bufs[4][512];
-    static int next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", tl_tmpdir(), name);
-    return b;
-}
-
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *p = malloc((size_t)sz + 1);
-    *n = fread(p, 1, (size_t)sz, f);
-    fclose(f);
-    return p;
-}
-
-static int spit(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = n ? fwrite(p, 1, n, f) : 0;
-    return (fclose(f) == 0 && w == n) ? 0 : -1;
-}
-
 /* A v1.0 file from a dict literal (padded as numpy does) and raw data. */
 static int craft(const char *path, const char *dict, const void *data, size_t n) {
     size_t dl = strlen(dict), total = (10 + dl + 1 + 63) / 64 * 64;
@@ -47,7 +20,7 @@ static int craft(const char *path, const char *dict, const void *data, size_t n)
     memset(b + 10 + dl, ' ', total - 10 - dl);
     b[total - 1] = '\n';
     if (n) memcpy(b + total, data, n);
-    int rc = spit(path, b, total + n);
+    int rc = tl_write_file(path, b, total + n);
     free(b);
     return rc;
 }
@@ -64,7 +37,7 @@ TEST(npy_roundtrip_shapes) {
         for (int i = 0; i < ndims[t]; i++) count *= (size_t)shapes[t][i];
         float *v = malloc(sizeof *v * (count ? count : 1));
         for (size_t i = 0; i < count; i++) v[i] = (float)i * 1.5f - 7.25f;
-        const char *p = npath("rt.npy");
+        const char *p = tl_path("rt.npy");
         sx_err e;
         CHECKF(npy_write_f32(p, v, ndims[t], shapes[t], &e) == 0, "%s", e.msg);
         float *r = NULL;
@@ -77,7 +50,7 @@ TEST(npy_roundtrip_shapes) {
         if (r && count) CHECK(memcmp(r, v, count * sizeof *v) == 0);
         /* header: a multiple of 64 bytes ending in '\n' */
         size_t n;
-        uint8_t *b = slurp(p, &n);
+        uint8_t *b = tl_read_file(p, &n);
         size_t hl = b ? (size_t)b[8] | (size_t)b[9] << 8 : 0;
         CHECK(b && (10 + hl) % 64 == 0 && b[9 + hl] == '\n' && n == 10 + hl + count * 4);
         free(b);
@@ -93,11 +66,11 @@ TEST(npy_write_matches_numpy_bytes) {
     for (int t = 0; t < 3; t++) {
         float v[6];
         for (int k = 0; k < cases[t].count; k++) v[k] = kval(k);
-        const char *p = npath("ours.npy");
+        const char *p = tl_path("ours.npy");
         sx_err e;
         CHECK(npy_write_f32(p, v, cases[t].ndim, cases[t].shape, &e) == 0);
         size_t n1 = 0, n2 = 0;
-        uint8_t *a = slurp(p, &n1), *b = slurp(cases[t].fix, &n2);
+        uint8_t *a = tl_read_file(p, &n1), *b = tl_read_file(cases[t].fix, &n2);
         CHECKF(a && b && n1 == n2 && !memcmp(a, b, n1), "%s differs from ours", cases[t].fix);
         free(a);
         free(b);
@@ -142,19 +115,19 @@ TEST(npy_rejects_numpy_files_we_do_not_support) {
 
 TEST(npy_rejects_malformed) {
     float d[8] = {0};
-    const char *p = npath("bad.npy");
+    const char *p = tl_path("bad.npy");
 
-    CHECK(spit(p, "\x93NUMPX\x01\x00\x10\x00{}", 12) == 0);
+    CHECK(tl_write_file(p, "\x93NUMPX\x01\x00\x10\x00{}", 12) == 0);
     expect_read_error(p, "bad magic", "magic");
-    CHECK(spit(p, "", 0) == 0);
+    CHECK(tl_write_file(p, "", 0) == 0);
     expect_read_error(p, "empty", NULL);
-    CHECK(spit(p, "\x93NUMPY\x01", 7) == 0);
+    CHECK(tl_write_file(p, "\x93NUMPY\x01", 7) == 0);
     expect_read_error(p, "truncated preamble", NULL);
-    CHECK(spit(p, "\x93NUMPY\x01\x00\xff\xff{'descr'", 17) == 0);
+    CHECK(tl_write_file(p, "\x93NUMPY\x01\x00\xff\xff{'descr'", 17) == 0);
     expect_read_error(p, "header longer than the file", "exceeds");
-    CHECK(spit(p, "\x93NUMPY\x02\x00\xff\xff\xff\x7f{", 13) == 0);
+    CHECK(tl_write_file(p, "\x93NUMPY\x02\x00\xff\xff\xff\x7f{", 13) == 0);
     expect_read_error(p, "v2 header length 2 GB", "exceeds");
-    CHECK(spit(p, "\x93NUMPY\x09\x00\x00\x00", 10) == 0);
+    CHECK(tl_write_file(p, "\x93NUMPY\x09\x00\x00\x00", 10) == 0);
     expect_read_error(p, "version 9", "version");
 
     CHECK(craft(p, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", d, 23) == 0);
@@ -192,15 +165,15 @@ TEST(npy_rejects_malformed) {
         CHECK(craft(p, bad[i].dict, d, 24) == 0);
         expect_read_error(p, bad[i].dict, bad[i].needle);
     }
-    expect_read_error(npath("missing.npy"), "missing file", "No such file");
+    expect_read_error(tl_path("missing.npy"), "missing file", "No such file");
     expect_read_error(tl_tmpdir(), "directory", NULL);
 
     /* a numpy file cut short */
     size_t n;
-    uint8_t *b = slurp(FIX "f8_2x3.npy", &n);
-    CHECK(b && spit(p, b, n - 1) == 0);
+    uint8_t *b = tl_read_file(FIX "f8_2x3.npy", &n);
+    CHECK(b && tl_write_file(p, b, n - 1) == 0);
     expect_read_error(p, "truncated data", "mismatch");
-    CHECK(b && spit(p, b, 40) == 0);
+    CHECK(b && tl_write_file(p, b, 40) == 0);
     expect_read_error(p, "truncated header", "exceeds");
     free(b);
 }
@@ -208,7 +181,7 @@ TEST(npy_rejects_malformed) {
 TEST(npy_accepts_numpy_variants) {
     /* double quotes, no trailing comma, Python 2 'L' dims, f8 data */
     double d[4] = {1.5, -2.0, 3.25, 1e300};
-    const char *p = npath("v.npy");
+    const char *p = tl_path("v.npy");
     CHECK(craft(p, "{\"descr\": \"<f8\", \"shape\": (2L, 2L), \"fortran_order\": False}", d, sizeof d) == 0);
     float *r = NULL;
     int nd;
@@ -224,9 +197,9 @@ TEST(npy_write_errors) {
     float v[1] = {0};
     int64_t sh9[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1}, neg[1] = {-1};
     sx_err e;
-    CHECK(npy_write_f32(npath("a.npy"), v, 9, sh9, &e) == -1 && strstr(e.msg, "a.npy"));
-    CHECK(npy_write_f32(npath("b.npy"), v, 1, neg, &e) == -1 && strstr(e.msg, "b.npy"));
-    const char *p = npath("no/dir/c.npy");
+    CHECK(npy_write_f32(tl_path("a.npy"), v, 9, sh9, &e) == -1 && strstr(e.msg, "a.npy"));
+    CHECK(npy_write_f32(tl_path("b.npy"), v, 1, neg, &e) == -1 && strstr(e.msg, "b.npy"));
+    const char *p = tl_path("no/dir/c.npy");
     CHECK(npy_write_f32(p, v, 1, (int64_t[]){1}, &e) == -1);
     CHECKF(strstr(e.msg, p) != NULL, "%s", e.msg);
 }
@@ -238,7 +211,7 @@ TEST(npy_mutated_files_never_crash) {
     int ok = 0, total = 0;
     for (int f = 0; f < 2; f++) {
         size_t n;
-        uint8_t *orig = slurp(fixtures[f], &n), *b = malloc(n);
+        uint8_t *orig = tl_read_file(fixtures[f], &n), *b = malloc(n);
         for (int i = 0; orig && i < 400; i++) {
             memcpy(b, orig, n);
             seed = seed * 1664525u + 1013904223u;
@@ -246,8 +219,8 @@ TEST(npy_mutated_files_never_crash) {
             seed = seed * 1664525u + 1013904223u;
             b[at] = (uint8_t)(seed >> 24);
             size_t len = i % 4 == 3 ? (seed >> 4) % n : n;
-            const char *p = npath("m.npy");
-            CHECK(spit(p, b, len) == 0);
+            const char *p = tl_path("m.npy");
+            CHECK(tl_write_file(p, b, len) == 0);
             float *r = NULL;
             int nd;
             int64_t sh[NPY_MAX_DIMS];

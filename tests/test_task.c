@@ -24,15 +24,6 @@ static void mkdirs(const char *path) {
     mkdir(buf, 0755);
 }
 
-static void write_file(const char *path, const char *text, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f) { perror(path); return; }
-    fwrite(text, 1, len, f);
-    fclose(f);
-}
-
-static void write_text(const char *path, const char *text) { write_file(path, text, strlen(text)); }
-
 /* An empty file at root/rel (task loading only stat()s images). */
 static void touch(const char *root, const char *rel) {
     char p[1024];
@@ -41,14 +32,14 @@ static void touch(const char *root, const char *rel) {
     *slash = 0;
     mkdirs(p);
     *slash = '/';
-    write_text(p, "");
+    tl_write_text(p, "");
 }
 
 /* Write a task JSON into the scratch dir and load it against root. */
 static int load_json(const char *json, const char *root, unsigned flags, task *t, sx_err *err) {
     char p[512];
     snprintf(p, sizeof p, "%s/task.json", tl_tmpdir());
-    write_text(p, json);
+    tl_write_text(p, json);
     return task_load_flags(p, root, flags, t, err);
 }
 
@@ -81,7 +72,7 @@ TEST(test_task_csv_basic) {
                        "\"say \"\"hi\"\".png\",x,0";
     char p[600];
     snprintf(p, sizeof p, "%s/ds/labels.csv", root);
-    write_file(p, csv, sizeof csv - 1);
+    tl_write_file(p, csv, sizeof csv - 1);
     task t;
     sx_err err;
     int rc = load_json("{\"name\": \"t\", \"type\": \"binary\", \"image_root\": \"ds/images\", \"image_dirs\": [\"A\", \"B\"],"
@@ -114,7 +105,7 @@ TEST(test_task_csv_label_forms) {
     }
     char p[600];
     snprintf(p, sizeof p, "%s/d.csv", root);
-    write_text(p, "stem,frac,tumor,benign,malignant,pid\n"
+    tl_write_text(p, "stem,frac,tumor,benign,malignant,pid\n"
                   "0,1.0,1,1,0,p1\n"
                   "1,,0,0,0,p1\n"
                   "2,1,1,0,1,p2\n"
@@ -166,7 +157,7 @@ TEST(test_task_regression_and_headerless) {
     touch(root, "hands/1379.png");
     char p[600];
     snprintf(p, sizeof p, "%s/ba.csv", root);
-    write_text(p, "id,boneage,male\n1377,180,False\n1378,12.5,True\n1379,94,False\n");
+    tl_write_text(p, "id,boneage,male\n1377,180,False\n1378,12.5,True\n1379,94,False\n");
     task t;
     sx_err err;
     int rc = load_json("{\"name\": \"ba\", \"type\": \"regression\", \"image_root\": \"hands\", \"csv\": \"ba.csv\","
@@ -185,13 +176,13 @@ TEST(test_task_regression_and_headerless) {
     task_free(&t);
     /* no header: columns by number */
     snprintf(p, sizeof p, "%s/nh.csv", root);
-    write_text(p, "1377.png,1\n1378.png,0\n");
+    tl_write_text(p, "1377.png,1\n1378.png,0\n");
     rc = load_json("{\"name\": \"nh\", \"type\": \"binary\", \"image_root\": \"hands\", \"csv\": \"nh.csv\","
                    " \"csv_header\": false, \"image_column\": 0, \"label_column\": 1}", root, 0, &t, &err);
     CHECKF(rc == 0 && t.n == 2 && t.samples[0].label == 1, "%s", err.msg);
     task_free(&t);
     /* a non-numeric target */
-    write_text(p, "1377.png,abc\n");
+    tl_write_text(p, "1377.png,abc\n");
     CHECK(load_json("{\"name\": \"nh\", \"type\": \"regression\", \"image_root\": \"hands\", \"csv\": \"nh.csv\","
                     " \"csv_header\": false, \"image_column\": 0, \"label_column\": 1}", root, 0, &t, &err) != 0);
     CHECKF(strstr(err.msg, "not a number"), "%s", err.msg);
@@ -240,10 +231,10 @@ TEST(test_task_study_dirs) {
     touch(root, "mura/MURA-v1.1/valid/XR_WRIST/patient00009/study1_negative/image1.png");
     char p[600];
     snprintf(p, sizeof p, "%s/mura/MURA-v1.1/train_labeled_studies.csv", root);
-    write_text(p, "MURA-v1.1/train/XR_WRIST/patient00001/study1_positive/,1\n"
+    tl_write_text(p, "MURA-v1.1/train/XR_WRIST/patient00001/study1_positive/,1\n"
                   "MURA-v1.1/train/XR_HAND/patient00001/study1_negative/,0\n");
     snprintf(p, sizeof p, "%s/mura/MURA-v1.1/valid_labeled_studies.csv", root);
-    write_text(p, "MURA-v1.1/valid/XR_WRIST/patient00009/study1_negative/,0\r\n");
+    tl_write_text(p, "MURA-v1.1/valid/XR_WRIST/patient00009/study1_negative/,0\r\n");
     const char *json = "{\"name\": \"mura\", \"type\": \"binary\", \"image_root\": \"mura\","
                        " \"csv\": [\"mura/MURA-v1.1/train_labeled_studies.csv\", \"mura/MURA-v1.1/valid_labeled_studies.csv\"],"
                        " \"csv_header\": false, \"image_column\": 0, \"label_column\": 1, \"study_dirs\": true,"
@@ -261,7 +252,7 @@ TEST(test_task_study_dirs) {
     task_free(&t);
     /* a listed study that is missing is reported */
     snprintf(p, sizeof p, "%s/mura/MURA-v1.1/valid_labeled_studies.csv", root);
-    write_text(p, "MURA-v1.1/valid/XR_WRIST/patient00010/study1_negative/,0\n");
+    tl_write_text(p, "MURA-v1.1/valid/XR_WRIST/patient00010/study1_negative/,0\n");
     CHECK(load_json(json, root, 0, &t, &err) != 0);
     CHECKF(strstr(err.msg, "1 listed studies are missing") && strstr(err.msg, "patient00010"), "%s", err.msg);
 }
@@ -312,7 +303,7 @@ TEST(test_task_validation) {
     };
     for (size_t i = 0; i < sizeof csvs / sizeof csvs[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", g_root, csvs[i].name);
-        write_text(p, csvs[i].text);
+        tl_write_text(p, csvs[i].text);
     }
     CHECK_ERR(ld_bad_type, "unknown type 'ordinalish'");
     CHECK_ERR(ld_no_type, "missing 'type'");
@@ -362,7 +353,7 @@ TEST(test_task_hostile_csv) {
         {"", 0, "empty (no header row)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        write_file(p, cases[i].text, cases[i].len ? cases[i].len : strlen(cases[i].text));
+        tl_write_file(p, cases[i].text, cases[i].len ? cases[i].len : strlen(cases[i].text));
         CHECK(load_json(json, g_root, 0, &t, &err) != 0);
         CHECKF(strstr(err.msg, cases[i].needle), "case %zu: %s", i, err.msg);
     }
@@ -372,7 +363,7 @@ TEST(test_task_hostile_csv) {
     memcpy(buf, "id,y\n\"", 6);
     memset(buf + 6, 'x', big);
     memcpy(buf + 6 + big, "\",0\n", 4);
-    write_file(p, buf, big + 10);
+    tl_write_file(p, buf, big + 10);
     CHECK(load_json(json, g_root, 0, &t, &err) != 0);
     CHECKF(strstr(err.msg, "record longer than"), "%s", err.msg);
     /* more than 4096 fields */
@@ -380,7 +371,7 @@ TEST(test_task_hostile_csv) {
     k += (size_t)sprintf(buf + k, "id,y");
     for (int i = 0; i < 5000; i++) buf[k++] = ',';
     buf[k++] = '\n';
-    write_file(p, buf, k);
+    tl_write_file(p, buf, k);
     CHECK(load_json(json, g_root, 0, &t, &err) != 0);
     CHECKF(strstr(err.msg, "more than 4096 fields"), "%s", err.msg);
     /* random bytes drawn from CSV-ish characters: must not crash */
@@ -391,7 +382,7 @@ TEST(test_task_hostile_csv) {
         size_t n = rng_below(&r, 200);
         memcpy(buf, "id,y\n", 5);
         for (size_t i = 0; i < n; i++) buf[5 + i] = alphabet[rng_below(&r, sizeof alphabet - 1)];
-        write_file(p, buf, 5 + n);
+        tl_write_file(p, buf, 5 + n);
         if (load_json(json, g_root, 0, &t, &err) == 0) task_free(&t);
         else CHECK(err.msg[0] != 0);
     }

@@ -35,10 +35,13 @@ static const char *CFG = "{\"image_size\": 32, \"patch_size\": 8, \"hidden_size\
                          " \"decoder_num_hidden_layers\": 1, \"decoder_num_attention_heads\": 2,"
                          " \"decoder_intermediate_size\": 64}";
 
-static void write_cfg(const char *path) {
-    FILE *f = fopen(path, "w");
-    fputs(CFG, f);
-    fclose(f);
+/* The inputs of a pretraining run in the scratch dir: data/ with n images
+ * and cfg.json (CFG); their paths go to data and cfg (600 bytes each). */
+static void pretrain_inputs(int n, char data[600], char cfg[600]) {
+    snprintf(data, 600, "%s/data", tl_tmpdir());
+    snprintf(cfg, 600, "%s/cfg.json", tl_tmpdir());
+    make_images(data, n);
+    tl_write_text(cfg, CFG);
 }
 
 /* Read column `col` (0-based) of RUN/log.csv into v; returns the row count. */
@@ -61,10 +64,7 @@ static int read_log(const char *run, int col, double *v, int cap) {
 TEST(test_pretrain_loss_decreases) {
     const char *d = tl_tmpdir();
     char data[600], cfg[600], cmd[2048], out[16384];
-    snprintf(data, sizeof data, "%s/data", d);
-    snprintf(cfg, sizeof cfg, "%s/cfg.json", d);
-    make_images(data, 24);
-    write_cfg(cfg);
+    pretrain_inputs(24, data, cfg);
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex pretrain --data %s --config %s --out %s/run --steps 80 "
              "--batch 8 --lr 2e-3 --warmup-steps 5 --log-every 20 --save-every 40 --panel-every 40 --no-augment", data, cfg, d);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
@@ -94,10 +94,7 @@ TEST(test_pretrain_loss_decreases) {
 TEST(test_pretrain_resume_is_exact) {
     const char *d = tl_tmpdir();
     char data[600], cfg[600], cmd[2048], out[16384];
-    snprintf(data, sizeof data, "%s/data", d);
-    snprintf(cfg, sizeof cfg, "%s/cfg.json", d);
-    make_images(data, 10);
-    write_cfg(cfg);
+    pretrain_inputs(10, data, cfg);
     const char *common = "--steps 8 --batch 4 --lr 1e-3 --warmup-steps 2 --log-every 1 --save-every 3 --panel-every 100 --seed 3";
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./skelex pretrain --data %s --config %s --out %s/a %s", data, cfg, d, common);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
@@ -135,11 +132,8 @@ TEST(test_pretrain_resume_is_exact) {
 TEST(test_pretrain_kill_during_save_keeps_checkpoint) {
     const char *d = tl_tmpdir();
     char data[600], cfg[600], run[600], cmd[2048], out[16384];
-    snprintf(data, sizeof data, "%s/data", d);
-    snprintf(cfg, sizeof cfg, "%s/cfg.json", d);
     snprintf(run, sizeof run, "%s/run", d);
-    make_images(data, 8);
-    write_cfg(cfg);
+    pretrain_inputs(8, data, cfg);
     // save at every step, and kill -9 at staggered moments; each time the
     // checkpoint link must point at a complete, loadable checkpoint
     int loaded = 0;
@@ -192,20 +186,15 @@ TEST(test_pretrain_bad_inputs) {
 TEST(test_pretrain_skips_corrupt_files) {
     const char *d = tl_tmpdir();
     char data[600], cfg[600], cmd[2048], out[16384], p[700];
-    snprintf(data, sizeof data, "%s/data", d);
-    snprintf(cfg, sizeof cfg, "%s/cfg.json", d);
-    make_images(data, 6);
-    write_cfg(cfg);
+    pretrain_inputs(6, data, cfg);
     snprintf(p, sizeof p, "%s/zz_corrupt.png", data);
-    FILE *f = fopen(p, "wb");
-    fputs("this is not a png at all", f);
-    fclose(f);
+    tl_write_text(p, "this is not a png at all");
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex pretrain --data %s --config %s --out %s/run --steps 3 --batch 7",
              data, cfg, d);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK(strstr(out, "zz_corrupt.png") != NULL);
     snprintf(p, sizeof p, "%s/run/skipped.txt", d);
-    f = fopen(p, "r");
+    FILE *f = fopen(p, "r");
     CHECK(f != NULL);
     if (f) {
         char line[1024] = "";
