@@ -59,11 +59,15 @@ typedef struct { double L, T, S; } unit_area;   /* left, top, side */
 static double ux(unit_area a, double v) { return a.L + v * a.S; }
 static double uy(unit_area a, double v) { return a.T + (1 - v) * a.S; }
 
-static void unit_axes(FILE *f, unit_area a, const char *xlabel, const char *ylabel) {
-    for (int k = 0; k <= 5; k++) {
-        double v = k / 5.0;
-        char lab[16];
-        snprintf(lab, sizeof lab, "%.1f", v);
+/* Grid, frame and axis labels of a square plot: ticks+1 grid lines each way
+ * at lo, lo+step, ... labelled with fmt; the y label sits ylab_dx left of
+ * the frame. */
+static void axes(FILE *f, unit_area a, const char *xlabel, const char *ylabel, int ticks, double lo, double step,
+                 const char *fmt, double ylab_dx) {
+    for (int k = 0; k <= ticks; k++) {
+        double v = (double)k / ticks;
+        char lab[32];
+        snprintf(lab, sizeof lab, fmt, lo + k * step);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n", ux(a, 0), uy(a, v), ux(a, 1), uy(a, v));
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n", ux(a, v), uy(a, 0), ux(a, v), uy(a, 1));
         text_at(f, ux(a, 0) - 6, uy(a, v) + 4, "end", NULL, lab);
@@ -72,8 +76,13 @@ static void unit_axes(FILE *f, unit_area a, const char *xlabel, const char *ylab
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n", a.L, a.T, a.S, a.S);
     text_at(f, a.L + a.S / 2, a.T + a.S + 38, "middle", NULL, xlabel);
     char rot[64];
-    snprintf(rot, sizeof rot, "transform=\"rotate(-90 %.1f %.1f)\"", a.L - 44, a.T + a.S / 2);
-    text_at(f, a.L - 44, a.T + a.S / 2, "middle", rot, ylabel);
+    snprintf(rot, sizeof rot, "transform=\"rotate(-90 %.1f %.1f)\"", a.L - ylab_dx, a.T + a.S / 2);
+    text_at(f, a.L - ylab_dx, a.T + a.S / 2, "middle", rot, ylabel);
+}
+
+/* The [0,1] x [0,1] axes of the ROC curve and the reliability diagram. */
+static void unit_axes(FILE *f, unit_area a, const char *xlabel, const char *ylabel) {
+    axes(f, a, xlabel, ylabel, 5, 0.0, 0.2, "%.1f", 44);
 }
 
 static void diagonal(FILE *f, unit_area a, const char *label) {
@@ -240,26 +249,14 @@ int report_scatter_svg(const char *path, const char *title, const double *pred, 
     lo = floor(lo / step) * step;
     hi = ceil(hi / step) * step;
     int ticks = (int)lround((hi - lo) / step);   /* 5 to 7 */
-    char full[512], xl[160], yl[160], buf[32];
+    char full[512], xl[160], yl[160];
     snprintf(full, sizeof full, "%.400s (MAE %.3g)", title, metric_mae(pred, target, n));
     snprintf(xl, sizeof xl, "True %.140s", value_name ? value_name : "value");
     snprintf(yl, sizeof yl, "Predicted %.140s", value_name ? value_name : "value");
     unit_area a = {80, 50, 440};
     FILE *f = svg_open(path, 560, 570, full, err);
     if (!f) return -1;
-    for (int k = 0; k <= ticks; k++) {
-        double v = (double)k / ticks;
-        snprintf(buf, sizeof buf, "%.6g", lo + k * step);
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n", ux(a, 0), uy(a, v), ux(a, 1), uy(a, v));
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>\n", ux(a, v), uy(a, 0), ux(a, v), uy(a, 1));
-        text_at(f, ux(a, 0) - 6, uy(a, v) + 4, "end", NULL, buf);
-        text_at(f, ux(a, v), uy(a, 0) + 16, "middle", NULL, buf);
-    }
-    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n", a.L, a.T, a.S, a.S);
-    text_at(f, a.L + a.S / 2, a.T + a.S + 38, "middle", NULL, xl);
-    char rot[64];
-    snprintf(rot, sizeof rot, "transform=\"rotate(-90 %.1f %.1f)\"", a.L - 50, a.T + a.S / 2);
-    text_at(f, a.L - 50, a.T + a.S / 2, "middle", rot, yl);
+    axes(f, a, xl, yl, ticks, lo, step, "%.6g", 50);
     diagonal(f, a, NULL);
     text_at(f, a.L + 8, a.T + 16, "start", "font-size=\"11\" fill=\"#777\"", "dashed: prediction = truth");
     fprintf(f, "<g fill=\"#1f77b4\" fill-opacity=\"0.45\">\n");
