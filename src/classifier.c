@@ -228,7 +228,7 @@ int classifier_save(const classifier *c, const char *dir, const char *task_name,
     char cpath[4200], tmp[4300];
     snprintf(cpath, sizeof cpath, "%s/config.json", dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", cpath);
-    rc = config_json_write(tmp, r, err);
+    rc = json_write_file(tmp, r, err);
     cJSON_Delete(r);
     if (rc) return rc;
     if (rename(tmp, cpath)) return sx_fail(err, "%s: rename failed (%s)", cpath, strerror(errno));

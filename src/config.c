@@ -1,6 +1,7 @@
 /* config.c: HF ViTMAEConfig <-> mae_config, through cJSON. */
 #include "config.h"
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,10 +196,10 @@ cJSON *config_to_json(const mae_config *c, int vit) {
     return r;
 }
 
-int config_json_write(const char *path, const cJSON *r, sx_err *err) {
-    char *text = cJSON_Print(r);
+int json_write_file(const char *path, const cJSON *r, sx_err *err) {
     FILE *f = fopen(path, "wb");
-    if (!f) { free(text); return sx_fail(err, "%s: cannot write", path); }
+    if (!f) return sx_fail(err, "%s: cannot write (%s)", path, strerror(errno));
+    char *text = cJSON_Print(r);
     int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
     ok = (fclose(f) == 0) && ok;
     free(text);
@@ -207,7 +208,7 @@ int config_json_write(const char *path, const cJSON *r, sx_err *err) {
 
 int config_save(const char *path, const mae_config *c, sx_err *err) {
     cJSON *r = config_to_json(c, 0);
-    int rc = config_json_write(path, r, err);
+    int rc = json_write_file(path, r, err);
     cJSON_Delete(r);
     return rc;
 }

@@ -30,8 +30,9 @@ int config_save(const char *path, const mae_config *c, sx_err *err);
  * ViTForImageClassification), to which a caller adds id2label etc. */
 struct cJSON;
 struct cJSON *config_to_json(const mae_config *c, int vit);
-/* Write a cJSON object as a JSON file (not atomic). */
-int config_json_write(const char *path, const struct cJSON *r, sx_err *err);
+/* Write any cJSON object as a pretty-printed JSON file with a final newline
+ * (not atomic; the one JSON file writer of the program). */
+int json_write_file(const char *path, const struct cJSON *r, sx_err *err);
 
 /* Check internal consistency (divisibility, ranges). */
 int config_validate(const mae_config *c, sx_err *err);

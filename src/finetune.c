@@ -371,10 +371,8 @@ cJSON *finetune_evaluate(classifier *c, const task *t, const image_cache *ic, co
         snprintf(path, sizeof path, "%s/predictions.csv", dir);
         if (!report_predictions_csv(path, names, &es, err) && (mj = metrics_json(&es, 1000, seed, err))) {
             snprintf(path, sizeof path, "%s/metrics.json", dir);
-            char *text = cJSON_Print(mj);
-            FILE *f = fopen(path, "w");
-            if (f) { fputs(text, f); fclose(f); }
-            free(text);
+            sx_err werr;
+            if (json_write_file(path, mj, &werr)) fprintf(stderr, "skelex: %s\n", werr.msg);
             report_write_all(dir, title, &es, err);
         }
     }

@@ -70,13 +70,9 @@ static int save_run_json(const char *path, const train_opts *o, long total, sx_e
     cJSON_AddNumberToObject(r, "ratio_max", o->ratio_max);
     cJSON_AddNumberToObject(r, "flip_prob", o->flip_prob);
     if (o->panel_images) cJSON_AddStringToObject(r, "panel_images", o->panel_images);
-    char *text = cJSON_Print(r);
+    int rc = json_write_file(path, r, err);
     cJSON_Delete(r);
-    FILE *f = fopen(path, "w");
-    int ok = f && fputs(text, f) >= 0;
-    ok = f && (fclose(f) == 0) && ok;
-    free(text);
-    return ok ? 0 : sx_fail(err, "%s: cannot write (%s)", path, strerror(errno));
+    return rc;
 }
 
 /* Read the options a run was started with; strings are kept in *keep. */

@@ -1,6 +1,5 @@
 /* args.c: shared option parsing helpers for the subcommands. */
 #include "cli.h"
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,13 +46,4 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, " (see 'skelex %s --help')\n", cmd);
     va_end(ap);
     return 2;
-}
-
-int cli_write_json(const char *path, const cJSON *o) {
-    char *text = cJSON_Print(o);
-    FILE *f = fopen(path, "w");
-    int ok = f && fputs(text, f) >= 0;
-    if (f) ok = !fclose(f) && ok;
-    free(text);
-    return ok ? 0 : -1;
 }

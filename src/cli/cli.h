@@ -22,9 +22,7 @@ const char *cli_value(int argc, char **argv, int *i);
 long   cli_long(const char *opt, const char *s, long lo, long hi);
 double cli_double(const char *opt, const char *s);
 int    cli_is_help(const char *s);
-/* Write a cJSON object as a JSON file; 0 or -1. */
-struct cJSON;
-int    cli_write_json(const char *path, const struct cJSON *o);
+
 /* Print "skelex <cmd>: <message>" and return the exit code 2 (usage) or 1. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -221,11 +221,9 @@ int cmd_errormap(int argc, char **argv) {
         cJSON_AddStringToObject(j, "error_space", space);
         cJSON_AddItemToObject(j, "per_image", per_image);
         per_image = NULL;
-        char *text = cJSON_Print(j);
         snprintf(path, sizeof path, "%s/localization.json", outdir);
-        FILE *f = fopen(path, "w");
-        if (f) { fputs(text, f); fclose(f); }
-        free(text);
+        sx_err werr;
+        if (json_write_file(path, j, &werr)) fprintf(stderr, "skelex errormap: %s\n", werr.msg);
         cJSON_Delete(j);
         printf("localization (%d images with boxes, %d without, ignored)\n", n, tot.n_unboxed);
         printf("  %-34s %10s %10s\n", "metric", "errormap", "random map");

@@ -128,7 +128,7 @@ int cmd_finetune(int argc, char **argv) {
     if (mkdirs(out)) { fprintf(stderr, "skelex finetune: %s: cannot create (%s)\n", out, strerror(errno)); goto done; }
     snprintf(path, sizeof path, "%s/split.json", out);
     cJSON *sj = split_to_json(&t, &sp);
-    cli_write_json(path, sj);
+    if (json_write_file(path, sj, &err)) fprintf(stderr, "skelex finetune: %s\n", err.msg);
     cJSON_Delete(sj);
     fprintf(stderr, "finetune %s: %zu images (%zu test), %d classes, %d folds, from %s\n", t.name, t.n, n_test,
             t.n_classes, folds, model ? model : config);
@@ -214,7 +214,7 @@ int cmd_finetune(int argc, char **argv) {
                cJSON_GetObjectItem(e, "sd")->valuedouble);
     printf("\n");
     snprintf(path, sizeof path, "%s/results.json", out);
-    if (cli_write_json(path, results)) { fprintf(stderr, "skelex finetune: %s: cannot write\n", path); goto done; }
+    if (json_write_file(path, results, &err)) { fprintf(stderr, "skelex finetune: %s\n", err.msg); goto done; }
     printf("wrote %s\n", path);
     rc = n_done ? 0 : 1;
 done:

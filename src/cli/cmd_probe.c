@@ -122,10 +122,7 @@ int cmd_probe(int argc, char **argv) {
     char path[4400];
     snprintf(path, sizeof path, "%s/split.json", out);
     cJSON *sj = split_to_json(&t, &sp);
-    char *text = cJSON_Print(sj);
-    FILE *f = fopen(path, "w");
-    if (f) { fputs(text, f); fclose(f); }
-    free(text);
+    if (json_write_file(path, sj, &err)) fprintf(stderr, "skelex probe: %s\n", err.msg);
     cJSON_Delete(sj);
 
     mae_model m;
@@ -225,10 +222,7 @@ int cmd_probe(int argc, char **argv) {
         printf("\n");
     }
     snprintf(path, sizeof path, "%s/results.json", out);
-    text = cJSON_Print(results);
-    f = fopen(path, "w");
-    if (f) { fputs(text, f); fclose(f); }
-    free(text);
+    if (json_write_file(path, results, &err)) fprintf(stderr, "skelex probe: %s\n", err.msg);
     cJSON_Delete(results);
     printf("wrote %s\n", path);
     free(feats); free(Xt); free(yt); free(test_idx);
