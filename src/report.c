@@ -331,8 +331,8 @@ int report_predictions_csv(const char *path, const char *const *images, const ev
         fputs("image,label", f);
         for (int k = 0; k < K; k++) {
             char col[300];
-            snprintf(col, sizeof col, "prob_%s", e->class_names ? e->class_names[k] : "");
-            if (!e->class_names) snprintf(col, sizeof col, "prob_%d", k);
+            if (e->class_names) snprintf(col, sizeof col, "prob_%s", e->class_names[k]);
+            else snprintf(col, sizeof col, "prob_%d", k);
             fputc(',', f);
             csv_field(f, col);
         }

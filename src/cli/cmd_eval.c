@@ -22,7 +22,7 @@ static const char *HELP =
     "Applies a fine-tuned classifier (a `skelex finetune` fold's best/ directory, or a\n"
     "transformers ViTForImageClassification checkpoint) and writes OUT/predictions.csv\n"
     "(image, label, per-class probability or predicted value). With a task the images\n"
-    "are scored too: OUT/metrics.json (AUROC + 95%% bootstrap CI, balanced accuracy, F1,\n"
+    "are scored too: OUT/metrics.json (AUROC + 95% bootstrap CI, balanced accuracy, F1,\n"
     "QWK for ordinal tasks, ECE; MAE/RMSE for regression) and ROC, confusion and\n"
     "reliability plots.\n"
     "\n"
@@ -44,7 +44,7 @@ int cmd_eval(int argc, char **argv) {
     task_args_default(&ta);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (cli_is_help(a)) { printf(HELP, ""); return 0; }
+        if (cli_is_help(a)) { fputs(HELP, stdout); return 0; }
         else if (!strcmp(a, "--model")) model = cli_value(argc, argv, &i);
         else if (task_args_parse(&ta, argc, argv, &i)) continue;
         else if (!strcmp(a, "--split")) which = cli_value(argc, argv, &i);
