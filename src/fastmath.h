@@ -15,17 +15,13 @@ typedef int32_t v8si __attribute__((vector_size(32)));
 /* Lane-wise m ? a : b, with m from a vector comparison (all ones or zero). */
 static inline v8sf sx_select8(v8si m, v8sf a, v8sf b) { return (v8sf)(((v8si)a & m) | ((v8si)b & ~m)); }
 
-static inline v8sf sx_floor8(v8sf x) {
-    v8si i = __builtin_convertvector(x, v8si);              // truncates toward 0
-    v8sf t = __builtin_convertvector(i, v8sf);
-    return sx_select8(t > x, t - 1.0f, t);
-}
-
 static inline v8sf sx_exp8(v8sf x) {
+    const v8sf magic = (v8sf){0} + 12582912.0f;             // 1.5 * 2^23: adding it rounds to an integer
     v8sf lo = (v8sf){0} - 87.0f, hi = (v8sf){0} + 88.0f;
     x = sx_select8(x < lo, lo, x);
     x = sx_select8(x > hi, hi, x);
-    v8sf n = sx_floor8(x * 1.44269504088896341f + 0.5f);
+    v8sf t = x * 1.44269504088896341f + magic;              // magic + n, n = round(x / ln 2)
+    v8sf n = t - magic;
     v8sf r = x - n * 0.693359375f + n * 2.12194440e-4f;    // x - n ln2, in two parts
     v8sf p = (v8sf){0} + 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -34,17 +30,24 @@ static inline v8sf sx_exp8(v8sf x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    v8si e = (__builtin_convertvector(n, v8si) + 127) << 23;  // 2^n as bits
+    v8si e = ((v8si)t - (v8si)magic + 127) << 23;          // 2^n as bits (n sits in t's low mantissa bits)
     return p * (v8sf)e;
 }
 
-static inline v8sf sx_erf8(v8sf x) {
+/* erf(x), and exp(-x^2) (which it needs anyway) in *expmx2. */
+static inline v8sf sx_erf8_exp(v8sf x, v8sf *expmx2) {
     v8si sign = (v8si)x & (int32_t)0x80000000;
     v8sf a = (v8sf)((v8si)x & 0x7fffffff);
     v8sf t = 1.0f / (1.0f + 0.3275911f * a);
     v8sf y = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-    v8sf e = 1.0f - y * sx_exp8(-a * a);
+    *expmx2 = sx_exp8(-a * a);
+    v8sf e = 1.0f - y * *expmx2;
     return (v8sf)((v8si)e | sign);
+}
+
+static inline v8sf sx_erf8(v8sf x) {
+    v8sf unused;
+    return sx_erf8_exp(x, &unused);
 }
 
 static inline float sx_expf(float x) {

@@ -167,6 +167,12 @@ static void prof_report(void) {
     }
 }
 
+void gemm_profile_reset(void) {
+    g_prof_s = g_prof_flops = 0.0;
+    g_prof_calls = 0;
+    g_nshapes = 0;
+}
+
 static void prof_add(int ta, int tb, int M, int N, int K, double s) {
     for (int i = 0; i < g_nshapes; i++) {
         prof_shape *p = &g_shapes[i];

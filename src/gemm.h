@@ -21,4 +21,7 @@ void gemm(int transa, int transb, int M, int N, int K, float alpha, const float 
  * the default (OMP_NUM_THREADS or the number of cores). */
 void sx_threads_init(int threads);
 
+/* SKELEX_PROFILE=1: forget what was counted so far (e.g. a warm-up step). */
+void gemm_profile_reset(void);
+
 #endif

@@ -115,32 +115,32 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
 
 /* ------------------------------------------------------------------ gelu */
 
+/* Load the n < 8 floats of a loop tail into a zero-padded vector, and back. */
+static inline v8sf load_tail(const float *p, size_t n) { v8sf v = {0}; memcpy(&v, p, sizeof(float) * n); return v; }
+static inline void store_tail(float *p, v8sf v, size_t n) { memcpy(p, &v, sizeof(float) * n); }
+
+static inline v8sf gelu8(v8sf x) { return 0.5f * x * (1.0f + sx_erf8(x * (float)M_SQRT1_2)); }
+
 void gelu_forward(float *out, const float *inp, size_t n) {
     // 0.5 x (1 + erf(x / sqrt 2)), eight lanes at a time
-    size_t n8 = n / 8;
+    size_t n8 = n / 8, tail = n % 8;
 #pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < n8; k++) {
-        v8sf x = sx_load8(inp + 8 * k);
-        sx_store8(out + 8 * k, 0.5f * x * (1.0f + sx_erf8(x * (float)M_SQRT1_2)));
-    }
-    for (size_t i = 8 * n8; i < n; i++) out[i] = 0.5f * inp[i] * (1.0f + sx_erff(inp[i] * (float)M_SQRT1_2));
+    for (size_t k = 0; k < n8; k++) sx_store8(out + 8 * k, gelu8(sx_load8(inp + 8 * k)));
+    if (tail) store_tail(out + 8 * n8, gelu8(load_tail(inp + 8 * n8, tail)), tail);
+}
+
+static inline v8sf gelu_grad8(v8sf x) {
+    // gelu'(x) = Phi(x) + x phi(x); erf's own exp(-x^2/2) gives phi
+    const float inv_sqrt_2pi = 0.3989422804014327f;
+    v8sf e, cdf = 0.5f * (1.0f + sx_erf8_exp(x * (float)M_SQRT1_2, &e));
+    return cdf + x * (inv_sqrt_2pi * e);
 }
 
 void gelu_backward_inplace(float *d, const float *inp, size_t n) {
-    // gelu'(x) = Phi(x) + x phi(x)
-    const float inv_sqrt_2pi = 0.3989422804014327f;
-    size_t n8 = n / 8;
+    size_t n8 = n / 8, tail = n % 8;
 #pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < n8; k++) {
-        v8sf x = sx_load8(inp + 8 * k);
-        v8sf cdf = 0.5f * (1.0f + sx_erf8(x * (float)M_SQRT1_2));
-        v8sf pdf = inv_sqrt_2pi * sx_exp8(-0.5f * x * x);
-        sx_store8(d + 8 * k, sx_load8(d + 8 * k) * (cdf + x * pdf));
-    }
-    for (size_t i = 8 * n8; i < n; i++) {
-        float x = inp[i];
-        d[i] *= 0.5f * (1.0f + sx_erff(x * (float)M_SQRT1_2)) + x * inv_sqrt_2pi * sx_expf(-0.5f * x * x);
-    }
+    for (size_t k = 0; k < n8; k++) sx_store8(d + 8 * k, sx_load8(d + 8 * k) * gelu_grad8(sx_load8(inp + 8 * k)));
+    if (tail) store_tail(d + 8 * n8, load_tail(d + 8 * n8, tail) * gelu_grad8(load_tail(inp + 8 * n8, tail)), tail);
 }
 
 /* ------------------------------------------------------------- attention */
@@ -150,6 +150,7 @@ void gelu_backward_inplace(float *d, const float *inp, size_t n) {
 static double g_att_s[2];
 static int g_att_prof = -1;
 static void att_report(void) { fprintf(stderr, "attention profile: forward %.2f s, backward %.2f s\n", g_att_s[0], g_att_s[1]); }
+void attention_profile_reset(void) { g_att_s[0] = g_att_s[1] = 0.0; }
 static int att_prof(void) {
     if (g_att_prof < 0) { g_att_prof = getenv("SKELEX_PROFILE") != NULL; if (g_att_prof) atexit(att_report); }
     return g_att_prof;

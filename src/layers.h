@@ -38,5 +38,7 @@ void residual_forward(float *out, const float *a, const float *b, size_t n);
 
 /* Column sums: out (C) += sum over N rows of x (N,C). */
 void colsum_accumulate(float *out, const float *x, int N, int C);
+/* SKELEX_PROFILE=1: forget the attention time counted so far. */
+void attention_profile_reset(void);
 
 #endif

@@ -442,9 +442,10 @@ int train_run(train_opts *o, sx_err *err) {
         }
         if (rc) break;
         if (o->accum > 1)
+#pragma omp parallel for schedule(static)
             for (size_t i = 0; i < s.m.n_floats; i++) s.m.grads[i] /= (float)o->accum;
         if (!isfinite(loss)) { rc = sx_fail(err, "loss is %g at step %ld: stopping (the last checkpoint is kept)", loss, step); break; }
-        grad_clip(&s.m, (float)o->clip);
+        if (o->clip > 0) grad_clip(&s.m, (float)o->clip);  /* off by default, as in MAE pretraining */
         s.opt.lr = (float)lr;
         adamw_step(&s.opt, &s.m);
         long done = step + 1;
