@@ -2,32 +2,57 @@
 # Compare skelex's MAE training step with the PyTorch twin on this machine,
 # in the same run: ViT-S/16 and ViT-B/16, 224 px, MAE decoder (512 x 8),
 # batch 32, 2 threads. Needs Debian's python3-torch for the peer.
+#
+# Shared virtual machines are noisy (one step can vary by 20 % between
+# runs), so the two programs take turns for ROUNDS rounds of STEPS timed
+# steps each (after an untimed warm-up step per run), and each side's
+# throughput is batch / median step time over all its timed steps.
 # Usage: bash bench/compare_train.sh [configs...]   (default: small base)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s skelex
 configs=("$@"); [ ${#configs[@]} -eq 0 ] && configs=(small base)
-BATCH=${BATCH:-32}; STEPS=${STEPS:-3}; THREADS=${THREADS:-2}
+BATCH=${BATCH:-32}; STEPS=${STEPS:-3}; THREADS=${THREADS:-2}; ROUNDS=${ROUNDS:-2}
 out=bench/results; mkdir -p "$out"
 stamp=$(date -u +%Y-%m-%dT%H:%MZ)
-printf "config,impl,precision,batch,threads,images_per_s,peak_rss_mib\n" > "$out/train.csv.new"
+have_torch=0; /usr/bin/python3 -c "import torch" 2>/dev/null && have_torch=1
+have_bf16=0
+./skelex bench infer --config tiny --batch 1 --steps 1 --precision bf16 2>/dev/null | grep -q "precision=bf16" && have_bf16=1
+
+median() { tr ',' '\n' | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+field() { sed -n "s/^$1=//p"; }
+
+printf "config,impl,precision,batch,threads,images_per_s,peak_rss_mib,timed_steps\n" > "$out/train.csv.new"
 for c in "${configs[@]}"; do
-  precs="fp32"
-  ./skelex bench infer --config tiny --batch 1 --steps 1 --precision bf16 2>/dev/null | grep -q "precision=bf16" && precs="fp32 bf16"
-  for prec in $precs; do
-    r=$(OMP_NUM_THREADS=$THREADS ./skelex bench train --config "$c" --batch "$BATCH" --steps "$STEPS" --precision $prec 2>/dev/null)
-    ips=$(sed -n 's/^images_per_s=//p' <<<"$r"); rss=$(sed -n 's/^peak_rss_mib=//p' <<<"$r")
-    echo "$c skelex $prec: $ips images/s (peak RSS $rss MiB)"
-    echo "$c,skelex,$prec,$BATCH,$THREADS,$ips,$rss" >> "$out/train.csv.new"
+  declare -A times=() rss=()
+  precs=fp32; [ $have_bf16 = 1 ] && precs="fp32 bf16"
+  for r in $(seq "$ROUNDS"); do
+    for prec in $precs; do
+      res=$(OMP_NUM_THREADS=$THREADS ./skelex bench train --config "$c" --batch "$BATCH" --steps "$STEPS" --precision $prec 2>/dev/null)
+      times[skelex_$prec]+="$(field step_seconds <<<"$res"),"; rss[$prec]=$(field peak_rss_mib <<<"$res")
+    done
+    if [ $have_torch = 1 ]; then
+      res=$(OMP_PROC_BIND=true OMP_PLACES=cores \
+            /usr/bin/python3 tools/mae_twin.py bench --config "$c" --batch "$BATCH" --steps "$STEPS" --threads "$THREADS" 2>/dev/null)
+      times[pytorch_fp32]+="$(field step_seconds <<<"$res"),"
+    fi
   done
-  if /usr/bin/python3 -c "import torch" 2>/dev/null; then
-    r=$(OMP_PROC_BIND=true OMP_PLACES=cores \
-        /usr/bin/python3 tools/mae_twin.py bench --config "$c" --batch "$BATCH" --steps "$STEPS" --threads "$THREADS" 2>/dev/null)
-    ips=$(sed -n 's/^images_per_s=//p' <<<"$r")
-    echo "$c pytorch fp32: $ips images/s"
-    echo "$c,pytorch,fp32,$BATCH,$THREADS,$ips," >> "$out/train.csv.new"
+  for key in skelex_fp32 skelex_bf16 pytorch_fp32; do
+    [ -n "${times[$key]:-}" ] || continue
+    impl=${key%_*}; prec=${key#*_}; list=${times[$key]%,}
+    med=$(median <<<"$list"); n=$(tr ',' '\n' <<<"$list" | wc -l)
+    ips=$(awk -v b="$BATCH" -v m="$med" 'BEGIN {printf "%.4f", b / m}')
+    r=""; [ "$impl" = skelex ] && r=${rss[$prec]}
+    echo "$c $impl $prec: $ips images/s (median of $n steps: $med s${r:+; peak RSS $r MiB})"
+    echo "$c,$impl,$prec,$BATCH,$THREADS,$ips,$r,$n" >> "$out/train.csv.new"
+    eval "ips_$impl$prec=$ips"
+  done
+  if [ $have_torch = 1 ]; then
+    awk -v a="$ips_skelexfp32" -v b="$ips_pytorchfp32" -v c="$c" 'BEGIN {printf "%s: skelex / PyTorch = %.2fx (fp32)\n", c, a / b}'
+    [ $have_bf16 = 1 ] && awk -v a="$ips_skelexbf16" -v b="$ips_pytorchfp32" -v c="$c" 'BEGIN {printf "%s: skelex bf16 / PyTorch fp32 = %.2fx\n", c, a / b}'
   fi
+  unset times rss
 done
-[ "$precs" = fp32 ] && echo "bf16: not measured, oneDNN has no bf16 matmul on this CPU (no AVX-512/AMX)"
+[ $have_bf16 = 0 ] && echo "bf16: not measured, oneDNN has no bf16 matmul on this CPU (no AVX-512/AMX)"
 mv "$out/train.csv.new" "$out/train.csv"
 echo "results: $out/train.csv ($stamp, $(lscpu | sed -n 's/^Model name: *//p'))"

@@ -8,6 +8,9 @@
 #define SKELEX_FASTMATH_H
 #include <stdint.h>
 #include <string.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
 typedef float v8sf __attribute__((vector_size(32)));
 typedef int32_t v8si __attribute__((vector_size(32)));
@@ -15,11 +18,25 @@ typedef int32_t v8si __attribute__((vector_size(32)));
 /* Lane-wise m ? a : b, with m from a vector comparison (all ones or zero). */
 static inline v8sf sx_select8(v8si m, v8sf a, v8sf b) { return (v8sf)(((v8si)a & m) | ((v8si)b & ~m)); }
 
+#ifdef __AVX__
+/* max and min return b when either is NaN. One instruction each with AVX;
+ * 1/x from the 12-bit estimate and one Newton step (relative error below
+ * 3e-7), instead of a slow division. */
+static inline v8sf sx_max8(v8sf a, v8sf b) { return (v8sf)_mm256_max_ps((__m256)a, (__m256)b); }
+static inline v8sf sx_min8(v8sf a, v8sf b) { return (v8sf)_mm256_min_ps((__m256)a, (__m256)b); }
+static inline v8sf sx_rcp8(v8sf x) {
+    v8sf r = (v8sf)_mm256_rcp_ps((__m256)x);
+    return r * (2.0f - x * r);
+}
+#else
+static inline v8sf sx_max8(v8sf a, v8sf b) { return sx_select8(a > b, a, b); }
+static inline v8sf sx_min8(v8sf a, v8sf b) { return sx_select8(a < b, a, b); }
+static inline v8sf sx_rcp8(v8sf x) { return 1.0f / x; }
+#endif
+
 static inline v8sf sx_exp8(v8sf x) {
     const v8sf magic = (v8sf){0} + 12582912.0f;             // 1.5 * 2^23: adding it rounds to an integer
-    v8sf lo = (v8sf){0} - 87.0f, hi = (v8sf){0} + 88.0f;
-    x = sx_select8(x < lo, lo, x);
-    x = sx_select8(x > hi, hi, x);
+    x = sx_min8((v8sf){0} + 88.0f, sx_max8((v8sf){0} - 87.0f, x));  // a NaN x stays NaN
     v8sf t = x * 1.44269504088896341f + magic;              // magic + n, n = round(x / ln 2)
     v8sf n = t - magic;
     v8sf r = x - n * 0.693359375f + n * 2.12194440e-4f;    // x - n ln2, in two parts
@@ -38,7 +55,7 @@ static inline v8sf sx_exp8(v8sf x) {
 static inline v8sf sx_erf8_exp(v8sf x, v8sf *expmx2) {
     v8si sign = (v8si)x & (int32_t)0x80000000;
     v8sf a = (v8sf)((v8si)x & 0x7fffffff);
-    v8sf t = 1.0f / (1.0f + 0.3275911f * a);
+    v8sf t = sx_rcp8(1.0f + 0.3275911f * a);
     v8sf y = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
     *expmx2 = sx_exp8(-a * a);
     v8sf e = 1.0f - y * *expmx2;

@@ -162,9 +162,14 @@ static void pack_head(float *dst, const float *x, size_t ld, int T, int hs) {
     for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * hs, x + (size_t)t * ld, sizeof(float) * (size_t)hs);
 }
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+/* Gather rows[0..T) of x (row stride ld) for one head into dst (T,hs). */
+static void pack_rows(float *dst, const float *x, size_t ld, const int *rows, int T, int hs) {
+    for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * hs, x + (size_t)rows[t] * ld, sizeof(float) * (size_t)hs);
+}
+
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, const int *qrows, int Tq) {
     double t0 = att_prof() ? sx_now() : 0;
-    // qkv (B,T,3C), att (B,NH,T,T), out (B,T,C). One (batch, head) per task;
+    // qkv (B,T,3C), att (B,NH,Tq,T), out (B,Tq,C). One (batch, head) per task;
     // the products inside run single-threaded (oneDNN sees the parallel region).
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
@@ -177,12 +182,13 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
         for (int bh = 0; bh < B * NH; bh++) {
             int b = bh / NH, h = bh % NH;
             const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
-            float *a = att + (size_t)bh * T * T;
-            pack_head(qp, q, C3, T, hs);
+            float *a = att + (size_t)bh * Tq * T;
+            if (qrows) pack_rows(qp, q, C3, qrows + (size_t)b * Tq, Tq, hs);
+            else pack_head(qp, q, C3, T, hs);
             pack_head(kp, k, C3, T, hs);
             pack_head(vp, v, C3, T, hs);
-            gemm(0, 1, T, T, hs, scale, qp, hs, kp, hs, 0.0f, a, T);   // scores = q k^T / sqrt(hs)
-            for (int t = 0; t < T; t++) {                              // softmax over keys
+            gemm(0, 1, Tq, T, hs, scale, qp, hs, kp, hs, 0.0f, a, T);  // scores = q k^T / sqrt(hs)
+            for (int t = 0; t < Tq; t++) {                             // softmax over keys
                 float *row = a + (size_t)t * T, mx = row[0], sum = 0.0f;
 #pragma omp simd reduction(max : mx)
                 for (int j = 1; j < T; j++) mx = row[j] > mx ? row[j] : mx;
@@ -198,47 +204,56 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
                 float inv = 1.0f / sum;
                 for (int j = 0; j < T; j++) row[j] *= inv;
             }
-            gemm(0, 0, T, hs, T, 1.0f, a, T, vp, hs, 0.0f, out + (size_t)b * T * C + h * hs, C);  // out = att v
+            gemm(0, 0, Tq, hs, T, 1.0f, a, T, vp, hs, 0.0f, out + (size_t)b * Tq * C + h * hs, C);  // out = att v
         }
     }
     free(pack);
     if (g_att_prof > 0) g_att_s[0] += sx_now() - t0;
 }
 
-void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                        const float *att, int B, int T, int C, int NH) {
-    // dout (B,T,C) -> dqkv (B,T,3C), overwritten. scratch (B,NH,T,T) holds d(scores).
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *att, int B,
+                        int T, int C, int NH, const int *qrows, int Tq) {
+    // dout (B,Tq,C) -> dqkv (B,T,3C), overwritten (zero q rows outside qrows).
+    // scratch (B,NH,Tq,T) holds d(scores).
     double t0 = att_prof() ? sx_now() : 0;
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    size_t per = 4 * (size_t)T * hs;
+    size_t per = 5 * (size_t)T * hs;
     float *pack = sx_malloc(sizeof(float) * per * (size_t)omp_get_max_threads());
 #pragma omp parallel
     {
         float *qp = pack + per * (size_t)omp_get_thread_num(), *kp = qp + (size_t)T * hs, *vp = kp + (size_t)T * hs;
-        float *dyp = vp + (size_t)T * hs;
+        float *dyp = vp + (size_t)T * hs, *dqp = dyp + (size_t)T * hs;
 #pragma omp for schedule(dynamic)
         for (int bh = 0; bh < B * NH; bh++) {
             int b = bh / NH, h = bh % NH;
             const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
             float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
-            const float *a = att + (size_t)bh * T * T, *dy = dout + (size_t)b * T * C + h * hs;
-            float *da = scratch + (size_t)bh * T * T;
-            pack_head(qp, q, C3, T, hs);
+            const float *a = att + (size_t)bh * Tq * T, *dy = dout + (size_t)b * Tq * C + h * hs;
+            const int *rows = qrows ? qrows + (size_t)b * Tq : NULL;
+            float *da = scratch + (size_t)bh * Tq * T;
+            if (rows) pack_rows(qp, q, C3, rows, Tq, hs);
+            else pack_head(qp, q, C3, T, hs);
             pack_head(kp, k, C3, T, hs);
             pack_head(vp, v, C3, T, hs);
-            pack_head(dyp, dy, C, T, hs);
-            gemm(0, 1, T, T, hs, 1.0f, dyp, hs, vp, hs, 0.0f, da, T);    // d(att) = dout v^T
-            gemm(1, 0, T, hs, T, 1.0f, a, T, dyp, hs, 0.0f, dv, C3);     // dv = att^T dout
-            for (int t = 0; t < T; t++) {                                // softmax backward
+            pack_head(dyp, dy, C, Tq, hs);
+            gemm(0, 1, Tq, T, hs, 1.0f, dyp, hs, vp, hs, 0.0f, da, T);   // d(att) = dout v^T
+            gemm(1, 0, T, hs, Tq, 1.0f, a, T, dyp, hs, 0.0f, dv, C3);    // dv = att^T dout
+            for (int t = 0; t < Tq; t++) {                               // softmax backward
                 const float *p = a + (size_t)t * T;
                 float *g = da + (size_t)t * T, dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
                 for (int j = 0; j < T; j++) dot += p[j] * g[j];
                 for (int j = 0; j < T; j++) g[j] = p[j] * (g[j] - dot);
             }
-            gemm(0, 0, T, hs, T, scale, da, T, kp, hs, 0.0f, dq, C3);   // dq = dS k / sqrt(hs)
-            gemm(1, 0, T, hs, T, scale, da, T, qp, hs, 0.0f, dk, C3);   // dk = dS^T q / sqrt(hs)
+            gemm(1, 0, T, hs, Tq, scale, da, T, qp, hs, 0.0f, dk, C3);   // dk = dS^T q / sqrt(hs)
+            if (!rows) {
+                gemm(0, 0, T, hs, T, scale, da, T, kp, hs, 0.0f, dq, C3);  // dq = dS k / sqrt(hs)
+                continue;
+            }
+            gemm(0, 0, Tq, hs, T, scale, da, T, kp, hs, 0.0f, dqp, hs);   // the same, for the query rows only
+            for (int t = 0; t < T; t++) memset(dq + (size_t)t * C3, 0, sizeof(float) * (size_t)hs);
+            for (int t = 0; t < Tq; t++) memcpy(dq + (size_t)rows[t] * C3, dqp + (size_t)t * hs, sizeof(float) * (size_t)hs);
         }
     }
     free(pack);
@@ -250,4 +265,24 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
 void residual_forward(float *out, const float *a, const float *b, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void residual_rows_forward(float *out, const float *x, const int *rows, int B, int Tq, int T, int C) {
+    // out (B,Tq,C) += x (B,T,C) at rows (B,Tq)
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * Tq; bt++) {
+        const float *xr = x + ((size_t)(bt / Tq) * T + rows[bt]) * C;
+        float *o = out + (size_t)bt * C;
+        for (int c = 0; c < C; c++) o[c] += xr[c];
+    }
+}
+
+void residual_rows_backward(float *dx, const float *dout, const int *rows, int B, int Tq, int T, int C) {
+    // dx (B,T,C) at rows (B,Tq) += dout (B,Tq,C); the rows of one image are distinct
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * Tq; bt++) {
+        float *d = dx + ((size_t)(bt / Tq) * T + rows[bt]) * C;
+        const float *g = dout + (size_t)bt * C;
+        for (int c = 0; c < C; c++) d[c] += g[c];
+    }
 }

@@ -26,15 +26,22 @@ void gelu_forward(float *out, const float *inp, size_t n);
 /* d (n): d = d * gelu'(inp), in place. */
 void gelu_backward_inplace(float *d, const float *inp, size_t n);
 
-/* Multi-head self-attention, no mask. qkv (B,T,3C) holds q|k|v per token;
- * att (B,NH,T,T) saves the softmax probabilities; out (B,T,C). */
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
-/* dqkv (B,T,3C) is overwritten; scratch holds B*NH*T*T floats. */
-void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                        const float *att, int B, int T, int C, int NH);
+/* Multi-head self-attention, no mask. qkv (B,T,3C) holds q|k|v per token.
+ * Only the Tq query rows listed in qrows (B,Tq; row indices within each
+ * image, distinct) are computed; qrows NULL with Tq = T computes all, in
+ * order. att (B,NH,Tq,T) saves the softmax probabilities; out (B,Tq,C). */
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, const int *qrows, int Tq);
+/* dout (B,Tq,C). dqkv (B,T,3C) is overwritten; query rows outside qrows get
+ * zero. scratch holds B*NH*Tq*T floats. */
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *att, int B,
+                        int T, int C, int NH, const int *qrows, int Tq);
 
 /* out (n) = a + b. (out may alias a.) */
 void residual_forward(float *out, const float *a, const float *b, size_t n);
+/* The residual of a row subset: out (B,Tq,C) += x (B,T,C) at rows (B,Tq);
+ * backward: dx (B,T,C) at rows += dout (B,Tq,C). */
+void residual_rows_forward(float *out, const float *x, const int *rows, int B, int Tq, int T, int C);
+void residual_rows_backward(float *dx, const float *dout, const int *rows, int B, int Tq, int T, int C);
 
 /* Column sums: out (C) += sum over N rows of x (N,C). */
 void colsum_accumulate(float *out, const float *x, int N, int C);

@@ -153,7 +153,8 @@ static void free_acts(mae_model *m) {
     free(m->dec_a);
     free(m->ids_keep);
     free(m->ids_restore);
-    m->act_mem = NULL; m->enc_a = m->dec_a = NULL; m->ids_keep = m->ids_restore = NULL;
+    free(m->ids_mask);
+    m->act_mem = NULL; m->enc_a = m->dec_a = NULL; m->ids_keep = m->ids_restore = m->ids_mask = NULL;
     m->batch_cap = 0;
 }
 
@@ -276,6 +277,7 @@ static size_t acts_layout(mae_model *m, int B, float *base, block_acts *enc, blo
     size_t BTe = (size_t)B * Te, BTd = (size_t)B * Td;
     m->dres_enc = carve(&cur, BTe * D);
     m->dres_dec = carve(&cur, BTd * Dd);
+    m->dres_rows = carve(&cur, m->encoder_only ? 0 : (size_t)B * (N - Lk) * Dd);
     m->dbuf_c = carve(&cur, max_sz(BTe * max_sz((size_t)D, cpp), BTd * Dd));
     m->dbuf_i = carve(&cur, max_sz(BTe * I, BTd * Id));
     m->dbuf_3c = carve(&cur, max_sz(BTe * 3 * D, BTd * 3 * Dd));
@@ -298,6 +300,7 @@ static int ensure_batch(mae_model *m, int B, sx_err *err) {
     acts_layout(m, B, m->act_mem, m->enc_a, m->dec_a);
     m->ids_keep = sx_malloc(sizeof(int) * (size_t)B * config_len_keep(c));
     m->ids_restore = sx_malloc(sizeof(int) * (size_t)B * config_num_patches(c));
+    m->ids_mask = sx_malloc(sizeof(int) * ((size_t)B * (config_num_patches(c) - config_len_keep(c)) + 1));
     m->batch_cap = B;
     return 0;
 }
@@ -392,36 +395,47 @@ static void gather_kept_patches(const mae_config *c, const float *pixels, const 
 
 /* ------------------------------------------------------------------ block */
 
-typedef struct { int B, T, C, NH, I; float eps; } block_dims;
+/* A block's shapes. qrows (B,Tq) restricts everything after the keys and
+ * values to those rows (the loss needs no others); NULL: all T rows. */
+typedef struct { int B, T, C, NH, I; float eps; const int *qrows; int Tq; } block_dims;
+
+static block_dims dims(int B, int T, int C, int NH, int I, float eps) { return (block_dims){B, T, C, NH, I, eps, NULL, T}; }
 
 static void block_forward(const block_params *w, block_acts *a, const float *x, block_dims d) {
-    // x (B,T,C) -> a->res2 (B,T,C); pre-LayerNorm ViT layer
-    int BT = d.B * d.T, C = d.C;
+    // x (B,T,C) -> a->res2 (B,Tq,C); pre-LayerNorm ViT layer
+    int BT = d.B * d.T, BQ = d.B * d.Tq, C = d.C;
     layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, d.eps);
     linear_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C);
-    attention_forward(a->atty, a->att, a->qkv, d.B, d.T, C, d.NH);
-    linear_forward(a->res1, a->atty, w->proj_w, w->proj_b, BT, C, C);
-    residual_forward(a->res1, a->res1, x, (size_t)BT * C);
-    layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, BT, C, d.eps);
-    linear_forward(a->fc, a->ln2, w->fc_w, w->fc_b, BT, C, d.I);
-    gelu_forward(a->gelu, a->fc, (size_t)BT * d.I);
-    linear_forward(a->res2, a->gelu, w->fc2_w, w->fc2_b, BT, d.I, C);
-    residual_forward(a->res2, a->res2, a->res1, (size_t)BT * C);
+    attention_forward(a->atty, a->att, a->qkv, d.B, d.T, C, d.NH, d.qrows, d.Tq);
+    linear_forward(a->res1, a->atty, w->proj_w, w->proj_b, BQ, C, C);
+    if (d.qrows) residual_rows_forward(a->res1, x, d.qrows, d.B, d.Tq, d.T, C);
+    else residual_forward(a->res1, a->res1, x, (size_t)BT * C);
+    layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, BQ, C, d.eps);
+    linear_forward(a->fc, a->ln2, w->fc_w, w->fc_b, BQ, C, d.I);
+    gelu_forward(a->gelu, a->fc, (size_t)BQ * d.I);
+    linear_forward(a->res2, a->gelu, w->fc2_w, w->fc2_b, BQ, d.I, C);
+    residual_forward(a->res2, a->res2, a->res1, (size_t)BQ * C);
 }
 
 static void block_backward(const block_params *w, block_params *g, const block_acts *a, const float *x,
-                           float *dres, const mae_model *m, block_dims d) {
-    // dres (B,T,C): d(output) in, d(x) out. Scratch: dbuf_c, dbuf_i, dbuf_3c, datt.
-    int BT = d.B * d.T, C = d.C;
+                           float *dres, float *dx, const mae_model *m, block_dims d) {
+    // dres (B,Tq,C): d(output) in, used as scratch; dx (B,T,C): d(x) out. With
+    // every row (no qrows) they may be the same buffer. Scratch: dbuf_c, dbuf_i, dbuf_3c, datt.
+    int BT = d.B * d.T, BQ = d.B * d.Tq, C = d.C;
     float *dc = m->dbuf_c, *di = m->dbuf_i, *d3 = m->dbuf_3c;
-    linear_backward(di, g->fc2_w, g->fc2_b, dres, a->gelu, w->fc2_w, BT, d.I, C);
-    gelu_backward_inplace(di, a->fc, (size_t)BT * d.I);
-    linear_backward(dc, g->fc_w, g->fc_b, di, a->ln2, w->fc_w, BT, C, d.I);
-    layernorm_backward(dres, g->ln2_w, g->ln2_b, dc, a->res1, w->ln2_w, a->ln2_mean, a->ln2_rstd, BT, C);
-    linear_backward(dc, g->proj_w, g->proj_b, dres, a->atty, w->proj_w, BT, C, C);
-    attention_backward(d3, m->datt, dc, a->qkv, a->att, d.B, d.T, C, d.NH);
+    linear_backward(di, g->fc2_w, g->fc2_b, dres, a->gelu, w->fc2_w, BQ, d.I, C);
+    gelu_backward_inplace(di, a->fc, (size_t)BQ * d.I);
+    linear_backward(dc, g->fc_w, g->fc_b, di, a->ln2, w->fc_w, BQ, C, d.I);
+    layernorm_backward(dres, g->ln2_w, g->ln2_b, dc, a->res1, w->ln2_w, a->ln2_mean, a->ln2_rstd, BQ, C);
+    linear_backward(dc, g->proj_w, g->proj_b, dres, a->atty, w->proj_w, BQ, C, C);
+    attention_backward(d3, m->datt, dc, a->qkv, a->att, d.B, d.T, C, d.NH, d.qrows, d.Tq);
     linear_backward(dc, g->qkv_w, g->qkv_b, d3, a->ln1, w->qkv_w, BT, C, 3 * C);
-    layernorm_backward(dres, g->ln1_w, g->ln1_b, dc, x, w->ln1_w, a->ln1_mean, a->ln1_rstd, BT, C);
+    if (dx != dres) {  // the residual path: d(res1) reaches x only at its rows
+        memset(dx, 0, sizeof(float) * (size_t)BT * C);
+        if (d.qrows) residual_rows_backward(dx, dres, d.qrows, d.B, d.Tq, d.T, C);
+        else memcpy(dx, dres, sizeof(float) * (size_t)BT * C);
+    }
+    layernorm_backward(dx, g->ln1_w, g->ln1_b, dc, x, w->ln1_w, a->ln1_mean, a->ln1_rstd, BT, C);
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -447,7 +461,7 @@ static void encoder_forward(mae_model *m, const float *pixels, int B) {
 
     // encoder
     const float *x = m->h0;
-    block_dims de = {B, Te, D, c->num_attention_heads, c->intermediate_size, eps};
+    block_dims de = dims(B, Te, D, c->num_attention_heads, c->intermediate_size, eps);
     for (int l = 0; l < c->num_hidden_layers; l++) {
         block_forward(&w->enc[l], &m->enc_a[l], x, de);
         x = m->enc_a[l].res2;
@@ -496,25 +510,36 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
             for (int i = 0; i < Dd; i++) o[i] = src[i] + pe[i];
         }
     }
+    // loss_only: the last block runs its queries, and the head its rows, for
+    // the masked tokens alone (ids_mask); nothing else reaches the loss
+    int L = c->decoder_num_hidden_layers, Lm = N - Lk;
+    m->masked_rows_only = m->loss_only && L > 0 && Lm > 0;
+    if (m->masked_rows_only)
+        for (int b = 0; b < B; b++)
+            for (int n = 0, j = 0; n < N; n++)
+                if (m->ids_restore[b * N + n] >= Lk) m->ids_mask[b * Lm + j++] = 1 + n;
+    int Tp = m->masked_rows_only ? Lm : Td;  // head rows per image
     x = m->d0;
-    block_dims dd = {B, Td, Dd, c->decoder_num_attention_heads, c->decoder_intermediate_size, eps};
-    for (int l = 0; l < c->decoder_num_hidden_layers; l++) {
+    block_dims dd = dims(B, Td, Dd, c->decoder_num_attention_heads, c->decoder_intermediate_size, eps);
+    for (int l = 0; l < L; l++) {
+        if (l == L - 1 && m->masked_rows_only) { dd.qrows = m->ids_mask; dd.Tq = Lm; }
         block_forward(&w->dec[l], &m->dec_a[l], x, dd);
         x = m->dec_a[l].res2;
     }
-    layernorm_forward(m->dn, m->dn_mean, m->dn_rstd, x, w->dec_norm_w, w->dec_norm_b, B * Td, Dd, eps);
-    linear_forward(m->pred, m->dn, w->pred_w, w->pred_b, B * Td, Dd, P);
+    layernorm_forward(m->dn, m->dn_mean, m->dn_rstd, x, w->dec_norm_w, w->dec_norm_b, B * Tp, Dd, eps);
+    linear_forward(m->pred, m->dn, w->pred_w, w->pred_b, B * Tp, Dd, P);
 
     // loss: mean squared error per patch, averaged over the masked patches
     mae_patchify(c, pixels, B, m->target);
     if (c->norm_pix_loss) mae_normalize_patches(m->target, (size_t)B * N, P);
     double num = 0.0, den = 0.0;
     for (int b = 0; b < B; b++)
-        for (int n = 0; n < N; n++) {
+        for (int n = 0, j = 0; n < N; n++) {
             float mk = m->mask[b * N + n];
             den += mk;
             if (mk == 0.0f) continue;
-            const float *pr = m->pred + ((size_t)b * Td + 1 + n) * P, *t = m->target + ((size_t)b * N + n) * P;
+            size_t row = m->masked_rows_only ? (size_t)b * Lm + j++ : (size_t)b * Td + 1 + n;
+            const float *pr = m->pred + row * P, *t = m->target + ((size_t)b * N + n) * P;
             double s = 0.0;
             for (int i = 0; i < P; i++) { double e = (double)pr[i] - t[i]; s += e * e; }
             num += mk * s / P;
@@ -532,35 +557,43 @@ void mae_zero_grad(mae_model *m) { memset(m->grads, 0, m->n_floats * sizeof(floa
 void mae_backward(mae_model *m) {
     const mae_config *c = &m->cfg;
     int B = m->B, D = c->hidden_size, Dd = c->decoder_hidden_size, N = config_num_patches(c), P = config_patch_dim(c);
-    int Lk = config_len_keep(c), Te = 1 + Lk, Td = 1 + N;
+    int Lk = config_len_keep(c), Te = 1 + Lk, Td = 1 + N, Lm = N - Lk, L = c->decoder_num_hidden_layers;
+    int Tp = m->masked_rows_only ? Lm : Td;  // head rows per image, as in the forward
     const mae_params *w = &m->p;
     mae_params *g = &m->g;
 
-    // d(loss)/d(pred): 2 (pred - target) / (P * sum(mask)) on masked patches; CLS row 0
+    // d(loss)/d(pred): 2 (pred - target) / (P * sum(mask)) on masked patches, 0 elsewhere
     double den = 0.0;
     for (size_t i = 0; i < (size_t)B * N; i++) den += m->mask[i];
     float scale = den > 0 ? (float)(2.0 / (P * den)) : 0.0f;
-    for (int b = 0; b < B; b++) {
-        memset(m->dpred + (size_t)b * Td * P, 0, sizeof(float) * (size_t)P);
-        for (int n = 0; n < N; n++) {
-            float *dp = m->dpred + ((size_t)b * Td + 1 + n) * P;
-            const float *pr = m->pred + ((size_t)b * Td + 1 + n) * P, *t = m->target + ((size_t)b * N + n) * P;
-            float s = scale * m->mask[b * N + n];
+    memset(m->dpred, 0, sizeof(float) * (size_t)B * Tp * P);
+    for (int b = 0; b < B; b++)
+        for (int n = 0, j = 0; n < N; n++) {
+            float mk = m->mask[b * N + n];
+            if (mk == 0.0f) continue;
+            size_t row = m->masked_rows_only ? (size_t)b * Lm + j++ : (size_t)b * Td + 1 + n;
+            float *dp = m->dpred + row * P, s = scale * mk;
+            const float *pr = m->pred + row * P, *t = m->target + ((size_t)b * N + n) * P;
             for (int i = 0; i < P; i++) dp[i] = s * (pr[i] - t[i]);
         }
-    }
 
     // decoder head and norm
-    const float *dec_out = c->decoder_num_hidden_layers ? m->dec_a[c->decoder_num_hidden_layers - 1].res2 : m->d0;
-    linear_backward(m->dbuf_c, g->pred_w, g->pred_b, m->dpred, m->dn, w->pred_w, B * Td, Dd, P);
-    memset(m->dres_dec, 0, sizeof(float) * (size_t)B * Td * Dd);
-    layernorm_backward(m->dres_dec, g->dec_norm_w, g->dec_norm_b, m->dbuf_c, dec_out, w->dec_norm_w,
-                       m->dn_mean, m->dn_rstd, B * Td, Dd);
+    const float *dec_out = L ? m->dec_a[L - 1].res2 : m->d0;
+    float *dtop = m->masked_rows_only ? m->dres_rows : m->dres_dec;  // d(last block's output)
+    linear_backward(m->dbuf_c, g->pred_w, g->pred_b, m->dpred, m->dn, w->pred_w, B * Tp, Dd, P);
+    memset(dtop, 0, sizeof(float) * (size_t)B * Tp * Dd);
+    layernorm_backward(dtop, g->dec_norm_w, g->dec_norm_b, m->dbuf_c, dec_out, w->dec_norm_w, m->dn_mean, m->dn_rstd,
+                       B * Tp, Dd);
 
     // decoder blocks, last to first
-    block_dims dd = {B, Td, Dd, c->decoder_num_attention_heads, c->decoder_intermediate_size, 0};
-    for (int l = c->decoder_num_hidden_layers - 1; l >= 0; l--)
-        block_backward(&w->dec[l], &g->dec[l], &m->dec_a[l], l ? m->dec_a[l - 1].res2 : m->d0, m->dres_dec, m, dd);
+    block_dims dd = dims(B, Td, Dd, c->decoder_num_attention_heads, c->decoder_intermediate_size, 0);
+    for (int l = L - 1; l >= 0; l--) {
+        int rows = l == L - 1 && m->masked_rows_only;
+        dd.qrows = rows ? m->ids_mask : NULL;
+        dd.Tq = rows ? Lm : Td;
+        block_backward(&w->dec[l], &g->dec[l], &m->dec_a[l], l ? m->dec_a[l - 1].res2 : m->d0, rows ? dtop : m->dres_dec,
+                       m->dres_dec, m, dd);
+    }
 
     // undo the unshuffle: visible tokens back to the encoder's order, the rest to mask_token
     float *ddec_in = m->dbuf_3c;  // (B,Te,Dd), free at this point
@@ -602,9 +635,10 @@ static void encoder_backward(mae_model *m) {
     memset(m->dres_enc, 0, sizeof(float) * (size_t)B * Te * D);
     layernorm_backward(m->dres_enc, g->enc_norm_w, g->enc_norm_b, m->dbuf_c, enc_out, w->enc_norm_w,
                        m->lat_mean, m->lat_rstd, B * Te, D);
-    block_dims de = {B, Te, D, c->num_attention_heads, c->intermediate_size, 0};
+    block_dims de = dims(B, Te, D, c->num_attention_heads, c->intermediate_size, 0);
     for (int l = c->num_hidden_layers - 1; l >= 0; l--)
-        block_backward(&w->enc[l], &g->enc[l], &m->enc_a[l], l ? m->enc_a[l - 1].res2 : m->h0, m->dres_enc, m, de);
+        block_backward(&w->enc[l], &g->enc[l], &m->enc_a[l], l ? m->enc_a[l - 1].res2 : m->h0, m->dres_enc, m->dres_enc,
+                       m, de);
 
     // embeddings: CLS token, then the patch projection of the visible patches
     float *demb = m->dbuf_c;  // (B*Lk, D)

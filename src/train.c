@@ -324,7 +324,10 @@ static int pick_panel_images(run_state *s, const char *panel_images, uint64_t se
 
 static int write_panel(run_state *s, const char *run, long step, sx_err *err) {
     if (!s->n_panel) return 0;
-    if (mae_forward(&s->m, s->panel_px, s->panel_noise, s->n_panel, err)) return -1;
+    s->m.loss_only = 0;  /* the panels need every logit */
+    int rc = mae_forward(&s->m, s->panel_px, s->panel_noise, s->n_panel, err);
+    s->m.loss_only = 1;
+    if (rc) return -1;
     char path[4400];
     snprintf(path, sizeof path, "%s/panels", run);
     mkdir(path, 0755);
@@ -379,6 +382,7 @@ int train_run(train_opts *o, sx_err *err) {
     }
     if (o->batch < 1 || o->accum < 1) { sx_fail(err, "--batch and --accum must be at least 1"); goto out; }
     if (o->n_data == 0) { sx_fail(err, "no --data given"); goto out; }
+    s.m.loss_only = 1;  /* training needs the loss, not every logit */
     if (o->threads > 0) sx_threads_init(o->threads);
     gemm_set_precision(o->bf16 ? PREC_BF16 : PREC_FP32);
 

@@ -53,7 +53,14 @@ static void ln_fwd(const float *x, float *out, void *v) {
 }
 static void attn_fwd(const float *x, float *out, void *v) {
     lctx *c = v;
-    attention_forward(out, c->att, x, B, T, C, NH);
+    attention_forward(out, c->att, x, B, T, C, NH, NULL, T);
+}
+/* queries of three rows per image, out of order */
+enum { TQ = 3 };
+static const int qrows[B * TQ] = {3, 0, 4, 1, 2, 4};
+static void attn_rows_fwd(const float *x, float *out, void *v) {
+    lctx *c = v;
+    attention_forward(out, c->att, x, B, T, C, NH, qrows, TQ);
 }
 static void gelu_fwd(const float *x, float *out, void *v) { (void)v; gelu_forward(out, x, B * T * C); }
 
@@ -85,7 +92,19 @@ TEST(test_layer_gradients_finite_differences) {
     // attention (input is qkv)
     fill(&r, x, B * T * 3 * C, 1.0f); fill(&r, probe, B * T * C, 1.0f);
     attn_fwd(x, out, &c);
-    attention_backward(dx, scratch, probe, x, c.att, B, T, C, NH);
+    attention_backward(dx, scratch, probe, x, c.att, B, T, C, NH, NULL, T);
     e = fd_check(attn_fwd, &c, x, B * T * 3 * C, B * T * C, probe, dx);
     CHECKF(e < 2e-3, "attention qkv gradient: %.3g", e);
+
+    // attention for a subset of query rows: the full outputs at those rows,
+    // and its own finite-difference gradient (zero for the other queries)
+    float full[B * T * C];
+    attn_fwd(x, full, &c);
+    attn_rows_fwd(x, out, &c);
+    for (int i = 0; i < B * TQ; i++)
+        for (int k = 0; k < C; k++) CHECK(fabsf(out[i * C + k] - full[((i / TQ) * T + qrows[i]) * C + k]) < 1e-6f);
+    for (size_t i = 0; i < sizeof dx / sizeof dx[0]; i++) dx[i] = 1e9f;  // must all be overwritten
+    attention_backward(dx, scratch, probe, x, c.att, B, T, C, NH, qrows, TQ);
+    e = fd_check(attn_rows_fwd, &c, x, B * T * 3 * C, B * TQ * C, probe, dx);
+    CHECKF(e < 2e-3, "attention qkv gradient, query rows only: %.3g", e);
 }

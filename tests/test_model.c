@@ -44,11 +44,14 @@ static int is_key_bias(const char *name) { return strstr(name, "attention.attent
 
 double tl_worst_grad_err, tl_worst_param_err;  /* reported in the summary */
 
-static void check_twin(const char *dir) {
+/* loss_only: the training mode that computes the masked patches' rows only;
+ * its rows must equal the reference logits of those patches. */
+static void check_twin(const char *dir, int loss_only) {
     char path[512];
     sx_err err;
     mae_model m;
     if (checkpoint_load(dir, &m, &err)) { CHECKF(0, "%s", err.msg); return; }
+    m.loss_only = loss_only;
     snprintf(path, sizeof path, "%s/expected.safetensors", dir);
     st_file ex;
     if (st_open(path, &ex, &err)) { CHECKF(0, "%s", err.msg); mae_free(&m); return; }
@@ -68,10 +71,19 @@ static void check_twin(const char *dir) {
     CHECK(mae_forward(&m, pixels, noise, B, &err) == 0);
     double loss_rel = fabs(m.loss - loss[0]) / fabs(loss[0]);
     CHECKF(loss_rel < 1e-5, "loss %.9g vs torch %.9g (rel %.2e)", (double)m.loss, (double)loss[0], loss_rel);
-    for (int b = 0; b < B; b++) {
+    CHECK(m.masked_rows_only == loss_only);
+    for (int b = 0; b < B && !loss_only; b++) {
         double e = rel_max_err(mae_logits(&m, b), logits + (size_t)b * N * P, (size_t)N * P);
         CHECKF(e < 1e-5, "logits of image %d: rel max err %.2e", b, e);
     }
+    int Lm = N - config_len_keep(c), rows = 0;
+    for (int b = 0; b < B && loss_only; b++)
+        for (int n = 0; n < N; n++) {
+            if (mask[b * N + n] == 0.0f) continue;
+            double e = rel_max_err(m.pred + (size_t)rows++ * P, logits + ((size_t)b * N + n) * P, (size_t)P);
+            CHECKF(e < 1e-5, "logits of image %d, masked patch %d: rel max err %.2e", b, n, e);
+        }
+    CHECK(rows == (loss_only ? B * Lm : 0));
     for (int i = 0; i < B * N; i++) {
         CHECK(m.mask[i] == mask[i]);
         CHECK(m.ids_restore[i] == (int)ids[i]);
@@ -151,8 +163,10 @@ out:
     mae_free(&m);
 }
 
-TEST(test_twin_pixel_loss) { check_twin("tests/fixtures/twin_pix"); }
-TEST(test_twin_norm_pix_loss) { check_twin("tests/fixtures/twin_normpix"); }
+TEST(test_twin_pixel_loss) { check_twin("tests/fixtures/twin_pix", 0); }
+TEST(test_twin_norm_pix_loss) { check_twin("tests/fixtures/twin_normpix", 0); }
+TEST(test_twin_pixel_loss_loss_only) { check_twin("tests/fixtures/twin_pix", 1); }
+TEST(test_twin_norm_pix_loss_loss_only) { check_twin("tests/fixtures/twin_normpix", 1); }
 
 TEST(test_sincos_matches_hf) {
     // the fixture's position embeddings were produced by HF's numpy code

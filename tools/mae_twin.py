@@ -747,13 +747,16 @@ def cmd_bench(args):
         return loss.item()
 
     step()  # warm-up, not timed
-    t0 = time.perf_counter()
+    times = []
     for _ in range(args.steps):
+        t0 = time.perf_counter()
         step()
-    dt = time.perf_counter() - t0
+        times.append(time.perf_counter() - t0)
+    dt = sum(times)
     print("config=%s batch=%d steps=%d threads=%d seconds=%.3f" % (args.config, args.batch, args.steps,
                                                                    args.threads, dt))
     print("images_per_s=%.4f" % (args.batch * args.steps / dt))
+    print("step_seconds=" + ",".join("%.4f" % t for t in times))
 
 
 def cmd_bench_infer(args):

@@ -73,6 +73,7 @@ int cmd_bench(int argc, char **argv) {
         return 1;
     }
     mae_init_weights(&m, 0);
+    m.loss_only = train;  /* as skelex pretrain: the loss, not every logit */
     int B = (int)batch, N = config_num_patches(&cfg), S = cfg.image_size;
     size_t npx = (size_t)B * cfg.num_channels * S * S;
     float *pixels = sx_malloc(sizeof(float) * npx), *noise = sx_malloc(sizeof(float) * (size_t)B * N);
@@ -85,7 +86,7 @@ int cmd_bench(int argc, char **argv) {
     adamw_init(&opt, &m, 1.5e-4f, 0.9f, 0.95f, 1e-8f, 0.05f);
     fprintf(stderr, "bench %s: %s, batch %d, %s, %d threads, %zu parameters\n", mode, config, B, prec,
             omp_get_max_threads(), mae_count_params(&m));
-    double total = 0.0;
+    double total = 0.0, *step_s = sx_malloc(sizeof(double) * (size_t)steps);
     int rc = 0;
     for (long s = 0; s <= steps && !rc; s++) {
         for (size_t i = 0; i < (size_t)B * N; i++) noise[i] = rng_uniform(&r);
@@ -104,7 +105,7 @@ int cmd_bench(int argc, char **argv) {
         }
         double dt = sx_now() - t0, u1, s1;
         cpu_times(&u1, &s1);
-        if (s > 0) total += dt;
+        if (s > 0) { total += dt; step_s[s - 1] = dt; }
         else { gemm_profile_reset(); attention_profile_reset(); }  /* profile the timed steps only */
         fprintf(stderr, "  step %ld/%ld%s: %.3f s (cpu: user %.1f s, system %.1f s), loss %.4f\n", s, steps,
                 s ? "" : " (warm-up)", dt, u1 - u0, s1 - s0, (double)m.loss);
@@ -118,7 +119,11 @@ int cmd_bench(int argc, char **argv) {
         if (emap) printf("seconds_per_image=%.4f\n", total / steps);
         else printf("images_per_s=%.4f\n", (double)B * steps / total);
         printf("peak_rss_mib=%.0f\n", ru.ru_maxrss / 1024.0);
+        printf("step_seconds=");  /* each timed step, for medians over noisy machines */
+        for (long s = 0; s < steps; s++) printf("%s%.4f", s ? "," : "", step_s[s]);
+        printf("\n");
     }
+    free(step_s);
     adamw_free(&opt);
     free(emap_buf);
     free(emap_count);
