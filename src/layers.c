@@ -267,6 +267,27 @@ void residual_forward(float *out, const float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
+void rows_gather(float *dst, const float *src, const int *idx, int n, int C) {
+    // dst (n,C) = src rows idx (n)
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) memcpy(dst + (size_t)i * C, src + (size_t)idx[i] * C, sizeof(float) * (size_t)C);
+}
+
+void rows_gather_backward(float *dsrc, const float *ddst, const int *idx, int n, int C) {
+    // dsrc rows idx += ddst (n,C); an index may repeat, so threads own columns
+    enum { CB = 64 };
+    int nblocks = (C + CB - 1) / CB;
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblocks; blk++) {
+        int c0 = blk * CB, c1 = c0 + CB < C ? c0 + CB : C;
+        for (int i = 0; i < n; i++) {
+            float *d = dsrc + (size_t)idx[i] * C;
+            const float *g = ddst + (size_t)i * C;
+            for (int c = c0; c < c1; c++) d[c] += g[c];
+        }
+    }
+}
+
 void residual_rows_forward(float *out, const float *x, const int *rows, int B, int Tq, int T, int C) {
     // out (B,Tq,C) += x (B,T,C) at rows (B,Tq)
 #pragma omp parallel for schedule(static)

@@ -43,6 +43,11 @@ void residual_forward(float *out, const float *a, const float *b, size_t n);
 void residual_rows_forward(float *out, const float *x, const int *rows, int B, int Tq, int T, int C);
 void residual_rows_backward(float *dx, const float *dout, const int *rows, int B, int Tq, int T, int C);
 
+/* A row gather: dst (n,C) = src rows idx (n). Backward: dsrc rows idx +=
+ * ddst (n,C), summing over repeated indices. */
+void rows_gather(float *dst, const float *src, const int *idx, int n, int C);
+void rows_gather_backward(float *dsrc, const float *ddst, const int *idx, int n, int C);
+
 /* Column sums: out (C) += sum over N rows of x (N,C). */
 void colsum_accumulate(float *out, const float *x, int N, int C);
 /* SKELEX_PROFILE=1: forget the attention time counted so far. */

@@ -154,7 +154,8 @@ static void free_acts(mae_model *m) {
     free(m->ids_keep);
     free(m->ids_restore);
     free(m->ids_mask);
-    m->act_mem = NULL; m->enc_a = m->dec_a = NULL; m->ids_keep = m->ids_restore = m->ids_mask = NULL;
+    free(m->dec_src);
+    m->act_mem = NULL; m->enc_a = m->dec_a = NULL; m->ids_keep = m->ids_restore = m->ids_mask = m->dec_src = NULL;
     m->batch_cap = 0;
 }
 
@@ -278,6 +279,10 @@ static size_t acts_layout(mae_model *m, int B, float *base, block_acts *enc, blo
     m->dres_enc = carve(&cur, BTe * D);
     m->dres_dec = carve(&cur, BTd * Dd);
     m->dres_rows = carve(&cur, m->encoder_only ? 0 : (size_t)B * (N - Lk) * Dd);
+    size_t R = m->encoder_only ? 0 : (size_t)B * Te + N;  // row_share of the first decoder block
+    m->dec_xu = carve(&cur, R * Dd);
+    m->dec_dxu = carve(&cur, R * Dd);
+    m->dec_d3u = carve(&cur, R * 3 * Dd);
     m->dbuf_c = carve(&cur, max_sz(BTe * max_sz((size_t)D, cpp), BTd * Dd));
     m->dbuf_i = carve(&cur, max_sz(BTe * I, BTd * Id));
     m->dbuf_3c = carve(&cur, max_sz(BTe * 3 * D, BTd * 3 * Dd));
@@ -300,6 +305,7 @@ static int ensure_batch(mae_model *m, int B, sx_err *err) {
     acts_layout(m, B, m->act_mem, m->enc_a, m->dec_a);
     m->ids_keep = sx_malloc(sizeof(int) * (size_t)B * config_len_keep(c));
     m->ids_restore = sx_malloc(sizeof(int) * (size_t)B * config_num_patches(c));
+    m->dec_src = sx_malloc(sizeof(int) * ((size_t)B * (config_num_patches(c) + 1)));
     m->ids_mask = sx_malloc(sizeof(int) * ((size_t)B * (config_num_patches(c) - config_len_keep(c)) + 1));
     m->batch_cap = B;
     return 0;
@@ -395,17 +401,35 @@ static void gather_kept_patches(const mae_config *c, const float *pixels, const 
 
 /* ------------------------------------------------------------------ block */
 
-/* A block's shapes. qrows (B,Tq) restricts everything after the keys and
- * values to those rows (the loss needs no others); NULL: all T rows. */
-typedef struct { int B, T, C, NH, I; float eps; const int *qrows; int Tq; } block_dims;
+/* Rows of a block's input that repeat. The first decoder block's mask-token
+ * rows are mask_token + a position embedding: the same in every image. LN1
+ * and the qkv projection then run once per distinct row: xu (R,C) holds the
+ * distinct rows, src (B*T) maps each input row to one of them. Backward, the
+ * LN1 path's d(x) lands in dxu (R,C), summed over the rows that share, and
+ * not in dx. d3u (R,3C) is scratch. */
+typedef struct { const float *xu; const int *src; int R; float *dxu, *d3u; } row_share;
 
-static block_dims dims(int B, int T, int C, int NH, int I, float eps) { return (block_dims){B, T, C, NH, I, eps, NULL, T}; }
+/* A block's shapes. qrows (B,Tq) restricts everything after the keys and
+ * values to those rows (the loss needs no others); NULL: all T rows. share:
+ * see row_share; NULL: none. */
+typedef struct { int B, T, C, NH, I; float eps; const int *qrows; int Tq; const row_share *share; } block_dims;
+
+static block_dims dims(int B, int T, int C, int NH, int I, float eps) {
+    return (block_dims){B, T, C, NH, I, eps, NULL, T, NULL};
+}
 
 static void block_forward(const block_params *w, block_acts *a, const float *x, block_dims d) {
     // x (B,T,C) -> a->res2 (B,Tq,C); pre-LayerNorm ViT layer
     int BT = d.B * d.T, BQ = d.B * d.Tq, C = d.C;
-    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, d.eps);
-    linear_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C);
+    const row_share *sh = d.share;
+    if (sh) {  // a->ln1 holds the R distinct rows' LN1
+        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, sh->xu, w->ln1_w, w->ln1_b, sh->R, C, d.eps);
+        linear_forward(sh->d3u, a->ln1, w->qkv_w, w->qkv_b, sh->R, C, 3 * C);
+        rows_gather(a->qkv, sh->d3u, sh->src, BT, 3 * C);
+    } else {
+        layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, d.eps);
+        linear_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C);
+    }
     attention_forward(a->atty, a->att, a->qkv, d.B, d.T, C, d.NH, d.qrows, d.Tq);
     linear_forward(a->res1, a->atty, w->proj_w, w->proj_b, BQ, C, C);
     if (d.qrows) residual_rows_forward(a->res1, x, d.qrows, d.B, d.Tq, d.T, C);
@@ -429,13 +453,28 @@ static void block_backward(const block_params *w, block_params *g, const block_a
     layernorm_backward(dres, g->ln2_w, g->ln2_b, dc, a->res1, w->ln2_w, a->ln2_mean, a->ln2_rstd, BQ, C);
     linear_backward(dc, g->proj_w, g->proj_b, dres, a->atty, w->proj_w, BQ, C, C);
     attention_backward(d3, m->datt, dc, a->qkv, a->att, d.B, d.T, C, d.NH, d.qrows, d.Tq);
-    linear_backward(dc, g->qkv_w, g->qkv_b, d3, a->ln1, w->qkv_w, BT, C, 3 * C);
     if (dx != dres) {  // the residual path: d(res1) reaches x only at its rows
         memset(dx, 0, sizeof(float) * (size_t)BT * C);
         if (d.qrows) residual_rows_backward(dx, dres, d.qrows, d.B, d.Tq, d.T, C);
         else memcpy(dx, dres, sizeof(float) * (size_t)BT * C);
     }
+    const row_share *sh = d.share;
+    if (sh) {  // the products are linear in d3: sum the rows that share first
+        memset(sh->d3u, 0, sizeof(float) * (size_t)sh->R * 3 * C);
+        rows_gather_backward(sh->d3u, d3, sh->src, BT, 3 * C);
+        linear_backward(dc, g->qkv_w, g->qkv_b, sh->d3u, a->ln1, w->qkv_w, sh->R, C, 3 * C);
+        memset(sh->dxu, 0, sizeof(float) * (size_t)sh->R * C);
+        layernorm_backward(sh->dxu, g->ln1_w, g->ln1_b, dc, sh->xu, w->ln1_w, a->ln1_mean, a->ln1_rstd, sh->R, C);
+        return;
+    }
+    linear_backward(dc, g->qkv_w, g->qkv_b, d3, a->ln1, w->qkv_w, BT, C, 3 * C);
     layernorm_backward(dx, g->ln1_w, g->ln1_b, dc, x, w->ln1_w, a->ln1_mean, a->ln1_rstd, BT, C);
+}
+
+/* The first decoder block's row_share, filled by mae_forward. */
+static row_share dec_share(const mae_model *m) {
+    int R = m->B * (1 + config_len_keep(&m->cfg)) + config_num_patches(&m->cfg);
+    return (row_share){m->dec_xu, m->dec_src, R, m->dec_dxu, m->dec_d3u};
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -510,6 +549,27 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
             for (int i = 0; i < Dd; i++) o[i] = src[i] + pe[i];
         }
     }
+    // the first block's distinct input rows (row_share): each image's CLS
+    // and visible rows, then mask_token + position for every position
+    // (only where that is fewer rows: with one image, say, it is not; LN1's
+    // buffers then also hold the distinct rows)
+    m->dec_shared = c->decoder_num_hidden_layers > 0 && B * Te + N < B * Td;
+    if (m->dec_shared) {
+        int k = 0;
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < Td; t++) {
+                int n = t - 1;
+                if (t && m->ids_restore[b * N + n] >= Lk) { m->dec_src[b * Td + t] = B * Te + n; continue; }
+                m->dec_src[b * Td + t] = k;
+                memcpy(m->dec_xu + (size_t)k++ * Dd, m->d0 + ((size_t)b * Td + t) * Dd, sizeof(float) * (size_t)Dd);
+            }
+        for (int n = 0; n < N; n++) {
+            float *o = m->dec_xu + ((size_t)B * Te + n) * Dd;
+            const float *pe = w->dec_pos_embed + (size_t)(1 + n) * Dd;
+            for (int i = 0; i < Dd; i++) o[i] = w->mask_token[i] + pe[i];  // as d0's mask rows
+        }
+    }
+
     // loss_only: the last block runs its queries, and the head its rows, for
     // the masked tokens alone (ids_mask); nothing else reaches the loss
     int L = c->decoder_num_hidden_layers, Lm = N - Lk;
@@ -519,9 +579,11 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
             for (int n = 0, j = 0; n < N; n++)
                 if (m->ids_restore[b * N + n] >= Lk) m->ids_mask[b * Lm + j++] = 1 + n;
     int Tp = m->masked_rows_only ? Lm : Td;  // head rows per image
+    row_share share = dec_share(m);
     x = m->d0;
     block_dims dd = dims(B, Td, Dd, c->decoder_num_attention_heads, c->decoder_intermediate_size, eps);
     for (int l = 0; l < L; l++) {
+        dd.share = l == 0 && m->dec_shared ? &share : NULL;
         if (l == L - 1 && m->masked_rows_only) { dd.qrows = m->ids_mask; dd.Tq = Lm; }
         block_forward(&w->dec[l], &m->dec_a[l], x, dd);
         x = m->dec_a[l].res2;
@@ -586,13 +648,27 @@ void mae_backward(mae_model *m) {
                        B * Tp, Dd);
 
     // decoder blocks, last to first
+    row_share share = dec_share(m);
     block_dims dd = dims(B, Td, Dd, c->decoder_num_attention_heads, c->decoder_intermediate_size, 0);
     for (int l = L - 1; l >= 0; l--) {
         int rows = l == L - 1 && m->masked_rows_only;
         dd.qrows = rows ? m->ids_mask : NULL;
         dd.Tq = rows ? Lm : Td;
+        dd.share = l == 0 && m->dec_shared ? &share : NULL;
         block_backward(&w->dec[l], &g->dec[l], &m->dec_a[l], l ? m->dec_a[l - 1].res2 : m->d0, rows ? dtop : m->dres_dec,
                        m->dres_dec, m, dd);
+    }
+    // the first block's LN1 path: each image's own rows, and mask_token once per position
+    if (m->dec_shared) {
+        for (int i = 0; i < B * Td; i++) {
+            int k = m->dec_src[i];
+            if (k >= B * Te) continue;
+            float *d = m->dres_dec + (size_t)i * Dd;
+            const float *gu = m->dec_dxu + (size_t)k * Dd;
+            for (int j = 0; j < Dd; j++) d[j] += gu[j];
+        }
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < Dd; j++) g->mask_token[j] += m->dec_dxu[((size_t)B * Te + n) * Dd + j];
     }
 
     // undo the unshuffle: visible tokens back to the encoder's order, the rest to mask_token

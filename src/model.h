@@ -72,6 +72,11 @@ typedef struct {
     int *ids_keep, *ids_restore;
     int *ids_mask;           /* (B, N - len_keep): decoder rows 1 + n of the masked patches n, ascending */
     int masked_rows_only;    /* the last forward ran in loss_only mode */
+    /* the first decoder block's distinct input rows (B*(1+len_keep) + N, see
+     * row_share in model.c), their map from the B*(1+N) rows, and gradients */
+    float *dec_xu, *dec_dxu, *dec_d3u;
+    int *dec_src;
+    int dec_shared;          /* the last forward used them (they save work only for batches above 1) */
     /* backward scratch */
     float *dres_enc, *dres_dec, *dres_rows, *dbuf_c, *dbuf_i, *dbuf_3c, *datt, *dpred;
     float loss;

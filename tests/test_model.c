@@ -72,6 +72,7 @@ static void check_twin(const char *dir, int loss_only) {
     double loss_rel = fabs(m.loss - loss[0]) / fabs(loss[0]);
     CHECKF(loss_rel < 1e-5, "loss %.9g vs torch %.9g (rel %.2e)", (double)m.loss, (double)loss[0], loss_rel);
     CHECK(m.masked_rows_only == loss_only);
+    CHECK(m.dec_shared);  // the first decoder block ran its shared mask-token rows once
     for (int b = 0; b < B && !loss_only; b++) {
         double e = rel_max_err(mae_logits(&m, b), logits + (size_t)b * N * P, (size_t)N * P);
         CHECKF(e < 1e-5, "logits of image %d: rel max err %.2e", b, e);
