@@ -121,12 +121,23 @@ static inline void store_tail(float *p, v8sf v, size_t n) { memcpy(p, &v, sizeof
 
 static inline v8sf gelu8(v8sf x) { return 0.5f * x * (1.0f + sx_erf8(x * (float)M_SQRT1_2)); }
 
-void gelu_forward(float *out, const float *inp, size_t n) {
-    // 0.5 x (1 + erf(x / sqrt 2)), eight lanes at a time
-    size_t n8 = n / 8, tail = n % 8;
+void gelu_forward(float *out, float *inp, const float *b, int N, int C) {
+    // inp (N,C) += b (the pre-activation backward needs), then out = 0.5 x (1 + erf(x / sqrt 2))
+    int c8 = C / 8 * 8;
 #pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < n8; k++) sx_store8(out + 8 * k, gelu8(sx_load8(inp + 8 * k)));
-    if (tail) store_tail(out + 8 * n8, gelu8(load_tail(inp + 8 * n8, tail)), tail);
+    for (int n = 0; n < N; n++) {
+        float *x = inp + (size_t)n * C, *o = out + (size_t)n * C;
+        for (int c = 0; c < c8; c += 8) {
+            v8sf v = sx_load8(x + c);
+            if (b) { v += sx_load8(b + c); sx_store8(x + c, v); }
+            sx_store8(o + c, gelu8(v));
+        }
+        if (c8 < C) {
+            v8sf v = load_tail(x + c8, (size_t)(C - c8));
+            if (b) { v += load_tail(b + c8, (size_t)(C - c8)); store_tail(x + c8, v, (size_t)(C - c8)); }
+            store_tail(o + c8, gelu8(v), (size_t)(C - c8));
+        }
+    }
 }
 
 static inline v8sf gelu_grad8(v8sf x) {
@@ -136,11 +147,35 @@ static inline v8sf gelu_grad8(v8sf x) {
     return cdf + x * (inv_sqrt_2pi * e);
 }
 
-void gelu_backward_inplace(float *d, const float *inp, size_t n) {
-    size_t n8 = n / 8, tail = n % 8;
-#pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < n8; k++) sx_store8(d + 8 * k, sx_load8(d + 8 * k) * gelu_grad8(sx_load8(inp + 8 * k)));
-    if (tail) store_tail(d + 8 * n8, load_tail(d + 8 * n8, tail) * gelu_grad8(load_tail(inp + 8 * n8, tail)), tail);
+void gelu_backward(float *d, const float *inp, float *db, int N, int C) {
+    // d (N,C) *= gelu'(inp); db (C) += its column sums (the bias gradient of
+    // the preceding linear), each thread summing its rows first
+    int c8 = C / 8 * 8, nt = omp_get_max_threads();
+    float *part = db ? sx_calloc((size_t)nt * (size_t)C, sizeof(float)) : NULL;
+#pragma omp parallel
+    {
+        float *acc = part ? part + (size_t)omp_get_thread_num() * C : NULL;
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            float *g = d + (size_t)n * C;
+            const float *x = inp + (size_t)n * C;
+            for (int c = 0; c < c8; c += 8) {
+                v8sf v = sx_load8(g + c) * gelu_grad8(sx_load8(x + c));
+                sx_store8(g + c, v);
+                if (acc) sx_store8(acc + c, sx_load8(acc + c) + v);
+            }
+            if (c8 < C) {
+                size_t t = (size_t)(C - c8);
+                v8sf v = load_tail(g + c8, t) * gelu_grad8(load_tail(x + c8, t));
+                store_tail(g + c8, v, t);
+                if (acc) store_tail(acc + c8, load_tail(acc + c8, t) + v, t);
+            }
+        }
+    }
+    if (!part) return;
+    for (int t = 0; t < nt; t++)
+        for (int c = 0; c < C; c++) db[c] += part[(size_t)t * C + c];
+    free(part);
 }
 
 /* ------------------------------------------------------------- attention */
@@ -262,9 +297,15 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
 
 /* -------------------------------------------------------------- residual */
 
-void residual_forward(float *out, const float *a, const float *b, size_t n) {
+void residual_forward(float *out, const float *x, const float *bias, int N, int C) {
+    // out (N,C) += x (N,C) + bias (C): the residual, with the bias the linear before it left out
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    for (int n = 0; n < N; n++) {
+        float *o = out + (size_t)n * C;
+        const float *xr = x + (size_t)n * C;
+        if (bias) for (int c = 0; c < C; c++) o[c] += xr[c] + bias[c];
+        else for (int c = 0; c < C; c++) o[c] += xr[c];
+    }
 }
 
 void rows_gather(float *dst, const float *src, const int *idx, int n, int C) {
@@ -288,13 +329,14 @@ void rows_gather_backward(float *dsrc, const float *ddst, const int *idx, int n,
     }
 }
 
-void residual_rows_forward(float *out, const float *x, const int *rows, int B, int Tq, int T, int C) {
-    // out (B,Tq,C) += x (B,T,C) at rows (B,Tq)
+void residual_rows_forward(float *out, const float *x, const float *bias, const int *rows, int B, int Tq, int T, int C) {
+    // out (B,Tq,C) += x (B,T,C) at rows (B,Tq) + bias (C)
 #pragma omp parallel for schedule(static)
     for (int bt = 0; bt < B * Tq; bt++) {
         const float *xr = x + ((size_t)(bt / Tq) * T + rows[bt]) * C;
         float *o = out + (size_t)bt * C;
-        for (int c = 0; c < C; c++) o[c] += xr[c];
+        if (bias) for (int c = 0; c < C; c++) o[c] += xr[c] + bias[c];
+        else for (int c = 0; c < C; c++) o[c] += xr[c];
     }
 }
 

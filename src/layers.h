@@ -21,10 +21,13 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                         const float *w, const float *mean, const float *rstd, int N, int C);
 
-/* Exact GELU: 0.5 x (1 + erf(x / sqrt 2)). */
-void gelu_forward(float *out, const float *inp, size_t n);
-/* d (n): d = d * gelu'(inp), in place. */
-void gelu_backward_inplace(float *d, const float *inp, size_t n);
+/* Exact GELU of inp (N,C) plus the bias b (C) of the linear before it
+ * (which then runs without): inp += b in place (kept for backward), out =
+ * 0.5 x (1 + erf(x / sqrt 2)). b may be NULL. */
+void gelu_forward(float *out, float *inp, const float *b, int N, int C);
+/* d (N,C) = d * gelu'(inp), in place; db (C) += the column sums of that
+ * result (the bias gradient of the linear before), unless db is NULL. */
+void gelu_backward(float *d, const float *inp, float *db, int N, int C);
 
 /* Multi-head self-attention, no mask. qkv (B,T,3C) holds q|k|v per token.
  * Only the Tq query rows listed in qrows (B,Tq; row indices within each
@@ -36,11 +39,12 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *att, int B,
                         int T, int C, int NH, const int *qrows, int Tq);
 
-/* out (n) = a + b. (out may alias a.) */
-void residual_forward(float *out, const float *a, const float *b, size_t n);
-/* The residual of a row subset: out (B,Tq,C) += x (B,T,C) at rows (B,Tq);
- * backward: dx (B,T,C) at rows += dout (B,Tq,C). */
-void residual_rows_forward(float *out, const float *x, const int *rows, int B, int Tq, int T, int C);
+/* The residual: out (N,C) += x (N,C) + bias (C), where out is the output
+ * of a linear run without its bias (NULL: none). */
+void residual_forward(float *out, const float *x, const float *bias, int N, int C);
+/* The residual of a row subset: out (B,Tq,C) += x (B,T,C) at rows (B,Tq) +
+ * bias; backward: dx (B,T,C) at rows += dout (B,Tq,C). */
+void residual_rows_forward(float *out, const float *x, const float *bias, const int *rows, int B, int Tq, int T, int C);
 void residual_rows_backward(float *dx, const float *dout, const int *rows, int B, int Tq, int T, int C);
 
 /* A row gather: dst (n,C) = src rows idx (n). Backward: dsrc rows idx +=

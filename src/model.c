@@ -431,14 +431,15 @@ static void block_forward(const block_params *w, block_acts *a, const float *x, 
         linear_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C);
     }
     attention_forward(a->atty, a->att, a->qkv, d.B, d.T, C, d.NH, d.qrows, d.Tq);
-    linear_forward(a->res1, a->atty, w->proj_w, w->proj_b, BQ, C, C);
-    if (d.qrows) residual_rows_forward(a->res1, x, d.qrows, d.B, d.Tq, d.T, C);
-    else residual_forward(a->res1, a->res1, x, (size_t)BT * C);
+    // the biases of proj, fc and fc2 are added by the pass that follows each
+    linear_forward(a->res1, a->atty, w->proj_w, NULL, BQ, C, C);
+    if (d.qrows) residual_rows_forward(a->res1, x, w->proj_b, d.qrows, d.B, d.Tq, d.T, C);
+    else residual_forward(a->res1, x, w->proj_b, BT, C);
     layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, w->ln2_w, w->ln2_b, BQ, C, d.eps);
-    linear_forward(a->fc, a->ln2, w->fc_w, w->fc_b, BQ, C, d.I);
-    gelu_forward(a->gelu, a->fc, (size_t)BQ * d.I);
-    linear_forward(a->res2, a->gelu, w->fc2_w, w->fc2_b, BQ, d.I, C);
-    residual_forward(a->res2, a->res2, a->res1, (size_t)BQ * C);
+    linear_forward(a->fc, a->ln2, w->fc_w, NULL, BQ, C, d.I);
+    gelu_forward(a->gelu, a->fc, w->fc_b, BQ, d.I);
+    linear_forward(a->res2, a->gelu, w->fc2_w, NULL, BQ, d.I, C);
+    residual_forward(a->res2, a->res1, w->fc2_b, BQ, C);
 }
 
 static void block_backward(const block_params *w, block_params *g, const block_acts *a, const float *x,
@@ -448,8 +449,8 @@ static void block_backward(const block_params *w, block_params *g, const block_a
     int BT = d.B * d.T, BQ = d.B * d.Tq, C = d.C;
     float *dc = m->dbuf_c, *di = m->dbuf_i, *d3 = m->dbuf_3c;
     linear_backward(di, g->fc2_w, g->fc2_b, dres, a->gelu, w->fc2_w, BQ, d.I, C);
-    gelu_backward_inplace(di, a->fc, (size_t)BQ * d.I);
-    linear_backward(dc, g->fc_w, g->fc_b, di, a->ln2, w->fc_w, BQ, C, d.I);
+    gelu_backward(di, a->fc, g->fc_b, BQ, d.I);  // with fc's bias gradient
+    linear_backward(dc, g->fc_w, NULL, di, a->ln2, w->fc_w, BQ, C, d.I);
     layernorm_backward(dres, g->ln2_w, g->ln2_b, dc, a->res1, w->ln2_w, a->ln2_mean, a->ln2_rstd, BQ, C);
     linear_backward(dc, g->proj_w, g->proj_b, dres, a->atty, w->proj_w, BQ, C, C);
     attention_backward(d3, m->datt, dc, a->qkv, a->att, d.B, d.T, C, d.NH, d.qrows, d.Tq);

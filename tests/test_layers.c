@@ -62,7 +62,11 @@ static void attn_rows_fwd(const float *x, float *out, void *v) {
     lctx *c = v;
     attention_forward(out, c->att, x, B, T, C, NH, qrows, TQ);
 }
-static void gelu_fwd(const float *x, float *out, void *v) { (void)v; gelu_forward(out, x, B * T * C); }
+static void gelu_fwd(const float *x, float *out, void *v) {
+    float pre[B * T * C];
+    memcpy(pre, x, sizeof pre);
+    gelu_forward(out, pre, ((lctx *)v)->b, B * T, C);  // with a bias
+}
 
 static void fill(sx_rng *r, float *x, size_t n, float s) { for (size_t i = 0; i < n; i++) x[i] = s * rng_normal(r); }
 
@@ -85,9 +89,19 @@ TEST(test_layer_gradients_finite_differences) {
     // gelu
     fill(&r, x, B * T * C, 2.0f);
     memcpy(dx, probe, sizeof(float) * B * T * C);
-    gelu_backward_inplace(dx, x, B * T * C);
-    e = fd_check(gelu_fwd, NULL, x, B * T * C, B * T * C, probe, dx);
+    float pre[B * T * C];
+    memcpy(pre, x, sizeof pre);
+    gelu_fwd(x, out, &c);
+    for (int i = 0; i < B * T * C; i++) pre[i] += b[i % C];  // the pre-activation gelu_forward keeps
+    memset(db, 0, sizeof db);
+    gelu_backward(dx, pre, db, B * T, C);
+    e = fd_check(gelu_fwd, &c, x, B * T * C, B * T * C, probe, dx);
     CHECKF(e < 2e-3, "gelu gradient: %.3g", e);
+    for (int k = 0; k < C; k++) {  // the bias gradient is the column sum of the input gradient
+        double want = 0;
+        for (int n = 0; n < B * T; n++) want += dx[n * C + k];
+        CHECKF(fabs(db[k] - want) < 1e-5 * (1 + fabs(want)), "gelu bias gradient %d: %g vs %g", k, (double)db[k], want);
+    }
 
     // attention (input is qkv)
     fill(&r, x, B * T * 3 * C, 1.0f); fill(&r, probe, B * T * C, 1.0f);
@@ -107,4 +121,30 @@ TEST(test_layer_gradients_finite_differences) {
     attention_backward(dx, scratch, probe, x, c.att, B, T, C, NH, qrows, TQ);
     e = fd_check(attn_rows_fwd, &c, x, B * T * 3 * C, B * TQ * C, probe, dx);
     CHECKF(e < 2e-3, "attention qkv gradient, query rows only: %.3g", e);
+}
+
+TEST(test_gelu_rows_with_tails) {
+    // 13 columns: one vector and a tail of 5 per row
+    enum { R = 3, K = 13 };
+    float x[R * K], pre[R * K], out[R * K], bias[K], d[R * K], db[K] = {0};
+    for (int i = 0; i < R * K; i++) x[i] = -3.0f + 6.0f * (float)i / (R * K);
+    for (int k = 0; k < K; k++) bias[k] = 0.1f * (float)k - 0.6f;
+    memcpy(pre, x, sizeof pre);
+    gelu_forward(out, pre, bias, R, K);
+    for (int i = 0; i < R * K; i++) {
+        double z = (double)x[i] + bias[i % K];
+        CHECK(fabsf(pre[i] - (float)z) < 1e-6f);
+        CHECKF(fabs(out[i] - 0.5 * z * (1.0 + erf(z / sqrt(2.0)))) < 2e-6, "gelu(%g) = %g", z, (double)out[i]);
+    }
+    for (int i = 0; i < R * K; i++) d[i] = 1.0f;
+    gelu_backward(d, pre, db, R, K);
+    for (int k = 0; k < K; k++) {
+        double sum = 0;
+        for (int r = 0; r < R; r++) {
+            double z = pre[r * K + k], want = 0.5 * (1.0 + erf(z / sqrt(2.0))) + z * exp(-0.5 * z * z) / sqrt(2.0 * M_PI);
+            CHECKF(fabs(d[r * K + k] - want) < 2e-6, "gelu'(%g) = %g, want %g", z, (double)d[r * K + k], want);
+            sum += d[r * K + k];
+        }
+        CHECK(fabs(db[k] - sum) < 1e-5);
+    }
 }
