@@ -246,19 +246,19 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
     if (g_att_prof > 0) g_att_s[0] += sx_now() - t0;
 }
 
-void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *att, int B,
-                        int T, int C, int NH, const int *qrows, int Tq) {
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
+                        int NH, const int *qrows, int Tq) {
     // dout (B,Tq,C) -> dqkv (B,T,3C), overwritten (zero q rows outside qrows).
-    // scratch (B,NH,Tq,T) holds d(scores).
+    // d(scores) (Tq,T) lives in a per-thread buffer that stays in cache.
     double t0 = att_prof() ? sx_now() : 0;
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    size_t per = 5 * (size_t)T * hs;
+    size_t per = 5 * (size_t)T * hs + (size_t)Tq * T;
     float *pack = sx_malloc(sizeof(float) * per * (size_t)omp_get_max_threads());
 #pragma omp parallel
     {
         float *qp = pack + per * (size_t)omp_get_thread_num(), *kp = qp + (size_t)T * hs, *vp = kp + (size_t)T * hs;
-        float *dyp = vp + (size_t)T * hs, *dqp = dyp + (size_t)T * hs;
+        float *dyp = vp + (size_t)T * hs, *dqp = dyp + (size_t)T * hs, *da = dqp + (size_t)T * hs;
 #pragma omp for schedule(dynamic)
         for (int bh = 0; bh < B * NH; bh++) {
             int b = bh / NH, h = bh % NH;
@@ -266,7 +266,6 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
             float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
             const float *a = att + (size_t)bh * Tq * T, *dy = dout + (size_t)b * Tq * C + h * hs;
             const int *rows = qrows ? qrows + (size_t)b * Tq : NULL;
-            float *da = scratch + (size_t)bh * Tq * T;
             if (rows) pack_rows(qp, q, C3, rows, Tq, hs);
             else pack_head(qp, q, C3, T, hs);
             pack_head(kp, k, C3, T, hs);

@@ -35,9 +35,9 @@ void gelu_backward(float *d, const float *inp, float *db, int N, int C);
  * order. att (B,NH,Tq,T) saves the softmax probabilities; out (B,Tq,C). */
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, const int *qrows, int Tq);
 /* dout (B,Tq,C). dqkv (B,T,3C) is overwritten; query rows outside qrows get
- * zero. scratch holds B*NH*Tq*T floats. */
-void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *att, int B,
-                        int T, int C, int NH, const int *qrows, int Tq);
+ * zero. */
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
+                        int NH, const int *qrows, int Tq);
 
 /* The residual: out (N,C) += x (N,C) + bias (C), where out is the output
  * of a linear run without its bias (NULL: none). */

@@ -286,7 +286,6 @@ static size_t acts_layout(mae_model *m, int B, float *base, block_acts *enc, blo
     m->dbuf_c = carve(&cur, max_sz(BTe * max_sz((size_t)D, cpp), BTd * Dd));
     m->dbuf_i = carve(&cur, max_sz(BTe * I, BTd * Id));
     m->dbuf_3c = carve(&cur, max_sz(BTe * 3 * D, BTd * 3 * Dd));
-    m->datt = carve(&cur, max_sz(BTe * NH * Te, BTd * NHd * Td));
     m->dpred = carve(&cur, BTd * P);
     return (size_t)(cur - base);
 }
@@ -445,7 +444,7 @@ static void block_forward(const block_params *w, block_acts *a, const float *x, 
 static void block_backward(const block_params *w, block_params *g, const block_acts *a, const float *x,
                            float *dres, float *dx, const mae_model *m, block_dims d) {
     // dres (B,Tq,C): d(output) in, used as scratch; dx (B,T,C): d(x) out. With
-    // every row (no qrows) they may be the same buffer. Scratch: dbuf_c, dbuf_i, dbuf_3c, datt.
+    // every row (no qrows) they may be the same buffer. Scratch: dbuf_c, dbuf_i, dbuf_3c.
     int BT = d.B * d.T, BQ = d.B * d.Tq, C = d.C;
     float *dc = m->dbuf_c, *di = m->dbuf_i, *d3 = m->dbuf_3c;
     linear_backward(di, g->fc2_w, g->fc2_b, dres, a->gelu, w->fc2_w, BQ, d.I, C);
@@ -453,7 +452,7 @@ static void block_backward(const block_params *w, block_params *g, const block_a
     linear_backward(dc, g->fc_w, NULL, di, a->ln2, w->fc_w, BQ, C, d.I);
     layernorm_backward(dres, g->ln2_w, g->ln2_b, dc, a->res1, w->ln2_w, a->ln2_mean, a->ln2_rstd, BQ, C);
     linear_backward(dc, g->proj_w, g->proj_b, dres, a->atty, w->proj_w, BQ, C, C);
-    attention_backward(d3, m->datt, dc, a->qkv, a->att, d.B, d.T, C, d.NH, d.qrows, d.Tq);
+    attention_backward(d3, dc, a->qkv, a->att, d.B, d.T, C, d.NH, d.qrows, d.Tq);
     if (dx != dres) {  // the residual path: d(res1) reaches x only at its rows
         memset(dx, 0, sizeof(float) * (size_t)BT * C);
         if (d.qrows) residual_rows_backward(dx, dres, d.qrows, d.B, d.Tq, d.T, C);

@@ -78,7 +78,7 @@ typedef struct {
     int *dec_src;
     int dec_shared;          /* the last forward used them (they save work only for batches above 1) */
     /* backward scratch */
-    float *dres_enc, *dres_dec, *dres_rows, *dbuf_c, *dbuf_i, *dbuf_3c, *datt, *dpred;
+    float *dres_enc, *dres_dec, *dres_rows, *dbuf_c, *dbuf_i, *dbuf_3c, *dpred;
     float loss;
 } mae_model;
 

@@ -74,7 +74,6 @@ TEST(test_layer_gradients_finite_differences) {
     sx_rng r;
     rng_seed(&r, 11);
     float x[B * T * 3 * C], probe[B * T * 3 * C], out[B * T * 3 * C], dx[B * T * 3 * C], w[C], b[C], dw[C], db[C];
-    float scratch[B * NH * T * T];
     lctx c = {w, b, {0}, {0}, {0}};
     fill(&r, w, C, 1.0f); fill(&r, b, C, 1.0f);
 
@@ -106,7 +105,7 @@ TEST(test_layer_gradients_finite_differences) {
     // attention (input is qkv)
     fill(&r, x, B * T * 3 * C, 1.0f); fill(&r, probe, B * T * C, 1.0f);
     attn_fwd(x, out, &c);
-    attention_backward(dx, scratch, probe, x, c.att, B, T, C, NH, NULL, T);
+    attention_backward(dx, probe, x, c.att, B, T, C, NH, NULL, T);
     e = fd_check(attn_fwd, &c, x, B * T * 3 * C, B * T * C, probe, dx);
     CHECKF(e < 2e-3, "attention qkv gradient: %.3g", e);
 
@@ -118,7 +117,7 @@ TEST(test_layer_gradients_finite_differences) {
     for (int i = 0; i < B * TQ; i++)
         for (int k = 0; k < C; k++) CHECK(fabsf(out[i * C + k] - full[((i / TQ) * T + qrows[i]) * C + k]) < 1e-6f);
     for (size_t i = 0; i < sizeof dx / sizeof dx[0]; i++) dx[i] = 1e9f;  // must all be overwritten
-    attention_backward(dx, scratch, probe, x, c.att, B, T, C, NH, qrows, TQ);
+    attention_backward(dx, probe, x, c.att, B, T, C, NH, qrows, TQ);
     e = fd_check(attn_rows_fwd, &c, x, B * T * 3 * C, B * TQ * C, probe, dx);
     CHECKF(e < 2e-3, "attention qkv gradient, query rows only: %.3g", e);
 }
