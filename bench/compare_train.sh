@@ -54,5 +54,11 @@ for c in "${configs[@]}"; do
   unset times rss
 done
 [ $have_bf16 = 0 ] && echo "bf16: not measured, oneDNN has no bf16 matmul on this CPU (no AVX-512/AMX)"
+# keep the recorded rows of configs not measured this time
+if [ -f "$out/train.csv" ]; then
+  tail -n +2 "$out/train.csv" | while IFS=, read -r cfg rest; do
+    [[ " ${configs[*]} " == *" $cfg "* ]] || echo "$cfg,$rest"
+  done >> "$out/train.csv.new"
+fi
 mv "$out/train.csv.new" "$out/train.csv"
 echo "results: $out/train.csv ($stamp, $(lscpu | sed -n 's/^Model name: *//p'))"
