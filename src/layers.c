@@ -191,15 +191,12 @@ static int att_prof(void) {
     return g_att_prof;
 }
 
-/* Per-head contiguous copy: x (T,hs) with row stride ld -> dst (T,hs).
- * Strided q/k/v rows (3C floats apart) alias in the L1 cache. */
-static void pack_head(float *dst, const float *x, size_t ld, int T, int hs) {
-    for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * hs, x + (size_t)t * ld, sizeof(float) * (size_t)hs);
-}
-
-/* Gather rows[0..T) of x (row stride ld) for one head into dst (T,hs). */
-static void pack_rows(float *dst, const float *x, size_t ld, const int *rows, int T, int hs) {
-    for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * hs, x + (size_t)rows[t] * ld, sizeof(float) * (size_t)hs);
+/* Per-head contiguous copy: rows[0..T) of x (row stride ld; rows NULL:
+ * 0..T-1) -> dst (T,hs). Strided q/k/v rows (3C floats apart) alias in the
+ * L1 cache. */
+static void pack_head(float *dst, const float *x, size_t ld, const int *rows, int T, int hs) {
+    for (int t = 0; t < T; t++)
+        memcpy(dst + (size_t)t * hs, x + (size_t)(rows ? rows[t] : t) * ld, sizeof(float) * (size_t)hs);
 }
 
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, const int *qrows, int Tq) {
@@ -218,10 +215,9 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
             int b = bh / NH, h = bh % NH;
             const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
             float *a = att + (size_t)bh * Tq * T;
-            if (qrows) pack_rows(qp, q, C3, qrows + (size_t)b * Tq, Tq, hs);
-            else pack_head(qp, q, C3, T, hs);
-            pack_head(kp, k, C3, T, hs);
-            pack_head(vp, v, C3, T, hs);
+            pack_head(qp, q, C3, qrows ? qrows + (size_t)b * Tq : NULL, Tq, hs);
+            pack_head(kp, k, C3, NULL, T, hs);
+            pack_head(vp, v, C3, NULL, T, hs);
             gemm(0, 1, Tq, T, hs, scale, qp, hs, kp, hs, 0.0f, a, T);  // scores = q k^T / sqrt(hs)
             for (int t = 0; t < Tq; t++) {                             // softmax over keys
                 float *row = a + (size_t)t * T, mx = row[0], sum = 0.0f;
@@ -266,11 +262,10 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
             float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
             const float *a = att + (size_t)bh * Tq * T, *dy = dout + (size_t)b * Tq * C + h * hs;
             const int *rows = qrows ? qrows + (size_t)b * Tq : NULL;
-            if (rows) pack_rows(qp, q, C3, rows, Tq, hs);
-            else pack_head(qp, q, C3, T, hs);
-            pack_head(kp, k, C3, T, hs);
-            pack_head(vp, v, C3, T, hs);
-            pack_head(dyp, dy, C, Tq, hs);
+            pack_head(qp, q, C3, rows, Tq, hs);
+            pack_head(kp, k, C3, NULL, T, hs);
+            pack_head(vp, v, C3, NULL, T, hs);
+            pack_head(dyp, dy, C, NULL, Tq, hs);
             gemm(0, 1, Tq, T, hs, 1.0f, dyp, hs, vp, hs, 0.0f, da, T);   // d(att) = dout v^T
             gemm(1, 0, T, hs, Tq, 1.0f, a, T, dyp, hs, 0.0f, dv, C3);    // dv = att^T dout
             for (int t = 0; t < Tq; t++) {                               // softmax backward

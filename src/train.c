@@ -324,9 +324,10 @@ static int pick_panel_images(run_state *s, const char *panel_images, uint64_t se
 
 static int write_panel(run_state *s, const char *run, long step, sx_err *err) {
     if (!s->n_panel) return 0;
+    int loss_only = s->m.loss_only;
     s->m.loss_only = 0;  /* the panels need every logit */
     int rc = mae_forward(&s->m, s->panel_px, s->panel_noise, s->n_panel, err);
-    s->m.loss_only = 1;
+    s->m.loss_only = loss_only;
     if (rc) return -1;
     char path[4400];
     snprintf(path, sizeof path, "%s/panels", run);

@@ -30,7 +30,8 @@ static const char *HELP =
     "  --precision P   fp32 (exact, default) or bf16 (matrix inputs rounded to bfloat16)\n"
     "  --threads T     threads (default: OMP_NUM_THREADS or all cores)\n"
     "\n"
-    "Prints images_per_s=<value> (and seconds_per_step, peak_rss_mib).\n";
+    "Prints images_per_s=<value> (and seconds_per_step, peak_rss_mib, and\n"
+    "step_seconds=<each timed step>); each step's time and CPU time go to stderr.\n";
 
 /* CPU seconds this process has spent in user and kernel mode so far. */
 static void cpu_times(double *user, double *sys) {
