@@ -51,12 +51,44 @@ double sx_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+#define SX_HUGE ((size_t)2 << 20)
+
+#ifdef __SANITIZE_ADDRESS__
+/* Sanitizer builds keep these buffers on the malloc heap so that AddressSanitizer
+ * checks their bounds like any other allocation. */
 void *sx_alloc_large(size_t n) {
-    const size_t huge = (size_t)2 << 20;
     void *p = NULL;
-    if (posix_memalign(&p, huge, n ? n : 1)) return NULL;
-    if (n >= huge) madvise(p, n, MADV_HUGEPAGE);  /* advisory: failure is harmless */
+    return posix_memalign(&p, SX_HUGE, n ? n : 1) ? NULL : p;
+}
+
+void sx_free_large(void *p, size_t n) { (void)n; free(p); }
+#else
+/* A mapping of its own, 2 MiB aligned: it never takes the malloc heap's free
+ * top, which sx_heap_hugepages keeps for the small buffers. */
+void *sx_alloc_large(size_t n) {
+    size_t len = (n + SX_HUGE - 1) / SX_HUGE * SX_HUGE;
+    if (!len) len = SX_HUGE;
+    char *raw = mmap(NULL, len + SX_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    char *p = (char *)(((uintptr_t)raw + SX_HUGE - 1) & ~(uintptr_t)(SX_HUGE - 1));
+    if (p > raw) munmap(raw, (size_t)(p - raw));
+    if (raw + SX_HUGE > p) munmap(p + len, (size_t)(raw + SX_HUGE - p));
+    madvise(p, len, MADV_HUGEPAGE);  /* advisory: failure is harmless */
     return p;
+}
+
+void sx_free_large(void *p, size_t n) {
+    if (p) munmap(p, n ? (n + SX_HUGE - 1) / SX_HUGE * SX_HUGE : SX_HUGE);
+}
+#endif
+
+void sx_heap_hugepages(size_t n) {
+    const uintptr_t huge = SX_HUGE;
+    char *p = malloc(n);
+    if (!p) return;
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + n) & ~(huge - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_HUGEPAGE);  /* advisory: failure is harmless */
+    free(p);
 }
 
 char *sx_read_text(const char *path, size_t max_bytes, sx_err *err) {

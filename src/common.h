@@ -19,11 +19,18 @@ void *sx_malloc(size_t n);
 void *sx_calloc(size_t n, size_t size);
 char *sx_strdup(const char *s);
 
-/* Large, long-lived buffers (parameters, activations): 2 MiB aligned and
- * backed by transparent huge pages where the kernel allows it, which cuts
- * TLB misses in the big matrix products. Returns NULL on exhaustion; free()
- * releases it. */
+/* Large, long-lived buffers (parameters, activations): 2 MiB aligned, zeroed
+ * or not, and backed by transparent huge pages where the kernel allows it,
+ * which cuts TLB misses in the big matrix products. Returns NULL on
+ * exhaustion; sx_free_large(p, n) with the same n releases it (NULL is a no-op). */
 void *sx_alloc_large(size_t n);
+void sx_free_large(void *p, size_t n);
+
+/* Advise transparent huge pages for n bytes of the calling thread's malloc
+ * heap: malloc n, madvise, free. The block returns to the heap (it is not
+ * trimmed, see sx_threads_init), so later allocations there, oneDNN's packing
+ * buffers among them, are served from huge pages as they are first touched. */
+void sx_heap_hugepages(size_t n);
 
 /* Read a whole small text file, NUL-terminated; a file over max_bytes is an
  * error (never silently cut). The caller frees. NULL with err on failure. */

@@ -132,11 +132,13 @@ typedef struct {
     float *m, *v, *hm, *hv;   /* moments of the encoder (flat) and the head (w then b) */
     float *scale;             /* per encoder tensor: lr multiplier; 0 = not trained */
     long step;
+    size_t n;                 /* floats in m and v */
 } ft_optim;
 
 static void optim_init(ft_optim *op, const classifier *c, double layer_decay) {
     const mae_model *m = &c->enc;
     size_t nh = (size_t)c->n_out * m->cfg.hidden_size + c->n_out;
+    op->n = m->n_floats;
     op->m = sx_alloc_large(m->n_floats * sizeof(float));
     op->v = sx_alloc_large(m->n_floats * sizeof(float));
     if (!op->m || !op->v) { fprintf(stderr, "skelex: out of memory for optimizer state\n"); exit(3); }
@@ -154,7 +156,9 @@ static void optim_init(ft_optim *op, const classifier *c, double layer_decay) {
 }
 
 static void optim_free(ft_optim *op) {
-    free(op->m); free(op->v); free(op->hm); free(op->hv); free(op->scale);
+    sx_free_large(op->m, op->n * sizeof(float));
+    sx_free_large(op->v, op->n * sizeof(float));
+    free(op->hm); free(op->hv); free(op->scale);
 }
 
 static double grad_norm_sq(const float *g, size_t n) {

@@ -133,7 +133,9 @@ int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) {
     m->params = sx_alloc_large(m->n_floats * sizeof(float));
     m->grads = sx_alloc_large(m->n_floats * sizeof(float));
     if (!m->params || !m->grads) {
-        free(m->params); free(m->grads); free(m->info);
+        sx_free_large(m->params, m->n_floats * sizeof(float));
+        sx_free_large(m->grads, m->n_floats * sizeof(float));
+        free(m->info);
         return sx_fail(err, "out of memory: %zu parameters", m->n_floats);
     }
     memset(m->params, 0, m->n_floats * sizeof(float));
@@ -148,7 +150,7 @@ int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) {
 }
 
 static void free_acts(mae_model *m) {
-    free(m->act_mem);
+    sx_free_large(m->act_mem, m->act_floats * sizeof(float));
     free(m->enc_a);
     free(m->dec_a);
     free(m->ids_keep);
@@ -162,8 +164,8 @@ static void free_acts(mae_model *m) {
 void mae_free(mae_model *m) {
     free_acts(m);
     free(m->info);
-    free(m->params);
-    free(m->grads);
+    sx_free_large(m->params, m->n_floats * sizeof(float));
+    sx_free_large(m->grads, m->n_floats * sizeof(float));
     free(m->p.enc); free(m->p.dec); free(m->g.enc); free(m->g.dec);
     memset(m, 0, sizeof *m);
 }

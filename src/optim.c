@@ -28,7 +28,11 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
     }
 }
 
-void adamw_free(adamw *o) { free(o->m); free(o->v); o->m = o->v = NULL; }
+void adamw_free(adamw *o) {
+    sx_free_large(o->m, o->n * sizeof(float));
+    sx_free_large(o->v, o->n * sizeof(float));
+    o->m = o->v = NULL;
+}
 
 void adamw_step(adamw *o, mae_model *model) {
     o->step++;
