@@ -63,11 +63,13 @@ void *sx_alloc_large(size_t n) {
 
 void sx_free_large(void *p, size_t n) { (void)n; free(p); }
 #else
+/* n rounded up to whole huge pages, at least one: the length of a mapping. */
+static size_t huge_len(size_t n) { return n ? (n + SX_HUGE - 1) / SX_HUGE * SX_HUGE : SX_HUGE; }
+
 /* A mapping of its own, 2 MiB aligned: it never takes the malloc heap's free
  * top, which sx_heap_hugepages keeps for the small buffers. */
 void *sx_alloc_large(size_t n) {
-    size_t len = (n + SX_HUGE - 1) / SX_HUGE * SX_HUGE;
-    if (!len) len = SX_HUGE;
+    size_t len = huge_len(n);
     char *raw = mmap(NULL, len + SX_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) return NULL;
     char *p = (char *)(((uintptr_t)raw + SX_HUGE - 1) & ~(uintptr_t)(SX_HUGE - 1));
@@ -78,7 +80,7 @@ void *sx_alloc_large(size_t n) {
 }
 
 void sx_free_large(void *p, size_t n) {
-    if (p) munmap(p, n ? (n + SX_HUGE - 1) / SX_HUGE * SX_HUGE : SX_HUGE);
+    if (p) munmap(p, huge_len(n));
 }
 #endif
 
