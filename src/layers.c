@@ -187,6 +187,7 @@ static int g_att_prof = -1;
 static void att_report(void) { fprintf(stderr, "attention profile: forward %.2f s, backward %.2f s\n", g_att_s[0], g_att_s[1]); }
 void attention_profile_reset(void) { g_att_s[0] = g_att_s[1] = 0.0; }
 static int att_prof(void) {
+    if (omp_in_parallel()) return 0;  /* a team's share (team.h): not counted */
     if (g_att_prof < 0) { g_att_prof = getenv("SKELEX_PROFILE") != NULL; if (g_att_prof) atexit(att_report); }
     return g_att_prof;
 }
@@ -239,7 +240,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
         }
     }
     free(pack);
-    if (g_att_prof > 0) g_att_s[0] += sx_now() - t0;
+    if (t0 > 0) g_att_s[0] += sx_now() - t0;
 }
 
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
@@ -286,7 +287,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
         }
     }
     free(pack);
-    if (g_att_prof > 0) g_att_s[1] += sx_now() - t0;
+    if (t0 > 0) g_att_s[1] += sx_now() - t0;
 }
 
 /* -------------------------------------------------------------- residual */

@@ -140,12 +140,25 @@ int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) {
     }
     memset(m->params, 0, m->n_floats * sizeof(float));
     memset(m->grads, 0, m->n_floats * sizeof(float));
+    m->grad_scale = 1.0f;
     for (int k = 0; k < 2; k++) {
         mae_params *v = k ? &m->g : &m->p;
         v->enc = sx_calloc((size_t)cfg->num_hidden_layers + 1, sizeof(block_params));
         v->dec = sx_calloc((size_t)cfg->decoder_num_hidden_layers + 1, sizeof(block_params));
     }
     layout(m, 0);
+    return 0;
+}
+
+int mae_build_replica(mae_model *r, const mae_model *src, sx_err *err) {
+    if (mae_build(r, &src->cfg, err)) return -1;
+    sx_free_large(r->params, r->n_floats * sizeof(float));
+    r->params = src->params;
+    r->shares_params = 1;
+    r->n_info = 0;
+    layout(r, 0);  /* again: r->p now views src's parameters */
+    r->encoder_only = src->encoder_only;
+    r->loss_only = src->loss_only;
     return 0;
 }
 
@@ -164,7 +177,7 @@ static void free_acts(mae_model *m) {
 void mae_free(mae_model *m) {
     free_acts(m);
     free(m->info);
-    sx_free_large(m->params, m->n_floats * sizeof(float));
+    if (!m->shares_params) sx_free_large(m->params, m->n_floats * sizeof(float));
     sx_free_large(m->grads, m->n_floats * sizeof(float));
     free(m->p.enc); free(m->p.dec); free(m->g.enc); free(m->g.dec);
     memset(m, 0, sizeof *m);
@@ -629,7 +642,7 @@ void mae_backward(mae_model *m) {
     // d(loss)/d(pred): 2 (pred - target) / (P * sum(mask)) on masked patches, 0 elsewhere
     double den = 0.0;
     for (size_t i = 0; i < (size_t)B * N; i++) den += m->mask[i];
-    float scale = den > 0 ? (float)(2.0 / (P * den)) : 0.0f;
+    float scale = den > 0 ? (float)(2.0 * m->grad_scale / (P * den)) : 0.0f;
     memset(m->dpred, 0, sizeof(float) * (size_t)B * Tp * P);
     for (int b = 0; b < B; b++)
         for (int n = 0, j = 0; n < N; n++) {

@@ -56,10 +56,12 @@ typedef struct {
                              the masked tokens only (the visible ones cannot reach the loss), and m->pred
                              holds (B, N - len_keep, P) rows, image by image in patch order. Same loss and
                              gradients, about 25 % less work in that block. */
+    float grad_scale;     /* mae_backward's gradients are d(grad_scale * loss); 1 after mae_build */
     int n_info;
     param_info *info;
     size_t n_floats;
     float *params, *grads;
+    int shares_params;    /* a replica: params belong to another model (mae_build_replica) */
     mae_params p, g;
 
     /* activations for up to batch_cap images */
@@ -84,6 +86,10 @@ typedef struct {
 
 int  mae_build(mae_model *m, const mae_config *cfg, sx_err *err);
 void mae_free(mae_model *m);
+/* A second model over src's parameters (not copied: updates to src reach it)
+ * with its own gradients and activations, for a share of a batch (team.h).
+ * It copies encoder_only and loss_only. Free it with mae_free before src. */
+int  mae_build_replica(mae_model *r, const mae_model *src, sx_err *err);
 /* HF initialisation: Linear N(0, initializer_range), patch projection
  * Xavier-uniform, tokens N(0, initializer_range), LayerNorm 1/0, biases 0,
  * sin-cos position embeddings. */

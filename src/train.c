@@ -1,5 +1,6 @@
 /* train.c: the pretraining loop and its run directory. */
 #include "train.h"
+#include "team.h"
 #include "checkpoint.h"
 #include "data.h"
 #include "gemm.h"
@@ -275,6 +276,7 @@ static void fmt_eta(char *buf, size_t n, double s) {
 
 typedef struct {
     mae_model m;
+    mae_team team;  /* the batch split across the cores */
     adamw opt;
     dataset ds;
     loader *loader;
@@ -288,6 +290,7 @@ static void run_free(run_state *s) {
     if (s->loader) loader_destroy(s->loader);
     dataset_free(&s->ds);
     adamw_free(&s->opt);
+    mae_team_free(&s->team);  /* before the model: its replicas share the weights */
     mae_free(&s->m);
     free(s->pixels); free(s->noise); free(s->panel_px); free(s->panel_noise);
     free(s->log.step); free(s->log.loss); free(s->log.lr);
@@ -385,6 +388,7 @@ int train_run(train_opts *o, sx_err *err) {
     if (o->n_data == 0) { sx_fail(err, "no --data given"); goto out; }
     s.m.loss_only = 1;  /* training needs the loss, not every logit */
     if (o->threads > 0) sx_threads_init(o->threads);
+    if (mae_team_init(&s.team, &s.m, o->batch, err)) goto out;
     gemm_set_precision(o->bf16 ? PREC_BF16 : PREC_FP32);
 
     // data
@@ -441,8 +445,7 @@ int train_run(train_opts *o, sx_err *err) {
             if (loader_next(s.loader, s.pixels, &info, err)) { rc = -1; break; }
             epoch = (int)info.epoch;
             draw_noise(s.noise, (size_t)o->batch * N, (uint64_t)o->seed, step, a);
-            if (mae_forward(&s.m, s.pixels, s.noise, o->batch, err)) { rc = -1; break; }
-            mae_backward(&s.m);
+            if (mae_team_step(&s.team, s.pixels, s.noise, o->batch, err)) { rc = -1; break; }
             loss += s.m.loss / o->accum;
         }
         if (rc) break;

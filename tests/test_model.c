@@ -4,8 +4,11 @@
  * gradient clipping; with and without norm_pix_loss. */
 #include "checkpoint.h"
 #include "optim.h"
+#include "rng.h"
 #include "safetensors.h"
+#include "team.h"
 #include "testlib.h"
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -229,5 +232,84 @@ TEST(test_init_statistics) {
     for (size_t i = 0; i < pw->numel; i++) mx = fmaxf(mx, fabsf(m.params[pw->offset + i]));
     CHECK(mx <= bound && mx > 0.9f * bound);
     CHECK(mae_count_params(&m) == m.n_floats);
+    mae_free(&m);
+}
+
+/* The batch split across threads (team.h) gives the whole batch's loss and
+ * gradients: against the plain step on the same model, with even and uneven
+ * shares, and added onto gradients already there (as accumulation does). */
+static void team_vs_plain(int threads, int B) {
+    sx_err err;
+    mae_config cfg;
+    mae_model m;
+    CHECK(config_resolve("tests/fixtures/twin_pix/config.json", &cfg, &err) == 0);
+    if (mae_build(&m, &cfg, &err)) { CHECKF(0, "%s", err.msg); return; }
+    mae_init_weights(&m, 7);
+    m.loss_only = 1;
+    int N = config_num_patches(&cfg), S = cfg.image_size;
+    size_t npx = (size_t)B * cfg.num_channels * S * S;
+    float *px = malloc(sizeof(float) * npx), *noise = malloc(sizeof(float) * (size_t)B * N);
+    float *ref = malloc(sizeof(float) * m.n_floats), *pre = malloc(sizeof(float) * m.n_floats);
+    sx_rng r;
+    rng_seed(&r, 3);
+    for (size_t i = 0; i < npx; i++) px[i] = rng_normal(&r);
+    for (int i = 0; i < B * N; i++) noise[i] = rng_uniform(&r);
+    for (size_t i = 0; i < m.n_floats; i++) pre[i] = 0.01f * rng_normal(&r);
+
+    // plain: one forward and backward over the batch, onto pre
+    memcpy(m.grads, pre, sizeof(float) * m.n_floats);
+    CHECK(mae_forward(&m, px, noise, B, &err) == 0);
+    mae_backward(&m);
+    float loss = m.loss;
+    memcpy(ref, m.grads, sizeof(float) * m.n_floats);
+
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    mae_team t;
+    CHECK(mae_team_init(&t, &m, B, &err) == 0);
+    CHECKF(t.n == (threads < B ? threads : B), "team of %d for %d threads, batch %d", t.n, threads, B);
+    memcpy(m.grads, pre, sizeof(float) * m.n_floats);
+    CHECK(mae_team_step(&t, px, noise, B, &err) == 0);
+    omp_set_num_threads(saved);
+    CHECKF(fabs(m.loss - loss) <= 1e-6 * fabs(loss), "loss %.9g, plain %.9g", (double)m.loss, (double)loss);
+    CHECK(m.grad_scale == 1.0f);
+    for (int k = 0; k < m.n_info; k++) {
+        const param_info *pi = &m.info[k];
+        if (pi->flags & (PARAM_FROZEN | PARAM_ABSENT) || is_key_bias(pi->name)) continue;
+        double e = rel_max_err(m.grads + pi->offset, ref + pi->offset, pi->numel);
+        CHECKF(e < 1e-5, "%d threads, batch %d: gradient of %s: rel max err %.2e", threads, B, pi->name, e);
+    }
+    // the replicas see the weights as they change
+    m.params[m.info[2].offset] += 1.0f;
+    for (int k = 0; k < t.n - 1; k++) CHECK(t.rep[k].p.patch_w[0] == m.p.patch_w[0]);
+    mae_team_free(&t);
+    free(px); free(noise); free(ref); free(pre);
+    mae_free(&m);
+}
+
+TEST(test_team_split_equals_whole_batch) {
+    team_vs_plain(2, 4);   // even shares
+    team_vs_plain(3, 5);   // uneven: 1, 2, 2 images
+    team_vs_plain(4, 2);   // more threads than images: two shares
+}
+
+TEST(test_team_off_for_one_image_and_when_asked) {
+    sx_err err;
+    mae_config cfg;
+    mae_model m;
+    CHECK(config_resolve("tests/fixtures/twin_pix/config.json", &cfg, &err) == 0);
+    if (mae_build(&m, &cfg, &err)) { CHECKF(0, "%s", err.msg); return; }
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    mae_team t;
+    CHECK(mae_team_init(&t, &m, 1, &err) == 0 && t.n == 1 && t.rep == NULL);
+    mae_team_free(&t);
+    setenv("SKELEX_SPLIT", "0", 1);
+    CHECK(mae_team_init(&t, &m, 8, &err) == 0 && t.n == 1);
+    mae_team_free(&t);
+    unsetenv("SKELEX_SPLIT");
+    CHECK(mae_team_init(&t, &m, 8, &err) == 0 && t.n == 2);
+    mae_team_free(&t);
+    omp_set_num_threads(saved);
     mae_free(&m);
 }

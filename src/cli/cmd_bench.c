@@ -7,6 +7,7 @@
 #include "model.h"
 #include "optim.h"
 #include "rng.h"
+#include "team.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +32,10 @@ static const char *HELP =
     "  --threads T     threads (default: OMP_NUM_THREADS or all cores)\n"
     "\n"
     "Prints images_per_s=<value> (and seconds_per_step, peak_rss_mib, and\n"
-    "step_seconds=<each timed step>); each step's time and CPU time go to stderr.\n";
+    "step_seconds=<each timed step>); each step's time and CPU time go to stderr.\n"
+    "train splits the batch across the threads as skelex pretrain does (each\n"
+    "thread a share, its own activations and gradients); SKELEX_SPLIT=0 runs the\n"
+    "whole batch at once with every product on all threads.\n";
 
 /* CPU seconds this process has spent in user and kernel mode so far. */
 static void cpu_times(double *user, double *sys) {
@@ -85,10 +89,11 @@ int cmd_bench(int argc, char **argv) {
     int *emap_count = sx_malloc(sizeof(int) * (size_t)S * S);
     adamw opt;
     adamw_init(&opt, &m, 1.5e-4f, 0.9f, 0.95f, 1e-8f, 0.05f);
-    fprintf(stderr, "bench %s: %s, batch %d, %s, %d threads, %zu parameters\n", mode, config, B, prec,
-            omp_get_max_threads(), mae_count_params(&m));
+    mae_team team = {1, &m, NULL};  /* as skelex pretrain: the batch split across the cores */
+    int rc = train ? mae_team_init(&team, &m, B, &err) : 0;
+    fprintf(stderr, "bench %s: %s, batch %d, %s, %d threads, %zu parameters%s\n", mode, config, B, prec,
+            omp_get_max_threads(), mae_count_params(&m), team.n > 1 ? ", batch split across the threads" : "");
     double total = 0.0, *step_s = sx_malloc(sizeof(double) * (size_t)steps);
-    int rc = 0;
     for (long s = 0; s <= steps && !rc; s++) {
         for (size_t i = 0; i < (size_t)B * N; i++) noise[i] = rng_uniform(&r);
         double t0 = sx_now(), u0, s0;
@@ -97,12 +102,13 @@ int cmd_bench(int argc, char **argv) {
             errormap_noise(MASKING_BALANCED, B, N, config_len_keep(&cfg), &r, noise);
             for (int k = 1; k < B; k++) memcpy(pixels + (size_t)k * 3 * S * S, pixels, sizeof(float) * 3 * S * S);
         }
-        rc = mae_forward(&m, pixels, noise, B, &err);
-        if (!rc && emap) errormap_accumulate(&m, pixels, B, emap_buf, emap_count);
-        if (!rc && train) {
+        if (train) {
             mae_zero_grad(&m);
-            mae_backward(&m);
-            adamw_step(&opt, &m);
+            rc = mae_team_step(&team, pixels, noise, B, &err);
+            if (!rc) adamw_step(&opt, &m);
+        } else {
+            rc = mae_forward(&m, pixels, noise, B, &err);
+            if (!rc && emap) errormap_accumulate(&m, pixels, B, emap_buf, emap_count);
         }
         double dt = sx_now() - t0, u1, s1;
         cpu_times(&u1, &s1);
@@ -126,6 +132,7 @@ int cmd_bench(int argc, char **argv) {
     }
     free(step_s);
     adamw_free(&opt);
+    mae_team_free(&team);
     free(emap_buf);
     free(emap_count);
     free(pixels);
