@@ -147,3 +147,54 @@ TEST(test_gelu_rows_with_tails) {
         CHECK(fabs(db[k] - sum) < 1e-5);
     }
 }
+
+/* attention_forward against a plain double-precision softmax(q k^T / sqrt(hs)) v
+ * on shapes that do not fill the score kernel's 6 x 16 tiles, with every
+ * query row and with a subset. */
+static void attention_vs_naive(int Bn, int Tn, int Cn, int NHn, int sub) {
+    int hs = Cn / NHn, C3 = 3 * Cn, Tq = sub ? Tn / 2 + 1 : Tn;
+    float *qkv = malloc(sizeof(float) * (size_t)Bn * Tn * C3), *out = malloc(sizeof(float) * (size_t)Bn * Tq * Cn);
+    float *att = malloc(sizeof(float) * (size_t)Bn * NHn * Tq * Tn);
+    int *rows = malloc(sizeof(int) * (size_t)Bn * Tq);
+    double *s = malloc(sizeof(double) * (size_t)Tn);
+    sx_rng r;
+    rng_seed(&r, (uint64_t)Tn * 131 + (uint64_t)hs);
+    for (size_t i = 0; i < (size_t)Bn * Tn * C3; i++) qkv[i] = rng_normal(&r);
+    for (int b = 0; b < Bn; b++)
+        for (int t = 0; t < Tq; t++) rows[b * Tq + t] = sub ? (t * 7 + b) % Tn : t;  // distinct, out of order
+    attention_forward(out, att, qkv, Bn, Tn, Cn, NHn, sub ? rows : NULL, Tq);
+    double worst = 0;
+    for (int b = 0; b < Bn; b++)
+        for (int h = 0; h < NHn; h++)
+            for (int t = 0; t < Tq; t++) {
+                const float *q = qkv + ((size_t)b * Tn + rows[b * Tq + t]) * C3 + h * hs;
+                double mx = -1e300, sum = 0;
+                for (int j = 0; j < Tn; j++) {
+                    const float *k = qkv + ((size_t)b * Tn + j) * C3 + Cn + h * hs;
+                    double d = 0;
+                    for (int e = 0; e < hs; e++) d += (double)q[e] * k[e];
+                    s[j] = d / sqrt((double)hs);
+                    mx = fmax(mx, s[j]);
+                }
+                for (int j = 0; j < Tn; j++) { s[j] = exp(s[j] - mx); sum += s[j]; }
+                for (int j = 0; j < Tn; j++) {
+                    double p = s[j] / sum;
+                    worst = fmax(worst, fabs(att[(((size_t)b * NHn + h) * Tq + t) * Tn + j] - p));
+                }
+                for (int e = 0; e < hs; e++) {
+                    double o = 0;
+                    for (int j = 0; j < Tn; j++) o += s[j] / sum * qkv[((size_t)b * Tn + j) * C3 + 2 * Cn + h * hs + e];
+                    worst = fmax(worst, fabs(out[((size_t)b * Tq + t) * Cn + h * hs + e] - o));
+                }
+            }
+    CHECKF(worst < 2e-5, "T=%d hs=%d%s: worst abs error %.3g", Tn, hs, sub ? " (query subset)" : "", worst);
+    free(qkv); free(out); free(att); free(rows); free(s);
+}
+
+TEST(test_attention_forward_matches_naive) {
+    attention_vs_naive(2, 37, 48, 2, 0);   // hs 24, 37 keys: partial tiles both ways
+    attention_vs_naive(2, 37, 48, 2, 1);
+    attention_vs_naive(1, 16, 64, 2, 0);   // exactly one column tile
+    attention_vs_naive(3, 50, 128, 2, 0);  // hs 64, as ViT
+    attention_vs_naive(1, 197, 64, 2, 1);  // the MAE decoder's 197 tokens, hs 32
+}
