@@ -388,8 +388,8 @@ int train_run(train_opts *o, sx_err *err) {
     if (o->n_data == 0) { sx_fail(err, "no --data given"); goto out; }
     s.m.loss_only = 1;  /* training needs the loss, not every logit */
     if (o->threads > 0) sx_threads_init(o->threads);
-    if (mae_team_init(&s.team, &s.m, o->batch, err)) goto out;
     gemm_set_precision(o->bf16 ? PREC_BF16 : PREC_FP32);
+    if (mae_team_init(&s.team, &s.m, o->batch, err)) goto out;  /* after the precision: bf16 runs unsplit */
 
     // data
     dataset_init(&s.ds);
