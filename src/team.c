@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int mae_team_init(mae_team *t, mae_model *m, int B, sx_err *err) {
     const char *env = getenv("SKELEX_SPLIT");
@@ -12,6 +13,11 @@ int mae_team_init(mae_team *t, mae_model *m, int B, sx_err *err) {
     if (n > MAE_TEAM_MAX) n = MAE_TEAM_MAX;
     if (n > B) n = B;
     if ((env && !strcmp(env, "0")) || gemm_get_precision() != PREC_FP32 || m->encoder_only || n < 1) n = 1;
+    // each extra share holds a gradient buffer (activations only split): keep
+    // those within a quarter of the memory available now
+    long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    double avail = pages > 0 && psz > 0 ? (double)pages * (double)psz : 0.0, grad = (double)m->n_floats * sizeof(float);
+    while (n > 1 && avail > 0 && (n - 1) * grad > avail / 4) n--;
     *t = (mae_team){n, m, NULL};
     if (n == 1) return 0;
     // a share's own parallel loops must stay on its thread, never nest (the

@@ -13,7 +13,9 @@
  * per extra share (0.45 GB for ViT-B).
  *
  * Off (one share) for bf16 products (their primitive cache is not
- * thread-safe), for batches of one image, and when SKELEX_SPLIT=0. */
+ * thread-safe), for batches of one image, and when SKELEX_SPLIT=0; fewer
+ * shares when their extra gradient buffers would take more than a quarter of
+ * the memory available. */
 #ifndef SKELEX_TEAM_H
 #define SKELEX_TEAM_H
 #include "model.h"
