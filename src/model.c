@@ -124,21 +124,24 @@ static int count_tensors(const mae_config *c) {
     return 4 + 16 * c->num_hidden_layers + 2 + 4 + 16 * c->decoder_num_hidden_layers + 4;
 }
 
-int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) {
+/* mae_build, or with `shared` a replica whose parameters are shared's
+ * (nothing allocated or zeroed for them). */
+static int build(mae_model *m, const mae_config *cfg, float *shared, sx_err *err) {
     memset(m, 0, sizeof *m);
     if (config_validate(cfg, err)) return -1;
     m->cfg = *cfg;
     layout(m, 1);
     m->info = sx_calloc((size_t)count_tensors(cfg), sizeof *m->info);
-    m->params = sx_alloc_large(m->n_floats * sizeof(float));
+    m->shares_params = shared != NULL;
+    m->params = shared ? shared : sx_alloc_large(m->n_floats * sizeof(float));
     m->grads = sx_alloc_large(m->n_floats * sizeof(float));
     if (!m->params || !m->grads) {
-        sx_free_large(m->params, m->n_floats * sizeof(float));
+        if (!shared) sx_free_large(m->params, m->n_floats * sizeof(float));
         sx_free_large(m->grads, m->n_floats * sizeof(float));
         free(m->info);
         return sx_fail(err, "out of memory: %zu parameters", m->n_floats);
     }
-    memset(m->params, 0, m->n_floats * sizeof(float));
+    if (!shared) memset(m->params, 0, m->n_floats * sizeof(float));
     memset(m->grads, 0, m->n_floats * sizeof(float));
     m->grad_scale = 1.0f;
     for (int k = 0; k < 2; k++) {
@@ -150,13 +153,10 @@ int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) {
     return 0;
 }
 
+int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, err); }
+
 int mae_build_replica(mae_model *r, const mae_model *src, sx_err *err) {
-    if (mae_build(r, &src->cfg, err)) return -1;
-    sx_free_large(r->params, r->n_floats * sizeof(float));
-    r->params = src->params;
-    r->shares_params = 1;
-    r->n_info = 0;
-    layout(r, 0);  /* again: r->p now views src's parameters */
+    if (build(r, &src->cfg, src->params, err)) return -1;
     r->encoder_only = src->encoder_only;
     r->loss_only = src->loss_only;
     return 0;
