@@ -1,7 +1,7 @@
 /* fuzz_config.c: libFuzzer harness for config_parse_json (an HF
  * config.json through cJSON into mae_config, then config_validate). A
  * config it accepts must validate again and give sane derived sizes. */
-#include "config.h"
+#include "nn/config.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {

@@ -6,7 +6,7 @@
  * bound (256 Mpixel) is the same code with a larger constant. Odd-sized
  * inputs take the reduced-JPEG-decode path (min_side 32). */
 #include "fuzz_util.h"
-#include "image.h"
+#include "io/image.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     const char *path = fuzz_file(data, n);

@@ -2,7 +2,7 @@
  * that is not an image: one path a line, '#' comments, blanks trimmed,
  * relative paths joined to the list's directory), then the sorted,
  * de-duplicated dataset is walked and every entry looked up. */
-#include "data.h"
+#include "data/data.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {

@@ -2,7 +2,7 @@
  * dict literal, shape overflow and size checks against the file, f4/f8
  * data). An accepted array's shape must account for every value read. */
 #include "fuzz_util.h"
-#include "npy.h"
+#include "io/npy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     const char *path = fuzz_file(data, n);

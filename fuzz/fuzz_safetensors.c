@@ -3,7 +3,7 @@
  * st_find, st_metadata and st_read_f32 of every tensor of at most 1 M
  * elements, as checkpoint loading does. */
 #include "fuzz_util.h"
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     const char *path = fuzz_file(data, n);

@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "core/common.h"
 
 /* The path of a file holding exactly data[0..n). */
 static inline const char *fuzz_file(const uint8_t *data, size_t n) {

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 out=corpus
-# regress-* files are inputs that once crashed a harness (see tests/test_hostile.c): kept
+# regress-* files are inputs that once crashed a harness (see tests/cli/test_hostile.c): kept
 mkdir -p "$out"/{image,safetensors,config,list,npy}
 find "$out" -type f ! -name 'regress-*' -delete
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

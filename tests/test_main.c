@@ -1,7 +1,7 @@
 /* test_main.c: runs every registered test, optionally filtered by a
  * substring given as argv[1], and prints "N passed, N failed, N skipped". */
 #include "testlib.h"
-#include "image.h"
+#include "io/image.h"
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>

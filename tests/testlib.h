@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <math.h>
 
-#include "config.h"
+#include "nn/config.h"
 
 extern int tl_failures;   /* failures in the running test */
 extern int tl_skipped;    /* set by TEST_SKIP */

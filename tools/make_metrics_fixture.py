@@ -1,14 +1,14 @@
 #!/usr/bin/python3
 """Make tests/fixtures/metrics/metrics.json: reference metric values computed
 by scikit-learn (and numpy for ECE) on small fixed arrays, for
-tests/test_metrics.c (compared to 1e-9).
+tests/eval/test_metrics.c (compared to 1e-9).
 
 Developers only: needs Debian's python3-sklearn (apt-get install -y
 python3-sklearn). Run from the repository root:
     /usr/bin/python3 tools/make_metrics_fixture.py
 
 The bootstrap confidence intervals are reproduced exactly: this script
-re-implements src/rng.c (xoshiro256** seeded through splitmix64, and
+re-implements src/core/rng.c (xoshiro256** seeded through splitmix64, and
 rng_below) so it draws the same resamples as the C code, skips the same
 single-class resamples and takes numpy's linear percentiles.
 """
@@ -27,7 +27,7 @@ M64 = (1 << 64) - 1
 
 
 class Rng:
-    """src/rng.c: xoshiro256** seeded by splitmix64."""
+    """src/core/rng.c: xoshiro256** seeded by splitmix64."""
 
     def __init__(self, seed):
         x = seed & M64

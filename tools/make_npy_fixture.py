@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Make the tiny numpy-written fixtures for tests/test_npy.c.
+"""Make the tiny numpy-written fixtures for tests/io/test_npy.c.
 
 Developers only (needs Debian's python3-numpy). Run from the repository root:
     /usr/bin/python3 tools/make_npy_fixture.py

@@ -2,7 +2,7 @@
 """Make the Pillow reference fixtures for image_resize_bilinear_u8.
 
 Developers only (needs Debian's python3-pil). Builds deterministic 8-bit grey
-images from integer formulas that tests/test_image.c re-implements, resizes
+images from integer formulas that tests/io/test_image.c re-implements, resizes
 them with PIL's Image.resize(size, Image.BILINEAR) and writes inputs and
 outputs as 8-bit grey PNGs into tests/fixtures/resize/ (names: <input>.png and
 <input>_to_<W>x<H>.png). Run from the repository root:

@@ -1,5 +1,5 @@
 /* args.c: shared option parsing helpers for the subcommands. */
-#include "cli.h"
+#include "cli/cli.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,13 +1,13 @@
 /* cmd_bench.c: `skelex bench train|infer`: speed of the MAE training step
  * (forward + backward + AdamW) or of inference, on random data. */
-#include "cli.h"
-#include "errormap.h"
-#include "gemm.h"
-#include "layers.h"
-#include "model.h"
-#include "optim.h"
-#include "rng.h"
-#include "team.h"
+#include "cli/cli.h"
+#include "zeroshot/errormap.h"
+#include "nn/gemm.h"
+#include "nn/layers.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+#include "core/rng.h"
+#include "nn/team.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>

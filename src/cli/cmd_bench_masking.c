@@ -1,10 +1,10 @@
 /* cmd_bench_masking.c: `skelex bench masking`: balanced against random
  * masking at equal passes: coverage (share of pixels that get a value) and
  * the per-pixel variance of the map over seeds. */
-#include "checkpoint.h"
-#include "cli.h"
-#include "errormap.h"
-#include "image.h"
+#include "io/checkpoint.h"
+#include "cli/cli.h"
+#include "zeroshot/errormap.h"
+#include "io/image.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,8 +2,8 @@
  * (data.c) feeds images. Three timed phases on the given data: decode only
  * and decode + augment in one thread, then the threaded loader as training
  * uses it. Measures; changes nothing on disk. */
-#include "cli.h"
-#include "data.h"
+#include "cli/cli.h"
+#include "data/data.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,12 +1,12 @@
 /* cmd_errormap.c: `skelex errormap`: zero-shot abnormality maps for many
  * images, with optional localisation scoring against YOLO boxes. */
-#include "checkpoint.h"
-#include "cli.h"
-#include "data.h"
-#include "errormap.h"
-#include "image.h"
-#include "npy.h"
-#include "viz.h"
+#include "io/checkpoint.h"
+#include "cli/cli.h"
+#include "data/data.h"
+#include "zeroshot/errormap.h"
+#include "io/image.h"
+#include "io/npy.h"
+#include "eval/viz.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <libgen.h>

@@ -1,13 +1,13 @@
 /* cmd_eval.c: `skelex eval`: apply a fine-tuned classifier to a task's
  * images (scored: predictions.csv, metrics.json, plots) or to a folder or
  * list of images (unlabelled: predictions.csv only). */
-#include "cli.h"
-#include "data.h"
-#include "finetune.h"
-#include "metrics.h"
-#include "report.h"
-#include "split.h"
-#include "task_args.h"
+#include "cli/cli.h"
+#include "data/data.h"
+#include "adapt/finetune.h"
+#include "eval/metrics.h"
+#include "eval/report.h"
+#include "data/split.h"
+#include "cli/task_args.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>

@@ -2,12 +2,12 @@
  * protocol: a fixed stratified (patient-grouped) test split, k-fold
  * cross-validation on the rest; per fold the epoch with the best validation
  * score is saved and that saved model is scored on the test split. */
-#include "cli.h"
-#include "finetune.h"
-#include "metrics.h"
-#include "report.h"
-#include "split.h"
-#include "task_args.h"
+#include "cli/cli.h"
+#include "adapt/finetune.h"
+#include "eval/metrics.h"
+#include "eval/report.h"
+#include "data/split.h"
+#include "cli/task_args.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>

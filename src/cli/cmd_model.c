@@ -1,6 +1,6 @@
 /* cmd_model.c: `skelex init` and `skelex info`. */
-#include "checkpoint.h"
-#include "cli.h"
+#include "io/checkpoint.h"
+#include "cli/cli.h"
 #include <stdio.h>
 #include <string.h>
 

@@ -9,8 +9,8 @@
  * mean/std), augmentation, or anything with DICOM attributes: the output
  * is named by the caller and nothing read from the file is printed.
  */
-#include "cli.h"
-#include "image.h"
+#include "cli/cli.h"
+#include "io/image.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

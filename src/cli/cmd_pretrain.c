@@ -1,6 +1,6 @@
 /* cmd_pretrain.c: `skelex pretrain`: options -> train_run. */
-#include "cli.h"
-#include "train.h"
+#include "cli/cli.h"
+#include "train/train.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

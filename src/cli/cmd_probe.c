@@ -3,15 +3,15 @@
  * cross-validation fold a linear head is trained on the fold's training part,
  * its best iteration chosen on the fold's validation part, and scored on the
  * fixed test split. Results: mean and SD over folds. */
-#include "cli.h"
-#include "checkpoint.h"
-#include "metrics.h"
-#include "npy.h"
-#include "probe.h"
-#include "report.h"
-#include "split.h"
-#include "task.h"
-#include "task_args.h"
+#include "cli/cli.h"
+#include "io/checkpoint.h"
+#include "eval/metrics.h"
+#include "io/npy.h"
+#include "adapt/probe.h"
+#include "eval/report.h"
+#include "data/split.h"
+#include "data/task.h"
+#include "cli/task_args.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>

@@ -1,11 +1,11 @@
 /* cmd_reconstruct.c: `skelex reconstruct`: one image through the MAE with a
  * given or seeded mask; writes the decoder logits and a 4-tile panel. */
-#include "checkpoint.h"
-#include "cli.h"
-#include "image.h"
-#include "npy.h"
-#include "rng.h"
-#include "viz.h"
+#include "io/checkpoint.h"
+#include "cli/cli.h"
+#include "io/image.h"
+#include "io/npy.h"
+#include "core/rng.h"
+#include "eval/viz.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* main.c: the skelex command line: dispatches to one subcommand. */
-#include "cli.h"
-#include "gemm.h"
+#include "cli/cli.h"
+#include "nn/gemm.h"
 #include <stdio.h>
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* task_args.c: the options every task command shares (probe, finetune,
  * eval) and opening a task with its SKELEX split. */
-#include "cli.h"
-#include "task_args.h"
+#include "cli/cli.h"
+#include "cli/task_args.h"
 #include <stdio.h>
 #include <string.h>
 

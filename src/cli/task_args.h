@@ -3,8 +3,8 @@
  * and opening the task with its split (split.h). */
 #ifndef SKELEX_TASK_ARGS_H
 #define SKELEX_TASK_ARGS_H
-#include "split.h"
-#include "task.h"
+#include "data/split.h"
+#include "data/task.h"
 
 typedef struct {
     const char *task, *root;

@@ -1,0 +1,386 @@
+/* finetune.c: the fine-tuning loop of one fold, with best-epoch selection. */
+#include "adapt/finetune.h"
+#include "eval/metrics.h"
+#include "nn/optim.h"
+#include "eval/report.h"
+#include "train/train.h"
+#include "eval/viz.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Image cache                                                              */
+
+int image_cache_build(image_cache *ic, const char *const *paths, size_t n, int S, sx_err *err) {
+    size_t bytes;
+    if (sx_mul_size(n, (size_t)S * S, &bytes)) return sx_fail(err, "image cache: too many images");
+    ic->S = S;
+    ic->n = n;
+    ic->px = sx_malloc(bytes ? bytes : 1);
+    int failed = 0, tty = isatty(2);
+    size_t done = 0;
+    double t0 = sx_now();
+#pragma omp parallel for schedule(dynamic, 4)
+    for (size_t i = 0; i < n; i++) {
+        int stop;
+#pragma omp atomic read
+        stop = failed;
+        if (stop) continue;
+        gray_image img;
+        sx_err e;
+        if (image_load_gray(paths[i], &img, &e)) {
+#pragma omp critical(ic_err)
+            if (!failed) { failed = 1; *err = e; }
+            continue;
+        }
+        image_preprocess_u8(&img, S, ic->px + i * (size_t)S * S);
+        gray_image_free(&img);
+#pragma omp critical(ic_progress)
+        {
+            done++;
+            size_t every = tty ? 64 : (n / 10 > 64 ? n / 10 : 64);   /* not a terminal: about 10 lines */
+            if (done % every == 0 || done == n) {
+                double el = sx_now() - t0;
+                fprintf(stderr, "%sdecoding %zu/%zu  %.0f img/s  ETA %.0f s%s", tty ? "\r" : "", done, n, done / el,
+                        (n - done) / (done / el), tty ? "   " : "\n");
+            }
+        }
+    }
+    if (tty) fprintf(stderr, "\n");
+    if (failed) { image_cache_free(ic); return -1; }
+    return 0;
+}
+
+void image_cache_free(image_cache *ic) {
+    free(ic->px);
+    memset(ic, 0, sizeof *ic);
+}
+
+void image_cache_input(const image_cache *ic, size_t i, const cls_aug *a, sx_rng *r, float *chw) {
+    const uint8_t *src = ic->px + i * (size_t)ic->S * ic->S;
+    if (!a) { image_u8_to_chw(src, ic->S, chw); return; }
+    uint8_t *tmp = sx_malloc((size_t)ic->S * ic->S);
+    cls_augment_u8(src, ic->S, a, r, tmp);
+    image_u8_to_chw(tmp, ic->S, chw);
+    free(tmp);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Options, scores, prediction                                              */
+
+void ft_opts_default(ft_opts *o) {
+    *o = (ft_opts){.epochs = 50, .warmup_epochs = 5, .batch = 64, .micro_batch = 32, .eval_batch = 32,
+                   .lr = 5e-5, .min_lr = 0.0, .layer_decay = 0.75, .weight_decay = 0.05, .beta1 = 0.9,
+                   .beta2 = 0.999, .eps = 1e-8, .clip = 0.0, .augment = 1, .aug = cls_aug_default(), .seed = 0};
+}
+
+void ft_result_free(ft_result *r) {
+    free(r->log);
+    memset(r, 0, sizeof *r);
+}
+
+static float sample_y(const task *t, size_t i) {
+    return t->type == TASK_REGRESSION ? (float)t->samples[i].target : (float)t->samples[i].label;
+}
+
+double finetune_score(const classifier *c, const task *t, const size_t *idx, size_t n, const double *prob,
+                      const double *pred) {
+    if (c->type == TASK_REGRESSION) {
+        double *tg = sx_malloc(sizeof(double) * (n ? n : 1));
+        for (size_t i = 0; i < n; i++) tg[i] = t->samples[idx[i]].target;
+        double s = -metric_mae(pred, tg, n);
+        free(tg);
+        return s;
+    }
+    int *lab = sx_malloc(sizeof(int) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) lab[i] = t->samples[idx[i]].label;
+    double s = metric_auroc_prob(prob, c->type == TASK_BINARY ? 2 : c->n_classes, lab, n, NULL);
+    free(lab);
+    return s;
+}
+
+int finetune_predict(classifier *c, const task *t, const image_cache *ic, const size_t *idx, size_t n, int batch,
+                     double *prob, double *pred, double *loss, sx_err *err) {
+    int S = ic->S, KK = c->type == TASK_BINARY ? 2 : c->n_classes;
+    float *px = sx_malloc(sizeof(float) * (size_t)batch * 3 * S * S), *y = sx_malloc(sizeof(float) * batch);
+    double lsum = 0;
+    int rc = 0;
+    for (size_t i0 = 0; i0 < n && !rc; i0 += (size_t)batch) {
+        int B = (int)(n - i0 < (size_t)batch ? n - i0 : (size_t)batch);
+        for (int b = 0; b < B; b++) {
+            image_cache_input(ic, idx[i0 + b], NULL, NULL, px + (size_t)b * 3 * S * S);
+            y[b] = t ? sample_y(t, idx[i0 + b]) : 0.0f;
+        }
+        if ((rc = classifier_forward(c, px, B, err))) break;
+        if (t) lsum += (double)classifier_loss(c, y, 0.0f) * B;
+        classifier_outputs(c, prob ? prob + i0 * KK : NULL, pred ? pred + i0 : NULL);
+    }
+    if (loss) *loss = n && t ? lsum / (double)n : NAN;
+    free(px);
+    free(y);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The optimizer: AdamW with layer-wise lr decay                            */
+
+typedef struct {
+    float *m, *v, *hm, *hv;   /* moments of the encoder (flat) and the head (w then b) */
+    float *scale;             /* per encoder tensor: lr multiplier; 0 = not trained */
+    long step;
+    size_t n;                 /* floats in m and v */
+} ft_optim;
+
+static void optim_init(ft_optim *op, const classifier *c, double layer_decay) {
+    const mae_model *m = &c->enc;
+    size_t nh = (size_t)c->n_out * m->cfg.hidden_size + c->n_out;
+    op->n = m->n_floats;
+    op->m = sx_alloc_large(m->n_floats * sizeof(float));
+    op->v = sx_alloc_large(m->n_floats * sizeof(float));
+    if (!op->m || !op->v) { fprintf(stderr, "skelex: out of memory for optimizer state\n"); exit(3); }
+    memset(op->m, 0, m->n_floats * sizeof(float));
+    memset(op->v, 0, m->n_floats * sizeof(float));
+    op->hm = sx_calloc(nh, sizeof(float));
+    op->hv = sx_calloc(nh, sizeof(float));
+    op->scale = sx_calloc((size_t)m->n_info, sizeof(float));
+    int top = m->cfg.num_hidden_layers + 1;
+    for (int i = 0; i < m->n_info; i++) {
+        int id = classifier_layer_id(c, &m->info[i]);
+        op->scale[i] = id < 0 ? 0.0f : (float)pow(layer_decay, top - id);
+    }
+    op->step = 0;
+}
+
+static void optim_free(ft_optim *op) {
+    sx_free_large(op->m, op->n * sizeof(float));
+    sx_free_large(op->v, op->n * sizeof(float));
+    free(op->hm); free(op->hv); free(op->scale);
+}
+
+static double grad_norm_sq(const float *g, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    return s;
+}
+
+static void optim_step(ft_optim *op, classifier *c, const ft_opts *o, double lr) {
+    mae_model *m = &c->enc;
+    int D = m->cfg.hidden_size, K = c->n_out;
+    if (o->clip > 0) {   /* global norm over every trained tensor, head included */
+        double ss = grad_norm_sq(c->ghead_w, (size_t)K * D) + grad_norm_sq(c->ghead_b, (size_t)K);
+        for (int i = 0; i < m->n_info; i++)
+            if (op->scale[i] > 0) ss += grad_norm_sq(m->grads + m->info[i].offset, m->info[i].numel);
+        double coef = o->clip / (sqrt(ss) + 1e-6);
+        if (coef < 1) {
+            for (int i = 0; i < m->n_info; i++)
+                if (op->scale[i] > 0)
+                    for (size_t j = 0; j < m->info[i].numel; j++) m->grads[m->info[i].offset + j] *= (float)coef;
+            for (size_t j = 0; j < (size_t)K * D; j++) c->ghead_w[j] *= (float)coef;
+            for (int k = 0; k < K; k++) c->ghead_b[k] *= (float)coef;
+        }
+    }
+    op->step++;
+    float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps, wd = (float)o->weight_decay;
+    for (int i = 0; i < m->n_info; i++) {
+        if (op->scale[i] <= 0) continue;
+        const param_info *pi = &m->info[i];
+        size_t off = pi->offset;
+        adamw_update(m->params + off, m->grads + off, op->m + off, op->v + off, pi->numel, (float)lr * op->scale[i],
+                     (pi->flags & PARAM_DECAY) ? wd : 0.0f, b1, b2, eps, op->step);
+    }
+    /* the head sits at the top layer (scale 1): weight decayed, bias not */
+    adamw_update(c->head_w, c->ghead_w, op->hm, op->hv, (size_t)K * D, (float)lr, wd, b1, b2, eps, op->step);
+    adamw_update(c->head_b, c->ghead_b, op->hm + (size_t)K * D, op->hv + (size_t)K * D, (size_t)K, (float)lr, 0.0f,
+                 b1, b2, eps, op->step);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Logs                                                                     */
+
+static void write_logs(const char *dir, const ft_result *r, int regression) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/log.csv", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    fprintf(f, "epoch,train_loss,val_loss,val_%s,lr,seconds,best\n", regression ? "neg_mae" : "auroc");
+    for (int i = 0; i < r->n_log; i++) {
+        const ft_epoch *e = &r->log[i];
+        fprintf(f, "%d,%.6f,%.6f,%.6f,%.6g,%.1f,%d\n", e->epoch, e->train_loss, e->val_loss, e->val_score, e->lr,
+                e->seconds, e->epoch == r->best_epoch);
+    }
+    fclose(f);
+    int n = r->n_log;
+    double *x = sx_malloc(sizeof(double) * n), *tl = sx_malloc(sizeof(double) * n), *vl = sx_malloc(sizeof(double) * n),
+           *vs = sx_malloc(sizeof(double) * n);
+    for (int i = 0; i < n; i++) {
+        x[i] = r->log[i].epoch;
+        tl[i] = r->log[i].train_loss;
+        vl[i] = r->log[i].val_loss;
+        vs[i] = regression ? -r->log[i].val_score : r->log[i].val_score;
+    }
+    sx_err e;
+    viz_series loss[2] = {{"train loss", tl}, {"validation loss", vl}};
+    snprintf(path, sizeof path, "%s/curves.svg", dir);
+    viz_plot_svg(path, "fine-tuning: training and validation loss", "epoch", "loss", x, loss, 2, n, 0, &e);
+    viz_series sc[1] = {{regression ? "validation MAE" : "validation AUROC", vs}};
+    char title[128];
+    snprintf(title, sizeof title, "validation %s per epoch (best: epoch %d)", regression ? "MAE" : "AUROC",
+             r->best_epoch);
+    snprintf(path, sizeof path, "%s/val_score.svg", dir);
+    viz_plot_svg(path, title, "epoch", regression ? "MAE" : "AUROC", x, sc, 1, n, 0, &e);
+    free(x); free(tl); free(vl); free(vs);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The loop                                                                 */
+
+int finetune_fold(classifier *c, const task *t, const image_cache *ic, const size_t *tr, size_t ntr,
+                  const size_t *va, size_t nva, const ft_opts *o, const char *best_dir, const char *log_dir,
+                  const char *label, ft_result *res, sx_err *err) {
+    memset(res, 0, sizeof *res);
+    if (ntr == 0) return sx_fail(err, "fine-tuning: no training samples");
+    if (o->batch < 1 || o->micro_batch < 1 || o->eval_batch < 1 || o->epochs < 1)
+        return sx_fail(err, "fine-tuning: batch, micro-batch, eval batch and epochs must be >= 1");
+    int S = ic->S, KK = c->type == TASK_BINARY ? 2 : c->n_classes;
+    if (c->type == TASK_REGRESSION) {   /* standardise the target with the training part */
+        double s = 0, s2 = 0;
+        for (size_t i = 0; i < ntr; i++) { double y = t->samples[tr[i]].target; s += y; s2 += y * y; }
+        double mean = s / ntr, var = s2 / ntr - mean * mean;
+        c->y_mean = (float)mean;
+        c->y_sd = (float)(var > 1e-12 ? sqrt(var) : 1.0);
+    }
+    if (o->balance && c->type != TASK_REGRESSION) {   /* inverse class frequency, mean weight 1 over the training part */
+        size_t *cnt = sx_calloc((size_t)c->n_classes, sizeof(size_t));
+        for (size_t i = 0; i < ntr; i++) cnt[t->samples[tr[i]].label]++;
+        free(c->class_weight);
+        c->class_weight = sx_malloc(sizeof(float) * c->n_classes);
+        for (int k = 0; k < c->n_classes; k++)
+            c->class_weight[k] = cnt[k] ? (float)((double)ntr / ((double)c->n_classes * cnt[k])) : 0.0f;
+        free(cnt);
+    }
+    int mb = o->micro_batch < o->batch ? o->micro_batch : o->batch;
+    long spe = (long)((ntr + (size_t)o->batch - 1) / (size_t)o->batch), total = spe * o->epochs;
+    long warm = spe * o->warmup_epochs;
+    ft_optim op;
+    optim_init(&op, c, o->layer_decay);
+    size_t *perm = sx_malloc(sizeof(size_t) * ntr);
+    memcpy(perm, tr, sizeof(size_t) * ntr);
+    float *px = sx_malloc(sizeof(float) * (size_t)mb * 3 * S * S), *y = sx_malloc(sizeof(float) * mb);
+    double *vprob = sx_malloc(sizeof(double) * (nva ? nva : 1) * KK), *vpred = sx_malloc(sizeof(double) * (nva ? nva : 1));
+    res->log = sx_calloc((size_t)o->epochs, sizeof(ft_epoch));
+    res->best_score = -INFINITY;
+    sx_rng shuf;
+    rng_seed(&shuf, o->seed * 0x9E3779B97F4A7C15ULL + 1);
+    int tty = isatty(2) && !o->quiet, rc = 0;
+    double t0 = sx_now(), best_loss = INFINITY;
+    long step = 0;
+    for (int ep = 1; ep <= o->epochs && !rc; ep++) {
+        double te = sx_now(), lsum = 0, lr = 0;
+        for (size_t i = ntr; i > 1; i--) {   /* Fisher-Yates */
+            size_t j = rng_below(&shuf, (uint32_t)i), tmp = perm[i - 1];
+            perm[i - 1] = perm[j];
+            perm[j] = tmp;
+        }
+        for (long s = 0; s < spe && !rc; s++, step++) {
+            size_t b0 = (size_t)s * o->batch, B = ntr - b0 < (size_t)o->batch ? ntr - b0 : (size_t)o->batch;
+            lr = train_lr_at(step, total, warm, o->lr, o->min_lr);
+            classifier_zero_grad(c);
+            for (size_t m0 = 0; m0 < B && !rc; m0 += (size_t)mb) {
+                int Bm = (int)(B - m0 < (size_t)mb ? B - m0 : (size_t)mb);
+#pragma omp parallel for schedule(dynamic)
+                for (int b = 0; b < Bm; b++) {
+                    size_t idx = perm[b0 + m0 + b];
+                    sx_rng r;   /* per (seed, epoch, sample): independent of batching and threads */
+                    rng_seed(&r, o->seed ^ ((uint64_t)ep << 40) ^ ((uint64_t)idx * 0x2545F4914F6CDD1DULL));
+                    image_cache_input(ic, idx, o->augment ? &o->aug : NULL, &r, px + (size_t)b * 3 * S * S);
+                    y[b] = sample_y(t, idx);
+                }
+                if ((rc = classifier_forward(c, px, Bm, err))) {
+                    if (strstr(err->msg, "out of memory")) {
+                        sx_err e = *err;
+                        sx_fail(err, "%s (fine-tuning: try a smaller --micro-batch than %d)", e.msg, mb);
+                    }
+                    break;
+                }
+                lsum += (double)classifier_loss(c, y, (float)Bm / (float)B) * Bm;
+            }
+            if (rc) break;
+            optim_step(&op, c, o, lr);
+            if (tty) {
+                double el = sx_now() - t0, per = el / (double)(step + 1);
+                fprintf(stderr, "\r%s epoch %d/%d  step %ld/%ld  loss %.4f  lr %.2e  ETA %.0f s   ", label ? label : "",
+                        ep, o->epochs, s + 1, spe, lsum / (double)(b0 + B), lr, per * (double)(total - step - 1));
+            }
+        }
+        if (rc) break;
+        if (o->epoch_hook) o->epoch_hook(ep, c, o->hook_ctx);
+        ft_epoch *e = &res->log[res->n_log++];
+        e->epoch = ep;
+        e->train_loss = lsum / (double)ntr;
+        e->lr = lr;
+        if ((rc = finetune_predict(c, t, ic, va, nva, o->eval_batch, vprob, vpred, &e->val_loss, err))) break;
+        e->val_score = finetune_score(c, t, va, nva, vprob, vpred);
+        /* better: a higher score, or an equal score with a lower validation loss
+         * (AUROC saturates on easy tasks); no validation part: the last epoch */
+        double sel = nva == 0 ? (double)ep : isnan(e->val_score) ? -e->val_loss : e->val_score;
+        int better = sel > res->best_score ||
+                     (nva && sel == res->best_score && !isnan(e->val_score) && e->val_loss < best_loss);
+        if (better) {
+            res->best_score = sel;
+            best_loss = e->val_loss;
+            res->best_epoch = ep;
+            if (best_dir && (rc = classifier_save(c, best_dir, t->name, err))) break;
+        }
+        e->seconds = sx_now() - te;
+        if (log_dir) write_logs(log_dir, res, c->type == TASK_REGRESSION);
+        if (!o->quiet) {
+            double el = sx_now() - t0;
+            fprintf(stderr, "%s%s epoch %d/%d  train %.4f  val loss %.4f  val %s %.4f  best %d  %.0f s  ETA %.0f s\n",
+                    tty ? "\r" : "", label ? label : "", ep, o->epochs, e->train_loss, e->val_loss,
+                    c->type == TASK_REGRESSION ? "MAE" : "AUROC",
+                    c->type == TASK_REGRESSION ? -e->val_score : e->val_score, res->best_epoch, e->seconds,
+                    el / ep * (o->epochs - ep));
+        }
+    }
+    optim_free(&op);
+    free(perm); free(px); free(y); free(vprob); free(vpred);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Evaluation on a set of samples                                           */
+
+cJSON *finetune_evaluate(classifier *c, const task *t, const image_cache *ic, const size_t *idx, size_t n,
+                         int batch, const char *dir, const char *title, uint64_t seed, sx_err *err) {
+    int KK = c->type == TASK_BINARY ? 2 : c->n_classes, reg = c->type == TASK_REGRESSION;
+    double *prob = sx_malloc(sizeof(double) * (n ? n : 1) * KK), *pred = sx_malloc(sizeof(double) * (n ? n : 1));
+    double *target = sx_malloc(sizeof(double) * (n ? n : 1));
+    int *lab = sx_malloc(sizeof(int) * (n ? n : 1));
+    const char **names = sx_malloc(sizeof(char *) * (n ? n : 1));
+    cJSON *mj = NULL;
+    if (!finetune_predict(c, t, ic, idx, n, batch, prob, pred, NULL, err)) {
+        for (size_t i = 0; i < n; i++) {
+            lab[i] = t->samples[idx[i]].label;
+            target[i] = t->samples[idx[i]].target;
+            names[i] = task_rel_path(t, idx[i]);
+        }
+        eval_set es = {t->type, reg ? 1 : KK, (const char *const *)t->class_names, n, reg ? NULL : prob,
+                       reg ? NULL : lab, reg ? pred : NULL, reg ? target : NULL};
+        char path[4400];
+        mkdir(dir, 0755);
+        snprintf(path, sizeof path, "%s/predictions.csv", dir);
+        if (!report_predictions_csv(path, names, &es, err) && (mj = metrics_json(&es, 1000, seed, err))) {
+            snprintf(path, sizeof path, "%s/metrics.json", dir);
+            sx_err werr;
+            if (json_write_file(path, mj, &werr)) fprintf(stderr, "skelex: %s\n", werr.msg);
+            report_write_all(dir, title, &es, err);
+        }
+    }
+    free(prob); free(pred); free(target); free(lab); free(names);
+    return mj;
+}
+

@@ -1,0 +1,106 @@
+/* common.c: error formatting, checked allocation, time. */
+#include "core/common.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+int sx_fail(sx_err *e, const char *fmt, ...) {
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+        /* One line, always: text quoted from a file (a tensor name, a dtype,
+         * a listed path) may hold control characters; they become '?'. */
+        for (char *c = e->msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    }
+    return -1;
+}
+
+void *sx_malloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) { fprintf(stderr, "skelex: out of memory allocating %zu bytes\n", n); exit(3); }
+    return p;
+}
+
+void *sx_calloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) { fprintf(stderr, "skelex: out of memory allocating %zu x %zu bytes\n", n, size); exit(3); }
+    return p;
+}
+
+char *sx_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(sx_malloc(n), s, n);
+}
+
+int sx_mul_size(size_t a, size_t b, size_t *out) {
+    if (a && b > SIZE_MAX / a) return -1;
+    *out = a * b;
+    return 0;
+}
+
+double sx_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#define SX_HUGE ((size_t)2 << 20)
+
+#ifdef __SANITIZE_ADDRESS__
+/* Sanitizer builds keep these buffers on the malloc heap so that AddressSanitizer
+ * checks their bounds like any other allocation. */
+void *sx_alloc_large(size_t n) {
+    void *p = NULL;
+    return posix_memalign(&p, SX_HUGE, n ? n : 1) ? NULL : p;
+}
+
+void sx_free_large(void *p, size_t n) { (void)n; free(p); }
+#else
+/* n rounded up to whole huge pages, at least one: the length of a mapping. */
+static size_t huge_len(size_t n) { return n ? (n + SX_HUGE - 1) / SX_HUGE * SX_HUGE : SX_HUGE; }
+
+/* A mapping of its own, 2 MiB aligned: it never takes the malloc heap's free
+ * top, which sx_heap_hugepages keeps for the small buffers. */
+void *sx_alloc_large(size_t n) {
+    size_t len = huge_len(n);
+    char *raw = mmap(NULL, len + SX_HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    char *p = (char *)(((uintptr_t)raw + SX_HUGE - 1) & ~(uintptr_t)(SX_HUGE - 1));
+    if (p > raw) munmap(raw, (size_t)(p - raw));
+    if (raw + SX_HUGE > p) munmap(p + len, (size_t)(raw + SX_HUGE - p));
+    madvise(p, len, MADV_HUGEPAGE);  /* advisory: failure is harmless */
+    return p;
+}
+
+void sx_free_large(void *p, size_t n) {
+    if (p) munmap(p, huge_len(n));
+}
+#endif
+
+void sx_heap_hugepages(size_t n) {
+    const uintptr_t huge = SX_HUGE;
+    char *p = malloc(n);
+    if (!p) return;
+    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + n) & ~(huge - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_HUGEPAGE);  /* advisory: failure is harmless */
+    free(p);
+}
+
+char *sx_read_text(const char *path, size_t max_bytes, sx_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { sx_fail(err, "%s: cannot open (%s)", path, strerror(errno)); return NULL; }
+    char *buf = sx_malloc(max_bytes + 1);
+    size_t n = fread(buf, 1, max_bytes, f);
+    int too_big = n == max_bytes && fgetc(f) != EOF;
+    fclose(f);
+    if (too_big) { free(buf); sx_fail(err, "%s: larger than %zu bytes, not a small text file", path, max_bytes); return NULL; }
+    buf[n] = 0;
+    return buf;
+}

@@ -1,0 +1,111 @@
+/* checkpoint.c: HF-compatible model directories. */
+#include "io/checkpoint.h"
+#include "io/safetensors.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int checkpoint_save(const char *dir, const mae_model *m, sx_err *err) {
+    if (mkdir(dir, 0755) && errno != EEXIST) return sx_fail(err, "%s: cannot create directory (%s)", dir, strerror(errno));
+    st_entry *e = sx_calloc((size_t)m->n_info, sizeof *e);
+    int n = 0;
+    for (int i = 0; i < m->n_info; i++) {
+        const param_info *pi = &m->info[i];
+        if (pi->flags & PARAM_ABSENT) continue;
+        e[n].name = pi->name;
+        e[n].data = m->params + pi->offset;
+        e[n].ndim = pi->ndim;
+        for (int d = 0; d < pi->ndim; d++) e[n].shape[d] = pi->shape[d];
+        n++;
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    const char *k[] = {"format"}, *v[] = {"pt"};
+    int rc = st_write_f32(path, e, n, k, v, 1, err);
+    free(e);
+    if (rc) return rc;
+    char cpath[4200], tmp[4300];
+    snprintf(cpath, sizeof cpath, "%s/config.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", cpath);
+    if (config_save(tmp, &m->cfg, err)) return -1;
+    if (rename(tmp, cpath)) return sx_fail(err, "%s: rename failed (%s)", cpath, strerror(errno));
+    return 0;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < ndim && o < n; d++) o += (size_t)snprintf(buf + o, n - o, d ? ", %lld" : "%lld", (long long)shape[d]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+int checkpoint_load_weights(mae_model *m, const char *path, sx_err *err) {
+    st_file f;
+    if (st_open(path, &f, err)) return -1;
+    int rc = 0, used = 0, regenerated = 0;
+    for (int i = 0; i < m->n_info && !rc; i++) {
+        const param_info *pi = &m->info[i];
+        if (pi->flags & PARAM_ABSENT) continue;
+        if (m->encoder_only && !strncmp(pi->name, "decoder.", 8)) {  /* a ViT checkpoint has no decoder */
+            used += st_find(&f, pi->name) != NULL;                   /* an MAE one has: known, not needed */
+            continue;
+        }
+        const st_tensor *t = st_find(&f, pi->name);
+        if (!t) {
+            if (pi->flags & PARAM_FROZEN) { regenerated = 1; continue; }
+            rc = sx_fail(err, "%s: tensor '%s' is missing (does config.json match these weights?)", path, pi->name);
+            break;
+        }
+        used++;
+        int same = t->ndim == pi->ndim;
+        for (int d = 0; same && d < pi->ndim; d++) same = t->shape[d] == pi->shape[d];
+        if (!same) {
+            char want[96], got[96];
+            shape_str(want, sizeof want, pi->ndim, pi->shape);
+            shape_str(got, sizeof got, t->ndim, t->shape);
+            rc = sx_fail(err, "%s: tensor '%s' has shape %s, config.json implies %s", path, pi->name, got, want);
+            break;
+        }
+        rc = st_read_f32(&f, t, m->params + pi->offset, err);
+    }
+    int heads = 0;   /* a classifier's head is read by classifier.c, not here */
+    for (int i = 0; i < f.n; i++) heads += !strncmp(f.tensors[i].name, "classifier.", 11);
+    if (!rc && used + heads < f.n)
+        fprintf(stderr, "skelex: note: %s: %d tensor(s) not part of ViTMAEForPreTraining were ignored\n", path,
+                f.n - used - heads);
+    if (!rc && regenerated) {
+        int g = config_grid(&m->cfg);
+        if (!st_find(&f, "vit.embeddings.position_embeddings")) mae_sincos_pos_embed(m->p.pos_embed, m->cfg.hidden_size, g);
+        if (!st_find(&f, "decoder.decoder_pos_embed")) mae_sincos_pos_embed(m->p.dec_pos_embed, m->cfg.decoder_hidden_size, g);
+    }
+    st_close(&f);
+    return rc;
+}
+
+int checkpoint_load(const char *dir, mae_model *m, sx_err *err) {
+    struct stat st;
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+        return sx_fail(err, "%s: not a model directory (expected config.json + model.safetensors)", dir);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    mae_config cfg;
+    if (config_load(path, &cfg, err)) return -1;
+    if (mae_build(m, &cfg, err)) return -1;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (checkpoint_load_weights(m, path, err)) { mae_free(m); return -1; }
+    return 0;
+}
+
+int checkpoint_load_encoder(const char *dir, mae_model *m, sx_err *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    mae_config cfg;
+    if (config_load(path, &cfg, err)) return -1;
+    cfg.mask_ratio = 0.0;
+    if (mae_build(m, &cfg, err)) return -1;
+    m->encoder_only = 1;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (checkpoint_load_weights(m, path, err)) { mae_free(m); return -1; }
+    return 0;
+}

@@ -1,0 +1,49 @@
+/* train.h: MAE pretraining: the loop, the learning-rate schedule, the run
+ * directory (checkpoints, resume state, log, plots, panels) and progress.
+ *
+ * Run directory layout:
+ *   RUN/run.json                 the options (a resumed run reads them back)
+ *   RUN/checkpoint -> checkpoint-<step>/   HF config.json + model.safetensors
+ *                                + training_state.bin (optimizer moments, step,
+ *                                data position); the link is swapped atomically
+ *   RUN/log.csv, RUN/loss.svg    step, epoch, loss, lr, img/s; the loss curve
+ *   RUN/panels/step_<n>.png      reconstructions of a few fixed images
+ *   RUN/skipped.txt              files that could not be decoded */
+#ifndef SKELEX_TRAIN_H
+#define SKELEX_TRAIN_H
+#include "core/common.h"
+
+#define TRAIN_MAX_DATA 64
+
+typedef struct {
+    const char *data[TRAIN_MAX_DATA];
+    int n_data;
+    const char *config;      /* preset or config.json for a fresh model */
+    const char *init;        /* start from this HF ViTMAE checkpoint instead */
+    const char *out;         /* run directory */
+    const char *panel_images;/* images for the panels (held aside); NULL: from the data */
+    int resume;              /* continue RUN exactly where it stopped */
+    int batch, accum;
+    long steps;              /* optimizer steps; 0: from epochs */
+    double epochs;
+    double blr, lr, min_lr;  /* lr = blr * batch * accum / 256 unless lr > 0 */
+    long warmup_steps;       /* < 0: 5 % of the run */
+    double weight_decay, beta1, beta2, clip;
+    double mask_ratio;       /* < 0: the model's */
+    int norm_pix_loss;       /* < 0: the model's */
+    int bf16, threads, loader_threads;
+    long seed;
+    long save_every, log_every, panel_every;
+    long stop_after;         /* > 0: save and stop after this many steps (resume later) */
+    double crop_min, crop_max, ratio_min, ratio_max, flip_prob;
+    int augment;
+} train_opts;
+
+void train_opts_default(train_opts *o);
+/* Returns 0 on success (or a clean stop on SIGINT/SIGTERM after saving). */
+int train_run(train_opts *o, sx_err *err);
+
+/* The schedule: linear warmup from 0, then half-cosine to min_lr. */
+double train_lr_at(long step, long total, long warmup, double lr, double min_lr);
+
+#endif
