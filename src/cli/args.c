@@ -1,6 +1,7 @@
 /* args.c: shared option parsing helpers for the subcommands. */
 #include "cli/cli.h"
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +26,12 @@ long cli_long(const char *opt, const char *s, long lo, long hi) {
     return v;
 }
 
-double cli_double(const char *opt, const char *s) {
+double cli_double(const char *opt, const char *s, double lo, double hi) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || *end || end == s) {
-        fprintf(stderr, "skelex: %s expects a number, got '%s'\n", opt, s);
+    if (errno || *end || end == s || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "skelex: %s expects a number in [%g, %g], got '%s'\n", opt, lo, hi, s);
         exit(2);
     }
     return v;

@@ -17,10 +17,11 @@ int cmd_bench_data(int argc, char **argv);
 int cmd_bench_masking(int argc, char **argv);   /* argv[0] is "data" */
 
 /* Option parsing: argv[i] is "--name"; returns its value (advancing *i) or
- * exits with a usage error naming the option. */
+ * exits with status 2 and a usage error naming the option. Numbers must be
+ * finite and inside [lo, hi]; the whole string must be the number. */
 const char *cli_value(int argc, char **argv, int *i);
 long   cli_long(const char *opt, const char *s, long lo, long hi);
-double cli_double(const char *opt, const char *s);
+double cli_double(const char *opt, const char *s, double lo, double hi);
 int    cli_is_help(const char *s);
 
 /* Print "skelex <cmd>: <message>" and return the exit code 2 (usage) or 1. */

@@ -108,7 +108,7 @@ static int parse_args(int argc, char **argv, bench_opts *o, dataset *ds, int *he
         else if (!strcmp(argv[i], "--batch")) o->batch = cli_long("--batch", cli_value(argc, argv, &i), 1, 4096);
         else if (!strcmp(argv[i], "--threads")) o->threads = cli_long("--threads", cli_value(argc, argv, &i), 1, 256);
         else if (!strcmp(argv[i], "--seed")) o->seed = cli_long("--seed", cli_value(argc, argv, &i), 0, 0x7fffffffL);
-        else if (!strcmp(argv[i], "--seconds")) o->seconds = cli_double("--seconds", cli_value(argc, argv, &i));
+        else if (!strcmp(argv[i], "--seconds")) o->seconds = cli_double("--seconds", cli_value(argc, argv, &i), 0.01, 86400);
         else if (!strcmp(argv[i], "--no-augment")) o->augment = 0;
         else return cli_usage_error("bench data", "unknown argument '%s'", argv[i]);
     }

@@ -91,8 +91,8 @@ int cmd_errormap(int argc, char **argv) {
         else if (!strcmp(a, "--boxes")) boxes = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--passes")) passes = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
         else if (!strcmp(a, "--seed")) seed = cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
-        else if (!strcmp(a, "--mask-ratio")) mask_ratio = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--alpha")) alpha = cli_double(a, cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--mask-ratio")) mask_ratio = cli_double(a, cli_value(argc, argv, &i), 0.01, 0.99);
+        else if (!strcmp(a, "--alpha")) alpha = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else if (!strcmp(a, "--masking")) {
             const char *m = cli_value(argc, argv, &i);
             if (!strcmp(m, "random")) kind = MASKING_RANDOM;

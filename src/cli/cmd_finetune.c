@@ -81,22 +81,22 @@ int cmd_finetune(int argc, char **argv) {
         else if (!strcmp(a, "--config")) config = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--out")) out = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--only-folds")) only = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--label-fraction")) frac = cli_double(a, cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--label-fraction")) frac = cli_double(a, cli_value(argc, argv, &i), 1e-6, 1);
         else if (!strcmp(a, "--epochs")) o.epochs = (int)cli_long(a, cli_value(argc, argv, &i), 1, 100000);
         else if (!strcmp(a, "--warmup-epochs")) o.warmup_epochs = (int)cli_long(a, cli_value(argc, argv, &i), 0, 100000);
         else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 65536);
         else if (!strcmp(a, "--micro-batch")) o.micro_batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 65536);
-        else if (!strcmp(a, "--lr")) o.lr = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--min-lr")) o.min_lr = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--layer-decay")) o.layer_decay = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--wd")) o.weight_decay = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--clip")) o.clip = cli_double(a, cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--lr")) o.lr = cli_double(a, cli_value(argc, argv, &i), 0, 10);
+        else if (!strcmp(a, "--min-lr")) o.min_lr = cli_double(a, cli_value(argc, argv, &i), 0, 10);
+        else if (!strcmp(a, "--layer-decay")) o.layer_decay = cli_double(a, cli_value(argc, argv, &i), 0, 1);
+        else if (!strcmp(a, "--wd")) o.weight_decay = cli_double(a, cli_value(argc, argv, &i), 0, 10);
+        else if (!strcmp(a, "--clip")) o.clip = cli_double(a, cli_value(argc, argv, &i), 0, 1e6);
         else if (!strcmp(a, "--no-augment")) o.augment = 0;
         else if (!strcmp(a, "--balance-classes")) o.balance = 1;
-        else if (!strcmp(a, "--rotate")) o.aug.rotate_deg = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--flip")) o.aug.flip_p = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--brightness")) o.aug.brightness = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--contrast")) o.aug.contrast = cli_double(a, cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--rotate")) o.aug.rotate_deg = cli_double(a, cli_value(argc, argv, &i), 0, 180);
+        else if (!strcmp(a, "--flip")) o.aug.flip_p = cli_double(a, cli_value(argc, argv, &i), 0, 1);
+        else if (!strcmp(a, "--brightness")) o.aug.brightness = cli_double(a, cli_value(argc, argv, &i), 0, 1);
+        else if (!strcmp(a, "--contrast")) o.aug.contrast = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else return cli_usage_error("finetune", "unknown option '%s'", a);
     }
     if (!ta.task || !out || !model == !config)

@@ -57,8 +57,9 @@ static void parse_pair(const char *opt, const char *s, double *a, double *b) {
     char *comma = strchr(buf, ',');
     if (!comma) { fprintf(stderr, "skelex pretrain: %s expects A,B\n", opt); exit(2); }
     *comma = 0;
-    *a = cli_double(opt, buf);
-    *b = cli_double(opt, comma + 1);
+    *a = cli_double(opt, buf, 1e-3, 100);
+    *b = cli_double(opt, comma + 1, 1e-3, 100);
+    if (*a > *b) { fprintf(stderr, "skelex pretrain: %s expects A,B with A <= B, got '%s'\n", opt, s); exit(2); }
 }
 
 int cmd_pretrain(int argc, char **argv) {
@@ -77,21 +78,21 @@ int cmd_pretrain(int argc, char **argv) {
         else if (!strcmp(a, "--resume")) o.resume = 1;
         else if (!strcmp(a, "--panel-images")) o.panel_images = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--steps")) o.steps = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
-        else if (!strcmp(a, "--epochs")) o.epochs = cli_double(a, cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--epochs")) o.epochs = cli_double(a, cli_value(argc, argv, &i), 1e-6, 1e6);
         else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 65536);
         else if (!strcmp(a, "--accum")) o.accum = (int)cli_long(a, cli_value(argc, argv, &i), 1, 65536);
-        else if (!strcmp(a, "--blr")) o.blr = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--lr")) o.lr = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--min-lr")) o.min_lr = cli_double(a, cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--blr")) o.blr = cli_double(a, cli_value(argc, argv, &i), 0, 10);
+        else if (!strcmp(a, "--lr")) o.lr = cli_double(a, cli_value(argc, argv, &i), 0, 10);
+        else if (!strcmp(a, "--min-lr")) o.min_lr = cli_double(a, cli_value(argc, argv, &i), 0, 10);
         else if (!strcmp(a, "--warmup-steps")) o.warmup_steps = cli_long(a, cli_value(argc, argv, &i), 0, 1L << 40);
-        else if (!strcmp(a, "--weight-decay")) o.weight_decay = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--clip")) o.clip = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--mask-ratio")) o.mask_ratio = cli_double(a, cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--weight-decay")) o.weight_decay = cli_double(a, cli_value(argc, argv, &i), 0, 10);
+        else if (!strcmp(a, "--clip")) o.clip = cli_double(a, cli_value(argc, argv, &i), 0, 1e6);
+        else if (!strcmp(a, "--mask-ratio")) o.mask_ratio = cli_double(a, cli_value(argc, argv, &i), 0.01, 0.99);
         else if (!strcmp(a, "--norm-pix-loss")) o.norm_pix_loss = (int)cli_long(a, cli_value(argc, argv, &i), 0, 1);
         else if (!strcmp(a, "--no-augment")) o.augment = 0;
         else if (!strcmp(a, "--crop-scale")) parse_pair(a, cli_value(argc, argv, &i), &o.crop_min, &o.crop_max);
         else if (!strcmp(a, "--crop-ratio")) parse_pair(a, cli_value(argc, argv, &i), &o.ratio_min, &o.ratio_max);
-        else if (!strcmp(a, "--flip")) o.flip_prob = cli_double(a, cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--flip")) o.flip_prob = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else if (!strcmp(a, "--save-every")) o.save_every = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
         else if (!strcmp(a, "--panel-every")) o.panel_every = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);
         else if (!strcmp(a, "--stop-after")) o.stop_after = cli_long(a, cli_value(argc, argv, &i), 1, 1L << 40);

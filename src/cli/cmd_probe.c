@@ -107,8 +107,8 @@ int cmd_probe(int argc, char **argv) {
         else if (!strcmp(a, "--label-fraction")) fracs = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--batch")) batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
         else if (!strcmp(a, "--iters")) iters = (int)cli_long(a, cli_value(argc, argv, &i), 10, 1000000);
-        else if (!strcmp(a, "--lr")) lr = cli_double(a, cli_value(argc, argv, &i));
-        else if (!strcmp(a, "--wd")) wd = cli_double(a, cli_value(argc, argv, &i));
+        else if (!strcmp(a, "--lr")) lr = cli_double(a, cli_value(argc, argv, &i), 0, 10);
+        else if (!strcmp(a, "--wd")) wd = cli_double(a, cli_value(argc, argv, &i), 0, 10);
         else return cli_usage_error("probe", "unknown option '%s'", a);
     }
     if (!ta.task || !model || !out) return cli_usage_error("probe", "--task, --model and --out are required");
@@ -154,7 +154,7 @@ int cmd_probe(int argc, char **argv) {
     char fbuf[256];
     snprintf(fbuf, sizeof fbuf, "%s", fracs);
     for (char *tok = strtok(fbuf, ","); tok; tok = strtok(NULL, ",")) {
-        double frac = cli_double("--label-fraction", tok);
+        double frac = cli_double("--label-fraction", tok, 1e-6, 1);
         cJSON *fj = cJSON_AddArrayToObject(by_frac, tok);
         double sums[4][2] = {{0}};
         int nf = 0, nvalid[4] = {0};

@@ -15,7 +15,7 @@ int task_args_parse(task_args *a, int argc, char **argv, int *i) {
     else if (!strcmp(o, "--data-root")) a->root = cli_value(argc, argv, i);
     else if (!strcmp(o, "--skip-missing")) a->skip_missing = 1;
     else if (!strcmp(o, "--folds")) a->folds = (int)cli_long(o, cli_value(argc, argv, i), 2, 100);
-    else if (!strcmp(o, "--test-frac")) a->test_frac = cli_double(o, cli_value(argc, argv, i));
+    else if (!strcmp(o, "--test-frac")) a->test_frac = cli_double(o, cli_value(argc, argv, i), 0.01, 0.9);
     else if (!strcmp(o, "--seed")) a->seed = cli_long(o, cli_value(argc, argv, i), 0, 0x7fffffffL);
     else return 0;
     return 1;

@@ -5,7 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 int sx_fail(sx_err *e, const char *fmt, ...) {
@@ -93,9 +96,36 @@ void sx_heap_hugepages(size_t n) {
     free(p);
 }
 
+int sx_open_input(const char *path, uint64_t *size, sx_err *err) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        if (errno == ENOENT) return sx_fail(err, "%s: not found (No such file or directory)", path);
+        return sx_fail(err, "%s: cannot open (%s)", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st)) { int e = errno; close(fd); return sx_fail(err, "%s: cannot stat (%s)", path, strerror(e)); }
+    if (S_ISDIR(st.st_mode)) { close(fd); return sx_fail(err, "%s: is a directory, not a file", path); }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return sx_fail(err, "%s: not a regular file (a FIFO, socket or device is never read)", path);
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (size) *size = (uint64_t)st.st_size;
+    return fd;
+}
+
+FILE *sx_fopen_input(const char *path, uint64_t *size, sx_err *err) {
+    int fd = sx_open_input(path, size, err);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) { sx_fail(err, "%s: cannot open (%s)", path, strerror(errno)); close(fd); }
+    return f;
+}
+
 char *sx_read_text(const char *path, size_t max_bytes, sx_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { sx_fail(err, "%s: cannot open (%s)", path, strerror(errno)); return NULL; }
+    FILE *f = sx_fopen_input(path, NULL, err);
+    if (!f) return NULL;
     char *buf = sx_malloc(max_bytes + 1);
     size_t n = fread(buf, 1, max_bytes, f);
     int too_big = n == max_bytes && fgetc(f) != EOF;

@@ -5,6 +5,7 @@
 #define SKELEX_COMMON_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define SX_ERRLEN 512
 typedef struct { char msg[SX_ERRLEN]; } sx_err;
@@ -31,6 +32,15 @@ void sx_free_large(void *p, size_t n);
  * trimmed, see sx_threads_init), so later allocations there, oneDNN's packing
  * buffers among them, are served from huge pages as they are first touched. */
 void sx_heap_hugepages(size_t n);
+
+/* Open a file to read as input. Never blocks (a FIFO, socket or device
+ * given as a path, or behind a link, cannot hang the program: the open is
+ * non-blocking and anything that is not a regular file is refused) and
+ * tells the size before anything is read. Every input file of the program
+ * is opened through these. Return an fd / a FILE* (blocking again for
+ * reads), or -1 / NULL with "PATH: reason". size may be NULL. */
+int sx_open_input(const char *path, uint64_t *size, sx_err *err);
+FILE *sx_fopen_input(const char *path, uint64_t *size, sx_err *err);
 
 /* Read a whole small text file, NUL-terminated; a file over max_bytes is an
  * error (never silently cut). The caller frees. NULL with err on failure. */

@@ -218,8 +218,8 @@ int dataset_add(dataset *ds, const char *path, sx_err *err) {
     } else if (has_image_ext(path)) {
         ds_push(ds, NULL, path);
     } else {
-        FILE *f = fopen(path, "r");
-        if (!f) return sx_fail(err, "%s: cannot open list file: %s", path, strerror(errno));
+        FILE *f = sx_fopen_input(path, NULL, err);
+        if (!f) return -1;
         rc = read_list(ds, path, f, err);
         fclose(f);
     }

@@ -98,8 +98,8 @@ static int cell_equals(const char *cell, const char *want) {
 }
 
 static int read_whole(const char *path, size_t max, char **buf, size_t *len, sx_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return sx_fail(err, "%s: cannot open (%s)", path, strerror(errno));
+    FILE *f = sx_fopen_input(path, NULL, err);
+    if (!f) return -1;
     size_t cap = 1 << 16, n = 0;
     char *b = sx_malloc(cap + 1);
     for (;;) {

@@ -114,8 +114,8 @@ static int refuse_xfer(const char *path, const OFString &uid, sx_err *err) {
  * then detects the encoding); -1: truncated or malformed (err set). Reads
  * at most the first 64 KiB; every length is checked against what was read. */
 static int meta_transfer_syntax(const char *path, OFString &uid, sx_err *err) {
-    FILE *f = std::fopen(path, "rb");
-    if (!f) return sx_fail(err, "%s: cannot open", path);
+    FILE *f = sx_fopen_input(path, NULL, err);
+    if (!f) return -1;
     static const size_t CAP = 65536;
     std::unique_ptr<uint8_t[]> buf(new uint8_t[CAP]);
     size_t n = std::fread(buf.get(), 1, CAP, f);

@@ -436,22 +436,8 @@ static int sniff(const uint8_t *m, size_t n) {
 
 /* Open path and check it is a readable file within the size limit. */
 static FILE *open_image(const char *path, uint64_t *size, sx_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) sx_fail(err, "%s: not found (no such file)", path);
-        else sx_fail(err, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    const char *why = NULL;
-    if (fstat(fileno(f), &st) != 0) why = strerror(errno);
-    else if (S_ISDIR(st.st_mode)) why = "is a directory, not an image file";
-    if (why) {
-        sx_fail(err, "%s: cannot read: %s", path, why);
-        fclose(f);
-        return NULL;
-    }
-    *size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+    FILE *f = sx_fopen_input(path, size, err);
+    if (!f) return NULL;
     if (*size > IMG_MAX_FILE_BYTES) {
         sx_fail(err, "%s: file too large (%llu bytes; limit %llu)", path, (unsigned long long)*size,
                 (unsigned long long)IMG_MAX_FILE_BYTES);

@@ -278,8 +278,8 @@ static int read_body(FILE *f, const char *path, uint64_t fsize, size_t hlen, siz
 int npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[NPY_MAX_DIMS], sx_err *err) {
     *data = NULL;
     *ndim = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return sx_fail(err, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = sx_fopen_input(path, NULL, err);
+    if (!f) return -1;
     struct stat st;
     size_t hlen = 0, hstart = 0;
     int rc;

@@ -136,8 +136,8 @@ static int parse_header(st_file *f, const char *json, sx_err *err) {
 int st_open(const char *path, st_file *f, sx_err *err) {
     memset(f, 0, sizeof *f);
     snprintf(f->path, sizeof f->path, "%s", path);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return sx_fail(err, "%s: cannot open (%s)", path, strerror(errno));
+    int fd = sx_open_input(path, NULL, err);
+    if (fd < 0) return -1;
     struct stat st;
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) { close(fd); return sx_fail(err, "%s: not a regular file", path); }
     f->size = (size_t)st.st_size;

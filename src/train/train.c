@@ -136,8 +136,8 @@ static int write_state(FILE *f, void *vctx) {
 }
 
 static int read_state(const char *path, state_header *h, adamw *opt, sx_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return sx_fail(err, "%s: cannot open (%s)", path, strerror(errno));
+    FILE *f = sx_fopen_input(path, NULL, err);
+    if (!f) return -1;
     int rc = 0;
     uint64_t sum = 0xcbf29ce484222325ull, stored = 0;
     if (fread(h, sizeof *h, 1, f) != 1 || memcmp(h->magic, "SKXTRAIN", 8) || h->version != 1)
@@ -245,7 +245,7 @@ static void log_push(loss_log *l, double step, double loss, double lr) {
 /* Reload RUN/log.csv up to (and including) step `upto`, rewriting the file so
  * a resumed run continues it without duplicate rows. */
 static void log_reload(const char *path, long upto, loss_log *l) {
-    FILE *f = fopen(path, "r");
+    FILE *f = sx_fopen_input(path, NULL, NULL);
     if (!f) return;
     char line[512], *kept = sx_malloc(1 << 20);
     size_t used = 0;

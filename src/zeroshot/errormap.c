@@ -151,8 +151,8 @@ int localization_metrics(const float *map, const uint8_t *inside, int W, int H, 
 }
 
 int boxes_read_yolo(const char *path, norm_box *boxes, int cap, sx_err *err) {
-    FILE *f = fopen(path, "r");
-    if (!f) return sx_fail(err, "%s: cannot open", path);
+    FILE *f = sx_fopen_input(path, NULL, err);
+    if (!f) return -1;
     char line[512];
     int n = 0, lineno = 0;
     while (fgets(line, sizeof line, f)) {
