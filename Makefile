@@ -44,7 +44,7 @@ FUZZ_LIBSRC  := src/core/common.c src/io/image.c src/io/safetensors.c src/nn/con
 FUZZ_BINS    := $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 FUZZ_OBJS    := $(patsubst src/%.c,build/fuzz/%.o,$(FUZZ_LIBSRC))
 
-.PHONY: all lib example test clean fixtures fuzz fuzz-build
+.PHONY: all lib example print-libs test clean fixtures fuzz fuzz-build
 
 all: skelex
 
@@ -73,6 +73,10 @@ build/libskelex.a: $(OPTOBJ) build/opt/dicom_shim.o
 	ar rcs $@ $^
 
 lib: build/libskelex.a
+
+# The system libraries a program linked against libskelex.a needs.
+print-libs:
+	@echo $(LIBS) -fopenmp
 
 skelex: $(CLIOBJ) build/libskelex.a
 	$(CC) $(OPT) -o $@ $(CLIOBJ) build/libskelex.a $(LIBS)
