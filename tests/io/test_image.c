@@ -515,20 +515,30 @@ static void put32be(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
 }
 
+/* A PNG of signature, IHDR (w x h, 8-bit grey), an empty IDAT when idat,
+ * and IEND, and no pixel data: 45 or 57 bytes into f. */
+static void png_headers_only(uint8_t *f, uint32_t w, uint32_t h, int idat) {
+    memcpy(f, "\x89PNG\r\n\x1a\n", 8);
+    put32be(f + 8, 13);
+    memcpy(f + 12, "IHDR", 4);
+    put32be(f + 16, w);
+    put32be(f + 20, h);
+    f[24] = 8; f[25] = 0; f[26] = 0; f[27] = 0; f[28] = 0;
+    put32be(f + 29, crc32_png(f + 12, 17));
+    uint8_t *at = f + 33;
+    for (int k = 0; k < 1 + (idat != 0); k++, at += 12) {
+        const char *type = idat && k == 0 ? "IDAT" : "IEND";
+        put32be(at, 0);
+        memcpy(at + 4, type, 4);
+        put32be(at + 8, crc32_png(at + 4, 4));
+    }
+}
+
 TEST(image_png_huge_header_rejected) {
     /* signature + IHDR (100000 x 100000, 8-bit grey) + an empty IEND: were
      * the decoder to trust it, it would ask for 10 GB. */
     uint8_t f[8 + 25 + 12];
-    memcpy(f, "\x89PNG\r\n\x1a\n", 8);
-    put32be(f + 8, 13);
-    memcpy(f + 12, "IHDR", 4);
-    put32be(f + 16, 100000);
-    put32be(f + 20, 100000);
-    f[24] = 8; f[25] = 0; f[26] = 0; f[27] = 0; f[28] = 0;
-    put32be(f + 29, crc32_png(f + 12, 17));
-    put32be(f + 33, 0);
-    memcpy(f + 37, "IEND", 4);
-    put32be(f + 41, crc32_png(f + 37, 4));
+    png_headers_only(f, 100000, 100000, 0);
     const char *p = tl_path("huge.png");
     CHECK(tl_write_file(p, f, sizeof f) == 0);
     gray_image im;
@@ -780,19 +790,7 @@ TEST(image_png_declared_size_over_data_refused) {
     /* 16000 x 16000 8-bit grey (within the pixel limits) in 57 bytes: inflating
      * can give at most 1032 bytes a byte, never the 256 MB the header asks for */
     uint8_t f[8 + 25 + 12 + 12];
-    memcpy(f, "\x89PNG\r\n\x1a\n", 8);
-    put32be(f + 8, 13);
-    memcpy(f + 12, "IHDR", 4);
-    put32be(f + 16, 16000);
-    put32be(f + 20, 16000);
-    f[24] = 8; f[25] = 0; f[26] = 0; f[27] = 0; f[28] = 0;
-    put32be(f + 29, crc32_png(f + 12, 17));
-    put32be(f + 33, 0);          /* an empty IDAT */
-    memcpy(f + 37, "IDAT", 4);
-    put32be(f + 41, crc32_png(f + 37, 4));
-    put32be(f + 45, 0);
-    memcpy(f + 49, "IEND", 4);
-    put32be(f + 53, crc32_png(f + 49, 4));
+    png_headers_only(f, 16000, 16000, 1);
     const char *p = tl_path("bomb.png");
     CHECK(tl_write_file(p, f, sizeof f) == 0);
     gray_image im;
