@@ -55,7 +55,7 @@ int cmd_reconstruct(int argc, char **argv) {
     if (c->num_channels != 3) { fprintf(stderr, "skelex reconstruct: the model has %d channels; images are fed as 3\n", c->num_channels); goto done; }
     if (image_preprocess_file(image, S, pixels, &err)) goto fail;
     if (noise_path) {
-        if (npy_read_values_f32(noise_path, (size_t)N, "the model's patches", noise, &err)) goto fail;
+        if (npy_read_values_f32(noise_path, (size_t)N, "patches", noise, &err)) goto fail;
     } else {
         sx_rng r;
         rng_seed(&r, (uint64_t)seed);

@@ -330,7 +330,7 @@ int npy_read_values_f32(const char *path, size_t n, const char *what, float *out
     size_t got = 1;
     for (int d = 0; d < ndim; d++) got *= (size_t)shape[d];
     int rc = 0;
-    if (got != n) rc = sx_fail(err, "%s: holds %zu values, %s need %zu", path, got, what, n);
+    if (got != n) rc = sx_fail(err, "%s: holds %zu values, the model has %zu %s", path, got, n, what);
     for (size_t i = 0; !rc && i < n; i++)
         if (!isfinite(data[i])) rc = sx_fail(err, "%s: value %zu is not finite", path, i);
     if (!rc) memcpy(out, data, sizeof(float) * n);
