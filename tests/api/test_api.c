@@ -126,17 +126,19 @@ TEST(test_api_images_from_memory) {
     apifx_phantom_px(px, W, H, 0);
     const char *jpg = tl_path("x.jpg");
     CHECK(tl_write_jpeg(jpg, &(tl_jpeg){.w = W, .h = H, .comps = 1, .quality = 90, .px = px}) == 0);
-    char paths[2][600];
+    char paths[3][600];
     snprintf(paths[0], 600, "%s", jpg);
     snprintf(paths[1], 600, "%s/x.dcm", d);
+    snprintf(paths[2], 600, "%s/x_jls.dcm", d);
     int have_dcm = dcmfx_have_tools();
     int32_t dpx[W * H];
     if (have_dcm) {
         dcmfx_phantom(W, H, 0, 100, 4000, dpx);
         dcm_spec s = {.w = W, .h = H, .bits_alloc = 16, .bits_stored = 12, .px = dpx};
         CHECK(dcmfx_write(paths[1], &s) == 0);
+        CHECK(dcmfx_run("dcmcjpls '%s' '%s'", paths[1], paths[2]) == 0);   // JPEG-LS, encapsulated
     }
-    for (int k = 0; k < 1 + have_dcm; k++) {
+    for (int k = 0; k < 1 + 2 * have_dcm; k++) {
         size_t n = 0;
         void *bytes = tl_read_file(paths[k], &n);
         skx_image *a = NULL, *b = NULL;

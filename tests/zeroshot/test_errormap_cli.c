@@ -104,6 +104,14 @@ TEST(test_errormap_cli_status_and_batch) {
         snprintf(cmd, sizeof cmd, "./skelex errormap --model %s --out %s/ro %s/s1", mdir, d, d);
         CHECKF(tl_run(cmd, out, sizeof out) == 1, "%s", out);
     }
+    // an output that cannot be written for one image (a folder holds its .npy's name): that
+    // image is skipped, the other done, status 3
+    mkdir(tl_path("u"), 0755);
+    mkdir(tl_path("u/wide_error.npy"), 0755);
+    snprintf(cmd, sizeof cmd, "./skelex errormap --model %s --out %s/u --passes 2 %s/wide.png %s/s1/IM-0001.png",
+             mdir, d, d, d);
+    CHECKF(tl_run(cmd, out, sizeof out) == 3 && strstr(out, "wide_error.npy") && strstr(out, "(1 images, 1 skipped)"),
+           "%s", out);
     // a missing --boxes folder: usage error before any work (no output folder made)
     snprintf(cmd, sizeof cmd, "./skelex errormap --model %s --out %s/r --boxes %s/nobox %s/s1", mdir, d, d, d);
     CHECKF(tl_run(cmd, out, sizeof out) == 2 && strstr(out, "nobox"), "%s", out);
