@@ -9,7 +9,7 @@
 
 struct skx_image {
     gray_image g;       /* raw intensities, as the loaders give them */
-    uint8_t *gray8;     /* g after the per-image min-max (made on demand) */
+    uint8_t *gray8;     /* g after the per-image min-max (made at load) */
 };
 
 struct skx_model {
