@@ -46,8 +46,9 @@ static void grow(void **p, size_t *cap, size_t len, size_t need, size_t size) {
     if (len + need <= *cap) return;
     size_t c = *cap ? *cap : 1024;
     while (c < len + need) c *= 2;
-    void *q = realloc(*p, c * size);
-    if (!q) { fprintf(stderr, "skelex: out of memory growing a list to %zu entries\n", c); exit(3); }
+    void *q = sx_malloc(c * size);   /* the program's one out-of-memory policy (common.c) */
+    if (len) memcpy(q, *p, len * size);
+    free(*p);
     *p = q;
     *cap = c;
 }
@@ -69,8 +70,7 @@ static void ds_push(dataset *ds, const char *dir, const char *name) {
 /* Remove and return (malloc'ed) the last path: the dataset as a stack. */
 static char *ds_pop(dataset *ds) {
     size_t o = ds->off[--ds->count];
-    char *s = strdup(ds->arena + o);
-    if (!s) { fprintf(stderr, "skelex: out of memory\n"); exit(3); }
+    char *s = sx_strdup(ds->arena + o);
     ds->arena_len = o;
     return s;
 }
@@ -134,7 +134,7 @@ static int scan_one_dir(dataset *ds, dataset *pending, const char *dir, int top,
     DIR *d = opendir(dir);
     if (!d) {
         if (top) return sx_fail(err, "%s: cannot read directory: %s", dir, strerror(errno));
-        fprintf(stderr, "skelex: warning: %s: cannot read directory, skipped: %s\n", dir, strerror(errno));
+        ds->unreadable_dirs++;   /* counted for the caller to report */
         return 0;
     }
     struct dirent *e;
@@ -204,6 +204,17 @@ static int read_list(dataset *ds, const char *path, FILE *f, sx_err *err) {
     free(line);
     free(dir);
     return rc;
+}
+
+int dataset_add_dir(dataset *ds, const char *dir, sx_err *err) {
+    size_t count0 = ds->count, len0 = ds->arena_len;
+    if (scan_tree(ds, dir, err)) {
+        ds->count = count0;
+        ds->arena_len = len0;
+        return -1;
+    }
+    ds_sort_unique(ds);
+    return 0;
 }
 
 int dataset_add(dataset *ds, const char *path, sx_err *err) {
@@ -644,8 +655,7 @@ loader *loader_create(const dataset *ds, int batch, const aug_config *aug, uint6
     pthread_cond_init(&L->work_cv, NULL);
     pthread_cond_init(&L->done_cv, NULL);
     if (skip_log_path) {
-        L->skip_log_path = strdup(skip_log_path);
-        if (!L->skip_log_path) { fprintf(stderr, "skelex: out of memory\n"); exit(3); }
+        L->skip_log_path = sx_strdup(skip_log_path);
         skip_log_preload(L);
     }
     if (threads == 0) return L;

@@ -27,6 +27,7 @@ typedef struct {
     size_t arena_len, arena_cap;
     size_t *off;                  /* offset of path i in arena, sorted by strcmp */
     size_t count, cap;
+    size_t unreadable_dirs;       /* sub-folders a scan could not read (skipped) */
 } dataset;
 
 void dataset_init(dataset *ds);
@@ -47,6 +48,10 @@ void dataset_free(dataset *ds);
  * path string). Fails, leaving the dataset as it was, when PATH does not
  * exist or is unreadable, or when it yields no image. */
 int dataset_add(dataset *ds, const char *path, sx_err *err);
+
+/* The images under the folder dir, recursively, by the folder rules above;
+ * an empty folder is not an error (dataset_add's is). */
+int dataset_add_dir(dataset *ds, const char *dir, sx_err *err);
 
 static inline size_t dataset_count(const dataset *ds) { return ds->count; }
 static inline const char *dataset_path(const dataset *ds, size_t i) { return ds->arena + ds->off[i]; }
