@@ -87,7 +87,7 @@ int cmd_eval(int argc, char **argv) {
         }
         paths = sx_malloc(sizeof(char *) * (t.n ? t.n : 1));
         for (size_t i = 0; i < t.n; i++) paths[i] = t.samples[i].path;
-        if (image_cache_build(&ic, paths, t.n, c.enc.cfg.image_size, &err)) { fprintf(stderr, "skelex eval: %s\n", err.msg); goto done; }
+        if (image_cache_build(&ic, paths, t.n, c.enc.cfg.image_size, stderr, &err)) { fprintf(stderr, "skelex eval: %s\n", err.msg); goto done; }
         char title[256];
         snprintf(title, sizeof title, "%s, %s (%s)", t.name, which, model);
         cJSON *mj = finetune_evaluate(&c, &t, &ic, idx, n, batch, out, title, (uint64_t)ta.seed, &err);
@@ -103,7 +103,7 @@ int cmd_eval(int argc, char **argv) {
         paths = sx_malloc(sizeof(char *) * n);
         idx = sx_malloc(sizeof(size_t) * n);
         for (size_t i = 0; i < n; i++) { paths[i] = dataset_path(&ds, i); idx[i] = i; }
-        if (image_cache_build(&ic, paths, n, c.enc.cfg.image_size, &err)) { fprintf(stderr, "skelex eval: %s\n", err.msg); goto done; }
+        if (image_cache_build(&ic, paths, n, c.enc.cfg.image_size, stderr, &err)) { fprintf(stderr, "skelex eval: %s\n", err.msg); goto done; }
         int KK = c.type == TASK_BINARY ? 2 : c.n_classes, reg = c.type == TASK_REGRESSION;
         double *prob = sx_malloc(sizeof(double) * n * KK), *pred = sx_malloc(sizeof(double) * n);
         int prc = finetune_predict(&c, NULL, &ic, idx, n, batch, prob, pred, NULL, &err);
@@ -113,7 +113,7 @@ int cmd_eval(int argc, char **argv) {
             char path[4400];
             if (mkdir(out, 0755) && errno != EEXIST) prc = sx_fail(&err, "%s: cannot create (%s)", out, strerror(errno));
             snprintf(path, sizeof path, "%s/predictions.csv", out);
-            if (!prc) prc = report_predictions_csv(path, paths, &es, &err);
+            if (!prc) prc = report_predictions_csv(path, paths, &es, -1, &err);
         }
         free(prob);
         free(pred);

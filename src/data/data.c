@@ -338,45 +338,6 @@ void augment_image(const gray_image *img, const aug_config *a, sx_rng *r, float 
     free(sq);
 }
 
-cls_aug cls_aug_default(void) { return (cls_aug){10.0, 0.5, 0.2, 0.2}; }
-
-void cls_augment_u8(const uint8_t *in, int S, const cls_aug *a, sx_rng *r, uint8_t *out) {
-    double ang = (2.0 * rng_uniform(r) - 1.0) * a->rotate_deg * M_PI / 180.0;
-    int flip = rng_uniform(r) < a->flip_p;
-    double bright = 1.0 + (2.0 * rng_uniform(r) - 1.0) * a->brightness;
-    double contrast = 1.0 + (2.0 * rng_uniform(r) - 1.0) * a->contrast;
-    double cs = cos(ang), sn = sin(ang), c0 = (S - 1) / 2.0;
-    float *v = sx_malloc(sizeof(float) * (size_t)S * S);
-    double sum = 0;
-    for (int y = 0; y < S; y++)
-        for (int x = 0; x < S; x++) {
-            int xo = flip ? S - 1 - x : x;      /* flip after rotation: read the mirrored output column */
-            double dx = xo - c0, dy = y - c0;
-            double sx = cs * dx + sn * dy + c0, sy = -sn * dx + cs * dy + c0;   /* inverse rotation */
-            double val = 0;
-            if (ang == 0.0) val = in[(size_t)y * S + xo];
-            else if (sx > -1 && sy > -1 && sx < S && sy < S) {
-                int x0 = (int)floor(sx), y0 = (int)floor(sy);
-                double fx = sx - x0, fy = sy - y0;
-                for (int k = 0; k < 4; k++) {
-                    int xx = x0 + (k & 1), yy = y0 + (k >> 1);
-                    double wgt = ((k & 1) ? fx : 1 - fx) * ((k >> 1) ? fy : 1 - fy);
-                    if (xx >= 0 && yy >= 0 && xx < S && yy < S) val += wgt * in[(size_t)yy * S + xx];
-                }
-            }
-            val *= bright;
-            if (val > 255) val = 255;
-            v[(size_t)y * S + x] = (float)val;
-            sum += val;
-        }
-    double mean = sum / ((double)S * S);
-    for (size_t i = 0; i < (size_t)S * S; i++) {
-        double val = (v[i] - mean) * contrast + mean;
-        out[i] = (uint8_t)(val < 0 ? 0 : val > 255 ? 255 : lrint(val));
-    }
-    free(v);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Loader: state                                                            */
 

@@ -331,6 +331,21 @@ int metric_roc_curve(const double *score, const int *positive, size_t n, double 
     return 0;
 }
 
+double metric_task_score(const task *t, const size_t *idx, size_t n, const double *prob, const double *pred) {
+    if (t->type == TASK_REGRESSION) {
+        double *tg = sx_malloc(sizeof(double) * (n ? n : 1));
+        for (size_t i = 0; i < n; i++) tg[i] = t->samples[idx[i]].target;
+        double s = -metric_mae(pred, tg, n);
+        free(tg);
+        return s;
+    }
+    int *lab = sx_malloc(sizeof(int) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) lab[i] = t->samples[idx[i]].label;
+    double s = metric_auroc_prob(prob, t->n_classes > 2 ? t->n_classes : 2, lab, n, NULL);
+    free(lab);
+    return s;
+}
+
 /* ------------------------------------------------------------ metrics.json */
 
 int eval_set_check(const eval_set *e, sx_err *err) {

@@ -64,6 +64,11 @@ double metric_qwk(const int *pred, const int *label, size_t n, int K);
 void metric_confusion(const int *pred, const int *label, size_t n, int K, size_t *cm);
 
 double metric_mae(const double *pred, const double *target, size_t n);
+
+/* The model-selection score of outputs on samples idx (n) of t, higher is
+ * better: AUROC of prob (n x max(K,2)), or -MAE of pred for regression.
+ * NaN when undefined (a class missing, non-finite outputs). */
+double metric_task_score(const task *t, const size_t *idx, size_t n, const double *prob, const double *pred);
 double metric_rmse(const double *pred, const double *target, size_t n);
 
 typedef struct {
