@@ -198,6 +198,8 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
         free(cnt);
     }
     int mb = o->micro_batch < o->batch ? o->micro_batch : o->batch;
+    /* the loss of a model that knows nothing: ln K (ln 2 for binary), or 1 for the standardised target */
+    double chance = c->type == TASK_REGRESSION ? 1.0 : log(c->n_classes > 2 ? c->n_classes : 2);
     long spe = (long)((ntr + (size_t)o->batch - 1) / (size_t)o->batch), total = spe * o->epochs;
     long warm = spe * o->warmup_epochs;
     ft_optim op;
@@ -266,6 +268,11 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
         e->epoch = ep;
         e->train_loss = lsum / (double)ntr;
         e->lr = lr;
+        if (!(e->train_loss <= FT_DIVERGED_X * chance)) {
+            rc = sx_fail(err, "fine-tuning diverged: epoch %d's training loss %.4g is over %g x the chance level %.3g "
+                         "(lr %.3g; try a lower --lr)", ep, e->train_loss, (double)FT_DIVERGED_X, chance, o->lr);
+            break;
+        }
         if ((rc = finetune_predict(c, t, ic, va, nva, o->eval_batch, vprob, vpred, &e->val_loss, err))) break;
         e->val_score = metric_task_score(t, va, nva, vprob, vpred);
         if (nva && !isfinite(e->val_loss)) {

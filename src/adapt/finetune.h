@@ -9,6 +9,10 @@
  *  - schedule per step: linear warmup for warmup_epochs, then cosine to min_lr;
  *  - a batch may be split into micro-batches whose gradients add up to the
  *    whole batch's (same result, less memory);
+ *  - a run that diverges is an error: a non-finite loss (stopped at that
+ *    step), or an epoch whose mean training loss exceeds FT_DIVERGED_X times
+ *    the chance-level loss (ln K; ln 2 for binary; 1 for the standardised
+ *    regression target);
  *  - after every epoch the model is scored on the fold's validation part
  *    (AUROC, or -MAE for regression; the validation loss when AUROC is
  *    undefined; ties go to the lower validation loss); a better epoch is
@@ -23,6 +27,8 @@
 #include "data/split.h"
 #include "data/task.h"
 
+
+#define FT_DIVERGED_X 50
 
 typedef struct {
     int epochs, warmup_epochs, batch, micro_batch, eval_batch;

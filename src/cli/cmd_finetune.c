@@ -109,8 +109,6 @@ int cmd_finetune(int argc, char **argv) {
     }
     if (!ta.task || !ro.out || !ro.model == !config)
         return cli_usage_error("finetune", "--task, --out and one of --model or --config are required");
-    if (o->warmup_epochs > o->epochs)
-        return cli_usage_error("finetune", "--warmup-epochs (%d) exceeds --epochs (%d)", o->warmup_epochs, o->epochs);
     if (o->min_lr > o->lr) return cli_usage_error("finetune", "--min-lr exceeds --lr");
     unsigned char only[FT_MAX_FOLDS];
     if (only_s && parse_only(only_s, ta.folds, only)) return 2;
