@@ -321,6 +321,21 @@ cJSON *finetune_evaluate(classifier *c, const task *t, const image_cache *ic, co
     return mj;
 }
 
+int adapt_mkdir(const char *dir, sx_err *err) {
+    if (mkdir(dir, 0755) && errno != EEXIST) return sx_fail(err, "%s: cannot create (%s)", dir, strerror(errno));
+    return 0;
+}
+
+int adapt_start_out(const char *out, const task *t, const split *sp, sx_err *err) {
+    if (adapt_mkdir(out, err)) return -1;
+    char path[4400];
+    if (snprintf(path, sizeof path, "%s/split.json", out) >= (int)sizeof path) return sx_fail(err, "%s: path too long", out);
+    cJSON *sj = split_to_json(t, sp);
+    int rc = report_write_json(path, sj, err);
+    cJSON_Delete(sj);
+    return rc;
+}
+
 cJSON *adapt_write_outputs(const task *t, const size_t *idx, size_t n, const double *prob, const double *pred,
                            int fold, const char *dir, const char *title, uint64_t seed, sx_err *err) {
     int reg = t->type == TASK_REGRESSION, KK = reg ? 1 : t->n_classes;
@@ -336,8 +351,8 @@ cJSON *adapt_write_outputs(const task *t, const size_t *idx, size_t n, const dou
                    reg ? NULL : lab, reg ? pred : NULL, reg ? target : NULL};
     char path[4400];
     cJSON *mj = NULL;
-    if (mkdir(dir, 0755) && errno != EEXIST) sx_fail(err, "%s: cannot create (%s)", dir, strerror(errno));
-    else if (snprintf(path, sizeof path, "%s/predictions.csv", dir) >= (int)sizeof path) sx_fail(err, "%s: path too long", dir);
+    if (adapt_mkdir(dir, err)) {
+    } else if (snprintf(path, sizeof path, "%s/predictions.csv", dir) >= (int)sizeof path) sx_fail(err, "%s: path too long", dir);
     else if (!report_predictions_csv(path, names, &es, fold, err) && (mj = metrics_json(&es, 1000, seed, err))) {
         if (fold >= 0) cJSON_AddNumberToObject(mj, "fold", fold);
         snprintf(path, sizeof path, "%s/metrics.json", dir);

@@ -89,6 +89,11 @@ struct cJSON *finetune_evaluate(classifier *c, const task *t, const image_cache 
  * file written atomically, any failure an error. Returns the metrics object
  * (the caller deletes it) or NULL with err. finetune_evaluate and the probe
  * both write through this. */
+/* mkdir dir (an existing one is fine), or an error naming it. */
+int adapt_mkdir(const char *dir, sx_err *err);
+/* Create the results folder out and write out/split.json (atomically). */
+int adapt_start_out(const char *out, const task *t, const split *sp, sx_err *err);
+
 struct cJSON *adapt_write_outputs(const task *t, const size_t *idx, size_t n, const double *prob, const double *pred,
                                   int fold, const char *dir, const char *title, uint64_t seed, sx_err *err);
 

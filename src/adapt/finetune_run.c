@@ -26,11 +26,6 @@ static int holds_something(const char *path) {
     return any;
 }
 
-static int mkdir_ok(const char *p, sx_err *err) {
-    if (mkdir(p, 0755) && errno != EEXIST) return sx_fail(err, "%s: cannot create (%s)", p, strerror(errno));
-    return 0;
-}
-
 /* Fold k: train, reload the best epoch, score it on the test split. The
  * fold's metrics (with fold, n_train, n_val, best_epoch, val scores) or NULL. */
 static cJSON *run_fold(const task *t, const split *sp, const finetune_run_opts *o, const image_cache *ic, int k,
@@ -45,7 +40,7 @@ static cJSON *run_fold(const task *t, const split *sp, const finetune_run_opts *
     cJSON *mj = NULL;
     classifier c;
     ft_result res = {0};
-    if (mkdir_ok(fdir, err) ||
+    if (adapt_mkdir(fdir, err) ||
         classifier_create(&c, o->model, o->config, t->type, t->n_classes, (const char *const *)t->class_names,
                           o->ft.seed * 1000 + (uint64_t)k, err))
         goto done;
@@ -96,13 +91,9 @@ int finetune_run(const task *t, const split *sp, const finetune_run_opts *o, sx_
         return sx_fail(err, "finetune: need a finite lr > 0 and min_lr >= 0");
     if (!o->force && holds_something(o->out))
         return sx_fail(err, "%s already holds results; use --force to overwrite them, or another --out", o->out);
-    if (mkdir_ok(o->out, err)) return -1;
+    if (adapt_start_out(o->out, t, sp, err)) return -1;
     char path[4400];
-    snprintf(path, sizeof path, "%s/split.json", o->out);
-    cJSON *sj = split_to_json(t, sp);
-    int rc = report_write_json(path, sj, err);
-    cJSON_Delete(sj);
-    if (rc) return -1;
+    int rc;
     if (o->ft.progress)
         fprintf(o->ft.progress, "finetune %s: %zu images, %d classes, %d folds, from %s\n", t->name, t->n,
                 t->n_classes, sp->folds, o->init_name ? o->init_name : "?");

@@ -59,11 +59,6 @@ static int head_finite(const linear_head *h) {
     return 1;
 }
 
-static int mkdir_ok(const char *p, sx_err *err) {
-    if (mkdir(p, 0755) && errno != EEXIST) return sx_fail(err, "%s: cannot create (%s)", p, strerror(errno));
-    return 0;
-}
-
 static double json_num(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItem(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
@@ -123,7 +118,7 @@ static int probe_fraction(const probe_data *d, const split *sp, const probe_opts
     char name[64], frac_dir[4300];
     snprintf(name, sizeof name, "%g", frac);
     snprintf(frac_dir, sizeof frac_dir, "%s/frac_%s", o->out, name);
-    if (mkdir_ok(frac_dir, err)) return -1;
+    if (adapt_mkdir(frac_dir, err)) return -1;
     cJSON *fj = cJSON_AddArrayToObject(by_frac, name);
     cJSON **per = sx_calloc((size_t)sp->folds, sizeof(cJSON *));
     int n = 0, rc = 0;
@@ -167,13 +162,9 @@ int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err) 
     }
     if (o->batch < 1 || o->iters < 10 || !(o->lr > 0) || !isfinite(o->lr) || !(o->wd >= 0) || !isfinite(o->wd))
         return sx_fail(err, "probe: need batch >= 1, iters >= 10, lr > 0 and wd >= 0 (finite)");
-    if (mkdir_ok(o->out, err)) return -1;
+    if (adapt_start_out(o->out, t, sp, err)) return -1;
     char path[4400];
-    snprintf(path, sizeof path, "%s/split.json", o->out);
-    cJSON *sj = split_to_json(t, sp);
-    int rc = report_write_json(path, sj, err);
-    cJSON_Delete(sj);
-    if (rc) return -1;
+    int rc;
 
     mae_model m;
     if (checkpoint_load_encoder(o->model, &m, err)) return -1;

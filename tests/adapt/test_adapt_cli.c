@@ -19,6 +19,8 @@ static const char *fixture(void) {
     return dir;
 }
 
+#define FIXTURE(d) const char *d = fixture(); CHECK(d != NULL); if (!d) return
+
 /* Run "timeout 60 OMP_NUM_THREADS=1 ./skelex ARGS" (%s expands to the fixture dir, up to 6 times). */
 static int run(char *out, size_t cap, const char *fmt, const char *d) {
     char args[4000], cmd[4200];
@@ -31,9 +33,7 @@ static int run(char *out, size_t cap, const char *fmt, const char *d) {
            "--warmup-epochs 0 --batch 8 --micro-batch 8 "
 
 TEST(test_adapt_cli_finetune_diverging_lr_fails) {
-    const char *d = fixture();
-    CHECK(d != NULL);
-    if (!d) return;
+    FIXTURE(d);
     char out[16384];
     int st = run(out, sizeof out, FT "--epochs 3 --lr 9 --out %s/ft_lr9", d);
     CHECKF(st == 1, "status %d: %s", st, out);
@@ -41,9 +41,7 @@ TEST(test_adapt_cli_finetune_diverging_lr_fails) {
 }
 
 TEST(test_adapt_cli_finetune_only_folds_validated) {
-    const char *d = fixture();
-    CHECK(d != NULL);
-    if (!d) return;
+    FIXTURE(d);
     char out[16384];
     static const char *bad[] = {"abc", "7", "-1", ",,", "0,0", "1x", "2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -65,9 +63,7 @@ TEST(test_adapt_cli_finetune_only_folds_validated) {
 }
 
 TEST(test_adapt_cli_finetune_refuses_existing_out) {
-    const char *d = fixture();
-    CHECK(d != NULL);
-    if (!d) return;
+    FIXTURE(d);
     char out[16384], p[700];
     int st = run(out, sizeof out, FT "--out %s/ft_twice", d);
     CHECKF(st == 0, "status %d: %s", st, out);
@@ -80,9 +76,7 @@ TEST(test_adapt_cli_finetune_refuses_existing_out) {
 }
 
 TEST(test_adapt_cli_numbers_range_checked) {
-    const char *d = fixture();
-    CHECK(d != NULL);
-    if (!d) return;
+    FIXTURE(d);
     char out[16384];
     static const char *cases[] = {
         FT "--lr nan --out %s/r", FT "--lr -1 --out %s/r", FT "--lr 1e10 --out %s/r", FT "--epochs -3 --out %s/r",
@@ -108,9 +102,7 @@ TEST(test_adapt_cli_numbers_range_checked) {
 #define PROBE "probe --task %s/task.json --data-root %s --model %s/m --folds 2 --test-frac 0.2 --iters 20 "
 
 TEST(test_adapt_cli_probe_bad_fraction_is_usage_error) {
-    const char *d = fixture();
-    CHECK(d != NULL);
-    if (!d) return;
+    FIXTURE(d);
     char out[16384], p[700];
     static const char *bad[] = {"0", "1.5", "abc", "0.5,", ",", "0.5,0.5", "nan"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -132,9 +124,7 @@ static int no_partial_files(const char *dir) {
 }
 
 TEST(test_adapt_cli_probe_write_failure_fails) {
-    const char *d = fixture();
-    CHECK(d != NULL);
-    if (!d) return;
+    FIXTURE(d);
     char out[16384], p[700];
     snprintf(p, sizeof p, "%s/pr_wf/results.json", d);   /* a folder where the results file goes */
     char mk[800];
@@ -148,9 +138,7 @@ TEST(test_adapt_cli_probe_write_failure_fails) {
 }
 
 TEST(test_adapt_cli_probe_writes_fold_outputs) {
-    const char *d = fixture();
-    CHECK(d != NULL);
-    if (!d) return;
+    FIXTURE(d);
     char out[16384], p[700];
     int st = run(out, sizeof out, PROBE "--label-fraction 0.5,1 --out %s/pr_ok", d);
     CHECKF(st == 0, "status %d: %s", st, out);
@@ -197,9 +185,7 @@ static int poison_weights(const char *file) {
 }
 
 TEST(test_adapt_cli_probe_nan_model_fails) {
-    const char *d = fixture();
-    CHECK(d != NULL);
-    if (!d) return;
+    FIXTURE(d);
     char out[16384], p[700], cmd[2000];
     snprintf(cmd, sizeof cmd, "rm -rf '%s/mnan' && cp -r '%s/m' '%s/mnan'", d, d, d);
     CHECK(system(cmd) == 0);
