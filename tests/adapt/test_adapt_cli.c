@@ -196,3 +196,26 @@ TEST(test_adapt_cli_probe_nan_model_fails) {
     CHECKF(st == 1, "status %d: %s", st, out);
     CHECKF(strstr(out, "finite") || strstr(out, "NaN"), "%s", out);
 }
+
+TEST(test_adapt_cli_eval_images_and_class_mismatch) {
+    FIXTURE(d);
+    char out[16384], p[700];
+    int st = run(out, sizeof out, FT "--only-folds 0 --out %s/ft_ev", d);
+    CHECKF(st == 0, "status %d: %s", st, out);
+    /* unlabelled: a folder of images -> predictions.csv, one row per image, empty label column */
+    st = run(out, sizeof out, "eval --model %s/ft_ev/fold0/best --images %s/data --out %s/ev_img", d);
+    CHECKF(st == 0 && strstr(out, "n=24"), "status %d: %s", st, out);
+    snprintf(p, sizeof p, "%s/ev_img/predictions.csv", d);
+    char *csv = tl_read_file(p, NULL);
+    CHECKF(csv && strncmp(csv, "image,label,prob_dark,prob_bright,predicted\n", 44) == 0, "%.80s", csv ? csv : "");
+    int rows = 0;
+    for (char *l = csv ? strchr(csv, '\n') : NULL; l && l[1]; l = strchr(l + 1, '\n')) rows++;
+    CHECK(rows == 24);
+    free(csv);
+    /* a task whose classes are not the model's is refused with both descriptions */
+    snprintf(p, sizeof p, "%s/other.json", d);
+    tl_write_text(p, "{\"name\": \"other\", \"type\": \"binary\", \"image_root\": \"data\", "
+                     "\"class_folders\": [\"bright\", \"dark\"]}");
+    st = run(out, sizeof out, "eval --model %s/ft_ev/fold0/best --task %s/other.json --data-root %s --out %s/ev_bad", d);
+    CHECKF(st == 1 && strstr(out, "class names must match"), "status %d: %s", st, out);
+}
