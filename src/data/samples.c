@@ -92,6 +92,8 @@ static int scan_images(const char *dir, strvec *out, sx_err *err) {
     dataset ds;
     dataset_init(&ds);
     int rc = dataset_add_dir(&ds, dir, err);
+    if (!rc && ds.unreadable_dirs)   /* a task never runs on part of a folder */
+        rc = sx_fail(err, "%s: %zu sub-folder(s) cannot be read", dir, ds.unreadable_dirs);
     for (size_t i = 0; !rc && i < dataset_count(&ds); i++)
         if (is_file(dataset_path(&ds, i))) sv_push(out, sx_strdup(dataset_path(&ds, i)));
     dataset_free(&ds);
