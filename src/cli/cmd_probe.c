@@ -39,7 +39,7 @@ static const char *HELP =
 
 #define MAX_FRACTIONS 64
 
-/* "0.1,0.5,1" -> fractions; usage errors exit 2 (cli_double). */
+/* "0.1,0.5,1" -> fractions: the count, or -1 after a usage message. */
 static int parse_fractions(const char *s, double *out) {
     int n = 0;
     const char *p = s;
@@ -47,14 +47,22 @@ static int parse_fractions(const char *s, double *out) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         char tok[64];
-        if (len == 0 || len >= sizeof tok)
-            return -cli_usage_error("probe", "--label-fraction '%s': expected comma-separated numbers in (0, 1]", s);
-        if (n == MAX_FRACTIONS) return -cli_usage_error("probe", "--label-fraction: at most %d fractions", MAX_FRACTIONS);
+        if (len == 0 || len >= sizeof tok) {
+            cli_usage_error("probe", "--label-fraction '%s': expected comma-separated numbers in (0, 1]", s);
+            return -1;
+        }
+        if (n == MAX_FRACTIONS) {
+            cli_usage_error("probe", "--label-fraction: at most %d fractions", MAX_FRACTIONS);
+            return -1;
+        }
         memcpy(tok, p, len);
         tok[len] = 0;
         out[n] = cli_double("--label-fraction", tok, 1e-6, 1);
         for (int j = 0; j < n; j++)
-            if (out[j] == out[n]) return -cli_usage_error("probe", "--label-fraction: %s is given twice", tok);
+            if (out[j] == out[n]) {
+                cli_usage_error("probe", "--label-fraction: %s is given twice", tok);
+                return -1;
+            }
         n++;
         if (!comma) return n;
         p = comma + 1;
@@ -83,7 +91,7 @@ int cmd_probe(int argc, char **argv) {
     if (!ta.task || !o.model || !o.out) return cli_usage_error("probe", "--task, --model and --out are required");
     double fv[MAX_FRACTIONS];
     int nf = parse_fractions(fracs, fv);
-    if (nf < 0) return -nf;
+    if (nf < 0) return 2;
     o.fractions = fv;
     o.n_fractions = nf;
     o.seed = (uint64_t)ta.seed;
