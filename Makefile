@@ -39,7 +39,7 @@ FUZZCC       ?= clang-14
 FUZZCXX      ?= clang++-14
 FUZZ_SECONDS ?= 60
 FUZZFLAGS    := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE
-FUZZ_TARGETS := image safetensors config list npy
+FUZZ_TARGETS := image safetensors config list npy csv
 FUZZ_LIBSRC  := src/core/common.c src/io/image.c src/io/safetensors.c src/nn/config.c src/io/npy.c src/data/data.c src/core/rng.c
 FUZZ_BINS    := $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 FUZZ_OBJS    := $(patsubst src/%.c,build/fuzz/%.o,$(FUZZ_LIBSRC))
@@ -108,6 +108,10 @@ build/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.h $(FUZZ_OBJS) build/fuzz/dicom_
 	$(FUZZCC) $(WARN) $(FUZZFLAGS) $(INC) -Ifuzz -c -o $@.o $<
 	$(FUZZCXX) $(FUZZFLAGS) -o $@ $@.o $(FUZZ_OBJS) build/fuzz/dicom_shim.o \
 	  -lcjson -lspng -lpng16 -ljpeg $(DCMTK) -lpthread -lm
+
+# The CSV reader alone: csv.c and common.c.
+build/fuzz/fuzz_csv: fuzz/fuzz_csv.c fuzz/fuzz_util.h build/fuzz/data/csv.o build/fuzz/core/common.o
+	$(FUZZCC) $(WARN) $(FUZZFLAGS) $(INC) -Ifuzz -o $@ $< build/fuzz/data/csv.o build/fuzz/core/common.o
 
 fuzz-build: $(FUZZ_BINS)
 

@@ -5,69 +5,13 @@
 #include "eval/report.h"
 #include "train/train.h"
 #include "eval/viz.h"
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* ------------------------------------------------------------------------ */
-/* Image cache                                                              */
-
-int image_cache_build(image_cache *ic, const char *const *paths, size_t n, int S, sx_err *err) {
-    size_t bytes;
-    if (sx_mul_size(n, (size_t)S * S, &bytes)) return sx_fail(err, "image cache: too many images");
-    ic->S = S;
-    ic->n = n;
-    ic->px = sx_malloc(bytes ? bytes : 1);
-    int failed = 0, tty = isatty(2);
-    size_t done = 0;
-    double t0 = sx_now();
-#pragma omp parallel for schedule(dynamic, 4)
-    for (size_t i = 0; i < n; i++) {
-        int stop;
-#pragma omp atomic read
-        stop = failed;
-        if (stop) continue;
-        gray_image img;
-        sx_err e;
-        if (image_load_gray(paths[i], &img, &e)) {
-#pragma omp critical(ic_err)
-            if (!failed) { failed = 1; *err = e; }
-            continue;
-        }
-        image_preprocess_u8(&img, S, ic->px + i * (size_t)S * S);
-        gray_image_free(&img);
-#pragma omp critical(ic_progress)
-        {
-            done++;
-            size_t every = tty ? 64 : (n / 10 > 64 ? n / 10 : 64);   /* not a terminal: about 10 lines */
-            if (done % every == 0 || done == n) {
-                double el = sx_now() - t0;
-                fprintf(stderr, "%sdecoding %zu/%zu  %.0f img/s  ETA %.0f s%s", tty ? "\r" : "", done, n, done / el,
-                        (n - done) / (done / el), tty ? "   " : "\n");
-            }
-        }
-    }
-    if (tty) fprintf(stderr, "\n");
-    if (failed) { image_cache_free(ic); return -1; }
-    return 0;
-}
-
-void image_cache_free(image_cache *ic) {
-    free(ic->px);
-    memset(ic, 0, sizeof *ic);
-}
-
-void image_cache_input(const image_cache *ic, size_t i, const cls_aug *a, sx_rng *r, float *chw) {
-    const uint8_t *src = ic->px + i * (size_t)ic->S * ic->S;
-    if (!a) { image_u8_to_chw(src, ic->S, chw); return; }
-    uint8_t *tmp = sx_malloc((size_t)ic->S * ic->S);
-    cls_augment_u8(src, ic->S, a, r, tmp);
-    image_u8_to_chw(tmp, ic->S, chw);
-    free(tmp);
-}
 
 /* ------------------------------------------------------------------------ */
 /* Options, scores, prediction                                              */
@@ -87,22 +31,6 @@ static float sample_y(const task *t, size_t i) {
     return t->type == TASK_REGRESSION ? (float)t->samples[i].target : (float)t->samples[i].label;
 }
 
-double finetune_score(const classifier *c, const task *t, const size_t *idx, size_t n, const double *prob,
-                      const double *pred) {
-    if (c->type == TASK_REGRESSION) {
-        double *tg = sx_malloc(sizeof(double) * (n ? n : 1));
-        for (size_t i = 0; i < n; i++) tg[i] = t->samples[idx[i]].target;
-        double s = -metric_mae(pred, tg, n);
-        free(tg);
-        return s;
-    }
-    int *lab = sx_malloc(sizeof(int) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++) lab[i] = t->samples[idx[i]].label;
-    double s = metric_auroc_prob(prob, c->type == TASK_BINARY ? 2 : c->n_classes, lab, n, NULL);
-    free(lab);
-    return s;
-}
-
 int finetune_predict(classifier *c, const task *t, const image_cache *ic, const size_t *idx, size_t n, int batch,
                      double *prob, double *pred, double *loss, sx_err *err) {
     int S = ic->S, KK = c->type == TASK_BINARY ? 2 : c->n_classes;
@@ -112,7 +40,7 @@ int finetune_predict(classifier *c, const task *t, const image_cache *ic, const 
     for (size_t i0 = 0; i0 < n && !rc; i0 += (size_t)batch) {
         int B = (int)(n - i0 < (size_t)batch ? n - i0 : (size_t)batch);
         for (int b = 0; b < B; b++) {
-            image_cache_input(ic, idx[i0 + b], NULL, NULL, px + (size_t)b * 3 * S * S);
+            image_cache_input(ic, idx[i0 + b], NULL, NULL, NULL, px + (size_t)b * 3 * S * S);
             y[b] = t ? sample_y(t, idx[i0 + b]) : 0.0f;
         }
         if ((rc = classifier_forward(c, px, B, err))) break;
@@ -135,13 +63,19 @@ typedef struct {
     size_t n;                 /* floats in m and v */
 } ft_optim;
 
-static void optim_init(ft_optim *op, const classifier *c, double layer_decay) {
+static int optim_init(ft_optim *op, const classifier *c, double layer_decay, sx_err *err) {
     const mae_model *m = &c->enc;
     size_t nh = (size_t)c->n_out * m->cfg.hidden_size + c->n_out;
+    memset(op, 0, sizeof *op);
     op->n = m->n_floats;
     op->m = sx_alloc_large(m->n_floats * sizeof(float));
     op->v = sx_alloc_large(m->n_floats * sizeof(float));
-    if (!op->m || !op->v) { fprintf(stderr, "skelex: out of memory for optimizer state\n"); exit(3); }
+    if (!op->m || !op->v) {
+        sx_free_large(op->m, op->n * sizeof(float));
+        sx_free_large(op->v, op->n * sizeof(float));
+        return sx_fail(err, "fine-tuning: out of memory for the optimizer state (%zu MB)",
+                       2 * m->n_floats * sizeof(float) >> 20);
+    }
     memset(op->m, 0, m->n_floats * sizeof(float));
     memset(op->v, 0, m->n_floats * sizeof(float));
     op->hm = sx_calloc(nh, sizeof(float));
@@ -153,6 +87,7 @@ static void optim_init(ft_optim *op, const classifier *c, double layer_decay) {
         op->scale[i] = id < 0 ? 0.0f : (float)pow(layer_decay, top - id);
     }
     op->step = 0;
+    return 0;
 }
 
 static void optim_free(ft_optim *op) {
@@ -263,19 +198,24 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
         free(cnt);
     }
     int mb = o->micro_batch < o->batch ? o->micro_batch : o->batch;
+    /* the loss of a model that knows nothing: ln K (ln 2 for binary), or 1 for the standardised target */
+    double chance = c->type == TASK_REGRESSION ? 1.0 : log(c->n_classes > 2 ? c->n_classes : 2);
     long spe = (long)((ntr + (size_t)o->batch - 1) / (size_t)o->batch), total = spe * o->epochs;
     long warm = spe * o->warmup_epochs;
     ft_optim op;
-    optim_init(&op, c, o->layer_decay);
+    if (optim_init(&op, c, o->layer_decay, err)) return -1;
     size_t *perm = sx_malloc(sizeof(size_t) * ntr);
     memcpy(perm, tr, sizeof(size_t) * ntr);
+    /* everything the loop needs, allocated once per run */
     float *px = sx_malloc(sizeof(float) * (size_t)mb * 3 * S * S), *y = sx_malloc(sizeof(float) * mb);
+    uint8_t *scratch = sx_malloc((size_t)mb * S * S);
     double *vprob = sx_malloc(sizeof(double) * (nva ? nva : 1) * KK), *vpred = sx_malloc(sizeof(double) * (nva ? nva : 1));
     res->log = sx_calloc((size_t)o->epochs, sizeof(ft_epoch));
     res->best_score = -INFINITY;
     sx_rng shuf;
     rng_seed(&shuf, o->seed * 0x9E3779B97F4A7C15ULL + 1);
-    int tty = isatty(2) && !o->quiet, rc = 0;
+    FILE *pf = o->quiet ? NULL : o->progress;
+    int tty = pf && isatty(fileno(pf)), rc = 0;
     double t0 = sx_now(), best_loss = INFINITY;
     long step = 0;
     for (int ep = 1; ep <= o->epochs && !rc; ep++) {
@@ -296,7 +236,8 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
                     size_t idx = perm[b0 + m0 + b];
                     sx_rng r;   /* per (seed, epoch, sample): independent of batching and threads */
                     rng_seed(&r, o->seed ^ ((uint64_t)ep << 40) ^ ((uint64_t)idx * 0x2545F4914F6CDD1DULL));
-                    image_cache_input(ic, idx, o->augment ? &o->aug : NULL, &r, px + (size_t)b * 3 * S * S);
+                    image_cache_input(ic, idx, o->augment ? &o->aug : NULL, &r, scratch + (size_t)b * S * S,
+                                      px + (size_t)b * 3 * S * S);
                     y[b] = sample_y(t, idx);
                 }
                 if ((rc = classifier_forward(c, px, Bm, err))) {
@@ -309,10 +250,15 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
                 lsum += (double)classifier_loss(c, y, (float)Bm / (float)B) * Bm;
             }
             if (rc) break;
+            if (!isfinite(lsum)) {   /* diverged: stop at once, never train (or score) on NaN */
+                rc = sx_fail(err, "fine-tuning diverged: the training loss is not finite at epoch %d, step %ld "
+                             "(lr %.3g; try a lower --lr)", ep, s + 1, o->lr);
+                break;
+            }
             optim_step(&op, c, o, lr);
             if (tty) {
                 double el = sx_now() - t0, per = el / (double)(step + 1);
-                fprintf(stderr, "\r%s epoch %d/%d  step %ld/%ld  loss %.4f  lr %.2e  ETA %.0f s   ", label ? label : "",
+                fprintf(pf, "\r%s epoch %d/%d  step %ld/%ld  loss %.4f  lr %.2e  ETA %.0f s   ", label ? label : "",
                         ep, o->epochs, s + 1, spe, lsum / (double)(b0 + B), lr, per * (double)(total - step - 1));
             }
         }
@@ -322,8 +268,18 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
         e->epoch = ep;
         e->train_loss = lsum / (double)ntr;
         e->lr = lr;
+        if (!(e->train_loss <= FT_DIVERGED_X * chance)) {
+            rc = sx_fail(err, "fine-tuning diverged: epoch %d's training loss %.4g is over %g x the chance level %.3g "
+                         "(lr %.3g; try a lower --lr)", ep, e->train_loss, (double)FT_DIVERGED_X, chance, o->lr);
+            break;
+        }
         if ((rc = finetune_predict(c, t, ic, va, nva, o->eval_batch, vprob, vpred, &e->val_loss, err))) break;
-        e->val_score = finetune_score(c, t, va, nva, vprob, vpred);
+        e->val_score = metric_task_score(t, va, nva, vprob, vpred);
+        if (nva && !isfinite(e->val_loss)) {
+            rc = sx_fail(err, "fine-tuning diverged: the validation loss is not finite at epoch %d (lr %.3g; try a "
+                         "lower --lr)", ep, o->lr);
+            break;
+        }
         /* better: a higher score, or an equal score with a lower validation loss
          * (AUROC saturates on easy tasks); no validation part: the last epoch */
         double sel = nva == 0 ? (double)ep : isnan(e->val_score) ? -e->val_loss : e->val_score;
@@ -337,9 +293,9 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
         }
         e->seconds = sx_now() - te;
         if (log_dir) write_logs(log_dir, res, c->type == TASK_REGRESSION);
-        if (!o->quiet) {
+        if (pf) {
             double el = sx_now() - t0;
-            fprintf(stderr, "%s%s epoch %d/%d  train %.4f  val loss %.4f  val %s %.4f  best %d  %.0f s  ETA %.0f s\n",
+            fprintf(pf, "%s%s epoch %d/%d  train %.4f  val loss %.4f  val %s %.4f  best %d  %.0f s  ETA %.0f s\n",
                     tty ? "\r" : "", label ? label : "", ep, o->epochs, e->train_loss, e->val_loss,
                     c->type == TASK_REGRESSION ? "MAE" : "AUROC",
                     c->type == TASK_REGRESSION ? -e->val_score : e->val_score, res->best_epoch, e->seconds,
@@ -347,7 +303,7 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
         }
     }
     optim_free(&op);
-    free(perm); free(px); free(y); free(vprob); free(vpred);
+    free(perm); free(px); free(y); free(scratch); free(vprob); free(vpred);
     return rc;
 }
 
@@ -358,29 +314,53 @@ cJSON *finetune_evaluate(classifier *c, const task *t, const image_cache *ic, co
                          int batch, const char *dir, const char *title, uint64_t seed, sx_err *err) {
     int KK = c->type == TASK_BINARY ? 2 : c->n_classes, reg = c->type == TASK_REGRESSION;
     double *prob = sx_malloc(sizeof(double) * (n ? n : 1) * KK), *pred = sx_malloc(sizeof(double) * (n ? n : 1));
-    double *target = sx_malloc(sizeof(double) * (n ? n : 1));
-    int *lab = sx_malloc(sizeof(int) * (n ? n : 1));
-    const char **names = sx_malloc(sizeof(char *) * (n ? n : 1));
     cJSON *mj = NULL;
-    if (!finetune_predict(c, t, ic, idx, n, batch, prob, pred, NULL, err)) {
-        for (size_t i = 0; i < n; i++) {
-            lab[i] = t->samples[idx[i]].label;
-            target[i] = t->samples[idx[i]].target;
-            names[i] = task_rel_path(t, idx[i]);
-        }
-        eval_set es = {t->type, reg ? 1 : KK, (const char *const *)t->class_names, n, reg ? NULL : prob,
-                       reg ? NULL : lab, reg ? pred : NULL, reg ? target : NULL};
-        char path[4400];
-        mkdir(dir, 0755);
-        snprintf(path, sizeof path, "%s/predictions.csv", dir);
-        if (!report_predictions_csv(path, names, &es, err) && (mj = metrics_json(&es, 1000, seed, err))) {
-            snprintf(path, sizeof path, "%s/metrics.json", dir);
-            sx_err werr;
-            if (json_write_file(path, mj, &werr)) fprintf(stderr, "skelex: %s\n", werr.msg);
-            report_write_all(dir, title, &es, err);
-        }
-    }
-    free(prob); free(pred); free(target); free(lab); free(names);
+    if (!finetune_predict(c, t, ic, idx, n, batch, prob, pred, NULL, err))
+        mj = adapt_write_outputs(t, idx, n, reg ? NULL : prob, reg ? pred : NULL, -1, dir, title, seed, err);
+    free(prob); free(pred);
     return mj;
 }
 
+int adapt_mkdir(const char *dir, sx_err *err) {
+    if (mkdir(dir, 0755) && errno != EEXIST) return sx_fail(err, "%s: cannot create (%s)", dir, strerror(errno));
+    return 0;
+}
+
+int adapt_start_out(const char *out, const task *t, const split *sp, sx_err *err) {
+    if (adapt_mkdir(out, err)) return -1;
+    char path[4400];
+    if (snprintf(path, sizeof path, "%s/split.json", out) >= (int)sizeof path) return sx_fail(err, "%s: path too long", out);
+    cJSON *sj = split_to_json(t, sp);
+    int rc = report_write_json(path, sj, err);
+    cJSON_Delete(sj);
+    return rc;
+}
+
+cJSON *adapt_write_outputs(const task *t, const size_t *idx, size_t n, const double *prob, const double *pred,
+                           int fold, const char *dir, const char *title, uint64_t seed, sx_err *err) {
+    int reg = t->type == TASK_REGRESSION, KK = reg ? 1 : t->n_classes;
+    double *target = sx_malloc(sizeof(double) * (n ? n : 1));
+    int *lab = sx_malloc(sizeof(int) * (n ? n : 1));
+    const char **names = sx_malloc(sizeof(char *) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        lab[i] = t->samples[idx[i]].label;
+        target[i] = t->samples[idx[i]].target;
+        names[i] = task_rel_path(t, idx[i]);
+    }
+    eval_set es = {t->type, KK, (const char *const *)t->class_names, n, reg ? NULL : prob,
+                   reg ? NULL : lab, reg ? pred : NULL, reg ? target : NULL};
+    char path[4400];
+    cJSON *mj = NULL;
+    if (adapt_mkdir(dir, err)) {
+    } else if (snprintf(path, sizeof path, "%s/predictions.csv", dir) >= (int)sizeof path) sx_fail(err, "%s: path too long", dir);
+    else if (!report_predictions_csv(path, names, &es, fold, err) && (mj = metrics_json(&es, 1000, seed, err))) {
+        if (fold >= 0) cJSON_AddNumberToObject(mj, "fold", fold);
+        snprintf(path, sizeof path, "%s/metrics.json", dir);
+        if (report_write_json(path, mj, err) || report_write_all(dir, title, &es, err)) {
+            cJSON_Delete(mj);
+            mj = NULL;
+        }
+    }
+    free(target); free(lab); free(names);
+    return mj;
+}

@@ -1,15 +1,18 @@
 /* finetune.h: full fine-tuning of a classifier on one cross-validation fold
  * (the SKELEX downstream protocol), and batched prediction.
  *
- *  - images of the task are decoded once into an image cache: min-max to 8
- *    bits and Pillow-bilinear resize to S x S, exactly the model's plain
- *    preprocessing (image_preprocess); training augments from the cache;
+ *  - images of the task are decoded once into an image cache (image_cache.h);
+ *    training augments from the cache (augment.h), allocating once per run;
  *  - AdamW (decoupled decay on weight matrices and the head weight only)
  *    with layer-wise lr decay: the lr of a tensor is
  *    lr * layer_decay^(L + 1 - layer_id) (classifier_layer_id);
  *  - schedule per step: linear warmup for warmup_epochs, then cosine to min_lr;
  *  - a batch may be split into micro-batches whose gradients add up to the
  *    whole batch's (same result, less memory);
+ *  - a run that diverges is an error: a non-finite loss (stopped at that
+ *    step), or an epoch whose mean training loss exceeds FT_DIVERGED_X times
+ *    the chance-level loss (ln K; ln 2 for binary; 1 for the standardised
+ *    regression target);
  *  - after every epoch the model is scored on the fold's validation part
  *    (AUROC, or -MAE for regression; the validation loss when AUROC is
  *    undefined; ties go to the lower validation loss); a better epoch is
@@ -20,21 +23,12 @@
 #ifndef SKELEX_FINETUNE_H
 #define SKELEX_FINETUNE_H
 #include "nn/classifier.h"
-#include "data/data.h"
+#include "data/image_cache.h"
+#include "data/split.h"
 #include "data/task.h"
 
-typedef struct {
-    int S;
-    size_t n;
-    uint8_t *px;   /* n images of S*S bytes, in task sample order */
-} image_cache;
 
-/* Decode n images (threads in parallel, progress on stderr); image i of the
- * cache is paths[i]. An image that cannot be read is an error naming it. */
-int image_cache_build(image_cache *ic, const char *const *paths, size_t n, int S, sx_err *err);
-void image_cache_free(image_cache *ic);
-/* Sample i as the model's input (3,S,S), augmented when a != NULL. */
-void image_cache_input(const image_cache *ic, size_t i, const cls_aug *a, sx_rng *r, float *chw);
+#define FT_DIVERGED_X 50
 
 typedef struct {
     int epochs, warmup_epochs, batch, micro_batch, eval_batch;
@@ -44,6 +38,7 @@ typedef struct {
     cls_aug aug;
     uint64_t seed;
     int quiet;                  /* no progress lines */
+    FILE *progress;             /* progress lines go here (NULL: none) */
     /* Called after each epoch's update, before validation (tests use it). */
     void (*epoch_hook)(int epoch, classifier *c, void *ctx);
     void *hook_ctx;
@@ -88,9 +83,44 @@ struct cJSON;
 struct cJSON *finetune_evaluate(classifier *c, const task *t, const image_cache *ic, const size_t *idx, size_t n,
                                 int batch, const char *dir, const char *title, uint64_t seed, sx_err *err);
 
-/* The validation score of outputs (higher is better): AUROC, or -MAE. NaN
- * when undefined (a class missing). */
-double finetune_score(const classifier *c, const task *t, const size_t *idx, size_t n, const double *prob,
-                      const double *pred);
+/* The outputs on samples idx of t (prob n x max(K,2), or pred for
+ * regression) into dir (created): predictions.csv (with a fold column when
+ * fold >= 0), metrics.json (with "fold") and the plots titled title; every
+ * file written atomically, any failure an error. Returns the metrics object
+ * (the caller deletes it) or NULL with err. finetune_evaluate and the probe
+ * both write through this. */
+/* mkdir dir (an existing one is fine), or an error naming it. */
+int adapt_mkdir(const char *dir, sx_err *err);
+/* Create the results folder out and write out/split.json (atomically). */
+int adapt_start_out(const char *out, const task *t, const split *sp, sx_err *err);
+
+struct cJSON *adapt_write_outputs(const task *t, const size_t *idx, size_t n, const double *prob, const double *pred,
+                                  int fold, const char *dir, const char *title, uint64_t seed, sx_err *err);
+
+/* ------------------------------------------------------------------------ */
+/* The protocol (`skelex finetune`)                                         */
+
+#define FT_MAX_FOLDS 100
+
+typedef struct {
+    const char *model;          /* start from this MAE or ViT checkpoint, or */
+    const mae_config *config;   /* ... (model NULL) from random initialisation of this architecture */
+    const char *init_name;      /* what results.json names as the start (model dir or config name) */
+    const char *out;            /* results folder */
+    int force;                  /* overwrite an existing results folder */
+    const unsigned char *only;  /* NULL: every fold; else only[k] != 0 runs fold k (sp->folds entries) */
+    double label_fraction;      /* of each fold's training labels, (0, 1] */
+    ft_opts ft;                 /* the training options; ft.seed is the run's seed */
+    FILE *table;                /* one line per fold and the mean (NULL: none) */
+} finetune_run_opts;
+
+/* Per chosen fold k of sp: a classifier from model/config is fine-tuned on
+ * the fold's training part (label_fraction of it), the best validation
+ * epoch saved to out/fold<k>/best, and that saved model scored on the test
+ * split (out/fold<k>/test/: predictions.csv, metrics.json, plots); out gets
+ * split.json and results.json (per fold metrics, mean/SD). out must not
+ * hold anything yet unless force. Every failure (a diverged run, a write)
+ * is an error. */
+int finetune_run(const task *t, const split *sp, const finetune_run_opts *o, sx_err *err);
 
 #endif

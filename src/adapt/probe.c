@@ -7,12 +7,13 @@
 #include <string.h>
 #include <unistd.h>
 
-int features_extract(mae_model *m, const char *const *paths, size_t n, int batch, float *feats, sx_err *err) {
+int features_extract(mae_model *m, const char *const *paths, size_t n, int batch, float *feats, FILE *progress,
+                     sx_err *err) {
     const mae_config *c = &m->cfg;
     int S = c->image_size, D = c->hidden_size, N = config_num_patches(c);
     float *px = sx_malloc(sizeof(float) * (size_t)batch * 3 * S * S);
     double t0 = sx_now();
-    int rc = 0, tty = isatty(2);
+    int rc = 0, tty = progress && isatty(fileno(progress));
     for (size_t i0 = 0; i0 < n && !rc; i0 += (size_t)batch) {
         int B = (int)(n - i0 < (size_t)batch ? n - i0 : (size_t)batch);
         for (int b = 0; b < B && !rc; b++) rc = image_preprocess_file(paths[i0 + b], S, px + (size_t)b * 3 * S * S, err);
@@ -26,30 +27,66 @@ int features_extract(mae_model *m, const char *const *paths, size_t n, int batch
                 for (int t = 1; t <= N; t++) s += lat[(size_t)t * D + i];
                 f[D + i] = (float)(s / N);                          // mean of patch tokens
             }
+            for (int i = 0; i < 2 * D && !rc; i++)
+                if (!isfinite(f[i]))
+                    rc = sx_fail(err, "%s: the encoder's features are not finite (NaN or inf weights in the model?)",
+                                 paths[i0 + b]);
         }
+        if (rc) break;
         double el = sx_now() - t0, done = (double)(i0 + B);
         size_t step = n / 10 > (size_t)batch ? n / 10 : (size_t)batch;   /* not a terminal: about 10 lines */
-        if (tty || (i0 + B) / step != i0 / step || i0 + B == n)
-            fprintf(stderr, "%sfeatures %zu/%zu  %.1f img/s  ETA %.0f s%s", tty ? "\r" : "", i0 + B, n, done / el,
+        if (progress && (tty || (i0 + B) / step != i0 / step || i0 + B == n))
+            fprintf(progress, "%sfeatures %zu/%zu  %.1f img/s  ETA %.0f s%s", tty ? "\r" : "", i0 + B, n, done / el,
                     (n - done) / (done / el), tty ? "   " : "\n");
     }
-    if (tty) fprintf(stderr, "\n");
+    if (tty) fprintf(progress, "\n");
     free(px);
     return rc;
 }
 
-void linear_head_predict(const linear_head *h, const float *X, size_t n, float *out) {
+void linear_head_logits(const linear_head *h, const float *X, size_t n, float *logits) {
     int F = h->F, K = h->K;
     float *z = sx_malloc(sizeof(float) * F);
     for (size_t i = 0; i < n; i++) {
         for (int f = 0; f < F; f++) z[f] = (X[i * F + f] - h->mean[f]) / h->std[f];
-        float *o = out + i * K, mx = -INFINITY;
         for (int k = 0; k < K; k++) {
             double s = h->b[k];
             for (int f = 0; f < F; f++) s += (double)h->w[(size_t)k * F + f] * z[f];
-            o[k] = (float)s;
-            if (o[k] > mx) mx = o[k];
+            logits[i * K + k] = (float)s;
         }
+    }
+    free(z);
+}
+
+void linear_head_outputs(const linear_head *h, task_type type, int n_classes, const float *X, size_t n, double *prob,
+                         double *pred) {
+    enum { CHUNK = 4096 };
+    float *z = sx_malloc(sizeof(float) * CHUNK * (size_t)h->K);
+    int KK = n_classes > 2 ? n_classes : 2;
+    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
+        size_t B = n - i0 < CHUNK ? n - i0 : CHUNK;
+        linear_head_logits(h, X + i0 * h->F, B, z);
+        /* the classifier's own head outputs: a classifier viewed as these logits */
+        classifier view;
+        memset(&view, 0, sizeof view);
+        view.type = type;
+        view.n_classes = n_classes;
+        view.n_out = h->K;
+        view.logits = z;
+        view.enc.B = (int)B;
+        view.y_mean = h->y_mean;
+        view.y_sd = h->y_std;
+        classifier_outputs(&view, prob ? prob + i0 * KK : NULL, pred ? pred + i0 : NULL);
+    }
+    free(z);
+}
+
+void linear_head_predict(const linear_head *h, const float *X, size_t n, float *out) {
+    int K = h->K;
+    linear_head_logits(h, X, n, out);
+    for (size_t i = 0; i < n; i++) {
+        float *o = out + i * K, mx = -INFINITY;
+        for (int k = 0; k < K; k++) mx = o[k] > mx ? o[k] : mx;
         if (h->kind == HEAD_SOFTMAX) {
             double sum = 0;
             for (int k = 0; k < K; k++) { o[k] = expf(o[k] - mx); sum += o[k]; }
@@ -57,7 +94,6 @@ void linear_head_predict(const linear_head *h, const float *X, size_t n, float *
         } else if (h->kind == HEAD_SIGMOID) o[0] = 1.0f / (1.0f + expf(-o[0]));
         else o[0] = o[0] * h->y_std + h->y_mean;
     }
-    free(z);
 }
 
 void linear_head_free(linear_head *h) {

@@ -1,20 +1,10 @@
-/* cmd_eval.c: `skelex eval`: apply a fine-tuned classifier to a task's
- * images (scored: predictions.csv, metrics.json, plots) or to a folder or
- * list of images (unlabelled: predictions.csv only). */
+/* cmd_eval.c: `skelex eval`: arguments -> eval_task_run / eval_images_run
+ * (adapt/evaluate.h). */
 #include "cli/cli.h"
-#include "data/data.h"
-#include "adapt/finetune.h"
-#include "eval/metrics.h"
-#include "eval/report.h"
-#include "data/split.h"
+#include "adapt/evaluate.h"
 #include "cli/task_args.h"
-#include <cjson/cJSON.h>
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *HELP =
     "usage: skelex eval --model DIR (--task TASK.json | --images PATH) --out OUT [options]\n"
@@ -35,99 +25,55 @@ static const char *HELP =
     "  --test-frac F --seed S   the split's parameters (defaults 0.1, 0)\n"
     "  --images PATH        instead of a task: a folder (scanned recursively) or a list file\n"
     "  --out OUT            output directory (created)\n"
-    "  --batch B            images per forward (default 32)\n";
+    "  --batch B            images per forward, 1..4096 (default 32)\n"
+    "\n"
+    "Exit status: 0 success, 1 failure (unreadable model or images, classes that do\n"
+    "not match the model's, a failed write), 2 usage error.\n";
 
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *images = NULL, *out = NULL, *which = "test";
-    int batch = 32;
+    const char *images = NULL, *which = "test";
+    eval_opts o = {.batch = 32};
     task_args ta;
     task_args_default(&ta);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { fputs(HELP, stdout); return 0; }
-        else if (!strcmp(a, "--model")) model = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--model")) o.model = cli_value(argc, argv, &i);
         else if (task_args_parse(&ta, argc, argv, &i)) continue;
         else if (!strcmp(a, "--split")) which = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--images")) images = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--out")) out = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--batch")) batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
+        else if (!strcmp(a, "--out")) o.out = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
         else return cli_usage_error("eval", "unknown option '%s'", a);
     }
-    if (!model || !out || !ta.task == !images)
+    if (!o.model || !o.out || !ta.task == !images)
         return cli_usage_error("eval", "--model, --out and one of --task or --images are required");
     if (strcmp(which, "test") && strcmp(which, "all")) return cli_usage_error("eval", "--split must be test or all");
+    o.all = !strcmp(which, "all");
+    o.seed = (uint64_t)ta.seed;
+    o.progress = stderr;
     sx_err err;
-    classifier c;
-    if (classifier_load(&c, model, &err)) { fprintf(stderr, "skelex eval: %s\n", err.msg); return 1; }
-    int rc = 1;
-    task t = {0};
-    split sp = {0};
-    dataset ds;
-    dataset_init(&ds);
-    image_cache ic = {0};
-    size_t n = 0, *idx = NULL;
-    const char **paths = NULL;
+    size_t n = 0;
+    int rc;
     if (ta.task) {
-        if (task_args_open(&ta, "eval", &t, &sp)) goto done;
-        int same = t.type == c.type && t.n_classes == c.n_classes;
-        for (int k = 0; same && k < t.n_classes && c.type != TASK_REGRESSION; k++)
-            same = !strcmp(t.class_names[k], c.class_names[k]);
-        if (!same) {
-            fprintf(stderr, "skelex eval: %s: task '%s' is %s with %d class(es); the model was trained for %s with %d "
-                            "(class names must match in order)\n", model, t.name, task_type_name(t.type), t.n_classes,
-                    task_type_name(c.type), c.n_classes);
-            goto done;
+        task t;
+        split sp;
+        if (task_args_open(&ta, "eval", &t, &sp)) return 1;
+        cJSON *mj = NULL;
+        rc = eval_task_run(&t, &sp, &o, &mj, &n, &err);
+        if (!rc) {
+            const cJSON *au = cJSON_GetObjectItem(mj, "auroc"), *mae = cJSON_GetObjectItem(mj, "mae");
+            if (cJSON_IsNumber(au)) printf("auroc=%.4f\n", au->valuedouble);
+            if (cJSON_IsNumber(mae)) printf("mae=%.4f\n", mae->valuedouble);
+            printf("n=%zu\nwrote %s/predictions.csv and %s/metrics.json\n", n, o.out, o.out);
         }
-        if (!strcmp(which, "test")) {
-            idx = split_indices(&sp, SPLIT_TEST, 0, &n);
-        } else {
-            n = t.n;
-            idx = sx_malloc(sizeof(size_t) * (n ? n : 1));
-            for (size_t i = 0; i < n; i++) idx[i] = i;
-        }
-        paths = sx_malloc(sizeof(char *) * (t.n ? t.n : 1));
-        for (size_t i = 0; i < t.n; i++) paths[i] = t.samples[i].path;
-        if (image_cache_build(&ic, paths, t.n, c.enc.cfg.image_size, &err)) { fprintf(stderr, "skelex eval: %s\n", err.msg); goto done; }
-        char title[256];
-        snprintf(title, sizeof title, "%s, %s (%s)", t.name, which, model);
-        cJSON *mj = finetune_evaluate(&c, &t, &ic, idx, n, batch, out, title, (uint64_t)ta.seed, &err);
-        if (!mj) { fprintf(stderr, "skelex eval: %s\n", err.msg); goto done; }
-        const cJSON *au = cJSON_GetObjectItem(mj, "auroc"), *mae = cJSON_GetObjectItem(mj, "mae");
-        if (cJSON_IsNumber(au)) printf("auroc=%.4f\n", au->valuedouble);
-        if (cJSON_IsNumber(mae)) printf("mae=%.4f\n", mae->valuedouble);
         cJSON_Delete(mj);
-        printf("n=%zu\nwrote %s/predictions.csv and %s/metrics.json\n", n, out, out);
+        split_free(&sp);
+        task_free(&t);
     } else {
-        if (dataset_add(&ds, images, &err)) { fprintf(stderr, "skelex eval: %s\n", err.msg); goto done; }
-        n = dataset_count(&ds);
-        paths = sx_malloc(sizeof(char *) * n);
-        idx = sx_malloc(sizeof(size_t) * n);
-        for (size_t i = 0; i < n; i++) { paths[i] = dataset_path(&ds, i); idx[i] = i; }
-        if (image_cache_build(&ic, paths, n, c.enc.cfg.image_size, &err)) { fprintf(stderr, "skelex eval: %s\n", err.msg); goto done; }
-        int KK = c.type == TASK_BINARY ? 2 : c.n_classes, reg = c.type == TASK_REGRESSION;
-        double *prob = sx_malloc(sizeof(double) * n * KK), *pred = sx_malloc(sizeof(double) * n);
-        int prc = finetune_predict(&c, NULL, &ic, idx, n, batch, prob, pred, NULL, &err);
-        if (!prc) {
-            eval_set es = {c.type, reg ? 1 : KK, (const char *const *)c.class_names, n, reg ? NULL : prob, NULL,
-                           reg ? pred : NULL, NULL};
-            char path[4400];
-            if (mkdir(out, 0755) && errno != EEXIST) prc = sx_fail(&err, "%s: cannot create (%s)", out, strerror(errno));
-            snprintf(path, sizeof path, "%s/predictions.csv", out);
-            if (!prc) prc = report_predictions_csv(path, paths, &es, &err);
-        }
-        free(prob);
-        free(pred);
-        if (prc) { fprintf(stderr, "skelex eval: %s\n", err.msg); goto done; }
-        printf("n=%zu\nwrote %s/predictions.csv\n", n, out);
+        rc = eval_images_run(images, &o, &n, &err);
+        if (!rc) printf("n=%zu\nwrote %s/predictions.csv\n", n, o.out);
     }
-    rc = 0;
-done:
-    free(idx);
-    free(paths);
-    image_cache_free(&ic);
-    dataset_free(&ds);
-    split_free(&sp);
-    task_free(&t);
-    classifier_free(&c);
-    return rc;
+    if (rc) fprintf(stderr, "skelex eval: %s\n", err.msg);
+    return rc ? 1 : 0;
 }

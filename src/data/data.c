@@ -46,8 +46,9 @@ static void grow(void **p, size_t *cap, size_t len, size_t need, size_t size) {
     if (len + need <= *cap) return;
     size_t c = *cap ? *cap : 1024;
     while (c < len + need) c *= 2;
-    void *q = realloc(*p, c * size);
-    if (!q) { fprintf(stderr, "skelex: out of memory growing a list to %zu entries\n", c); exit(3); }
+    void *q = sx_malloc(c * size);   /* the program's one out-of-memory policy (common.c) */
+    if (len) memcpy(q, *p, len * size);
+    free(*p);
     *p = q;
     *cap = c;
 }
@@ -69,8 +70,7 @@ static void ds_push(dataset *ds, const char *dir, const char *name) {
 /* Remove and return (malloc'ed) the last path: the dataset as a stack. */
 static char *ds_pop(dataset *ds) {
     size_t o = ds->off[--ds->count];
-    char *s = strdup(ds->arena + o);
-    if (!s) { fprintf(stderr, "skelex: out of memory\n"); exit(3); }
+    char *s = sx_strdup(ds->arena + o);
     ds->arena_len = o;
     return s;
 }
@@ -134,7 +134,7 @@ static int scan_one_dir(dataset *ds, dataset *pending, const char *dir, int top,
     DIR *d = opendir(dir);
     if (!d) {
         if (top) return sx_fail(err, "%s: cannot read directory: %s", dir, strerror(errno));
-        fprintf(stderr, "skelex: warning: %s: cannot read directory, skipped: %s\n", dir, strerror(errno));
+        ds->unreadable_dirs++;   /* counted for the caller to report */
         return 0;
     }
     struct dirent *e;
@@ -204,6 +204,17 @@ static int read_list(dataset *ds, const char *path, FILE *f, sx_err *err) {
     free(line);
     free(dir);
     return rc;
+}
+
+int dataset_add_dir(dataset *ds, const char *dir, sx_err *err) {
+    size_t count0 = ds->count, len0 = ds->arena_len;
+    if (scan_tree(ds, dir, err)) {
+        ds->count = count0;
+        ds->arena_len = len0;
+        return -1;
+    }
+    ds_sort_unique(ds);
+    return 0;
 }
 
 int dataset_add(dataset *ds, const char *path, sx_err *err) {
@@ -325,45 +336,6 @@ void augment_image(const gray_image *img, const aug_config *a, sx_rng *r, float 
     augment_u8(img, a, r, sq);
     image_u8_to_chw(sq, a->image_size, chw);
     free(sq);
-}
-
-cls_aug cls_aug_default(void) { return (cls_aug){10.0, 0.5, 0.2, 0.2}; }
-
-void cls_augment_u8(const uint8_t *in, int S, const cls_aug *a, sx_rng *r, uint8_t *out) {
-    double ang = (2.0 * rng_uniform(r) - 1.0) * a->rotate_deg * M_PI / 180.0;
-    int flip = rng_uniform(r) < a->flip_p;
-    double bright = 1.0 + (2.0 * rng_uniform(r) - 1.0) * a->brightness;
-    double contrast = 1.0 + (2.0 * rng_uniform(r) - 1.0) * a->contrast;
-    double cs = cos(ang), sn = sin(ang), c0 = (S - 1) / 2.0;
-    float *v = sx_malloc(sizeof(float) * (size_t)S * S);
-    double sum = 0;
-    for (int y = 0; y < S; y++)
-        for (int x = 0; x < S; x++) {
-            int xo = flip ? S - 1 - x : x;      /* flip after rotation: read the mirrored output column */
-            double dx = xo - c0, dy = y - c0;
-            double sx = cs * dx + sn * dy + c0, sy = -sn * dx + cs * dy + c0;   /* inverse rotation */
-            double val = 0;
-            if (ang == 0.0) val = in[(size_t)y * S + xo];
-            else if (sx > -1 && sy > -1 && sx < S && sy < S) {
-                int x0 = (int)floor(sx), y0 = (int)floor(sy);
-                double fx = sx - x0, fy = sy - y0;
-                for (int k = 0; k < 4; k++) {
-                    int xx = x0 + (k & 1), yy = y0 + (k >> 1);
-                    double wgt = ((k & 1) ? fx : 1 - fx) * ((k >> 1) ? fy : 1 - fy);
-                    if (xx >= 0 && yy >= 0 && xx < S && yy < S) val += wgt * in[(size_t)yy * S + xx];
-                }
-            }
-            val *= bright;
-            if (val > 255) val = 255;
-            v[(size_t)y * S + x] = (float)val;
-            sum += val;
-        }
-    double mean = sum / ((double)S * S);
-    for (size_t i = 0; i < (size_t)S * S; i++) {
-        double val = (v[i] - mean) * contrast + mean;
-        out[i] = (uint8_t)(val < 0 ? 0 : val > 255 ? 255 : lrint(val));
-    }
-    free(v);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -644,8 +616,7 @@ loader *loader_create(const dataset *ds, int batch, const aug_config *aug, uint6
     pthread_cond_init(&L->work_cv, NULL);
     pthread_cond_init(&L->done_cv, NULL);
     if (skip_log_path) {
-        L->skip_log_path = strdup(skip_log_path);
-        if (!L->skip_log_path) { fprintf(stderr, "skelex: out of memory\n"); exit(3); }
+        L->skip_log_path = sx_strdup(skip_log_path);
         skip_log_preload(L);
     }
     if (threads == 0) return L;

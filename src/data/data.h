@@ -27,6 +27,7 @@ typedef struct {
     size_t arena_len, arena_cap;
     size_t *off;                  /* offset of path i in arena, sorted by strcmp */
     size_t count, cap;
+    size_t unreadable_dirs;       /* sub-folders a scan could not read (skipped) */
 } dataset;
 
 void dataset_init(dataset *ds);
@@ -47,6 +48,10 @@ void dataset_free(dataset *ds);
  * path string). Fails, leaving the dataset as it was, when PATH does not
  * exist or is unreadable, or when it yields no image. */
 int dataset_add(dataset *ds, const char *path, sx_err *err);
+
+/* The images under the folder dir, recursively, by the folder rules above;
+ * an empty folder is not an error (dataset_add's is). */
+int dataset_add_dir(dataset *ds, const char *dir, sx_err *err);
 
 static inline size_t dataset_count(const dataset *ds) { return ds->count; }
 static inline const char *dataset_path(const dataset *ds, size_t i) { return ds->arena + ds->off[i]; }
@@ -93,17 +98,6 @@ void augment_u8(const gray_image *img, const aug_config *a, sx_rng *r, uint8_t *
 /* augment_u8 then /255, 3 channels, ImageNet mean/std: chw holds 3*S*S. */
 void augment_image(const gray_image *img, const aug_config *a, sx_rng *r, float *chw);
 
-/* Fine-tuning augmentation (SKELEX downstream protocol), applied to an
- * image already resized to S x S 8-bit: rotation by U(-rotate_deg,
- * rotate_deg) degrees about the centre (bilinear, black outside), horizontal
- * flip with probability flip_p, brightness x U(1-b, 1+b), then contrast:
- * blend with the image's mean by U(1-c, 1+c) (torchvision ColorJitter's
- * formulas, in that fixed order); rounded and clamped to 8 bits. Draws: angle,
- * flip, brightness, contrast, always all four, so the stream does not depend
- * on the settings. All zero: a copy. */
-typedef struct { double rotate_deg, flip_p, brightness, contrast; } cls_aug;
-cls_aug cls_aug_default(void);   /* 10 degrees, 0.5, 0.2, 0.2 */
-void cls_augment_u8(const uint8_t *in, int S, const cls_aug *a, sx_rng *r, uint8_t *out);
 
 /* ------------------------------------------------------------------------ */
 /* Loader                                                                   */

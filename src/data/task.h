@@ -52,6 +52,11 @@
  *                   of the file name
  * Without a patient source every image is its own patient.
  *
+ * The file must be strict JSON: one value, nothing after it, no NUL byte,
+ * no key given twice in an object.
+ *
+ * Implemented by task.c (the JSON and its keys), samples.c (finding the
+ * images, labels and patients) and csv.c (RFC 4180).
  * Not done here: decoding images (image.c), splits (split.c), metrics. */
 #ifndef SKELEX_TASK_H
 #define SKELEX_TASK_H

@@ -40,7 +40,7 @@ static double auc_sorted(const double *m, int K, int c, const size_t *order, siz
     for (size_t i = 0; i < n;) {
         double v = m[order[i] * (size_t)K + c], pg = 0, ng = 0;
         size_t j = i;
-        for (; j < n && m[order[j] * (size_t)K + c] == v; j++) {
+        for (; j < n && (j == i || m[order[j] * (size_t)K + c] == v); j++) {   /* j == i: always advance */
             size_t k = order[j];
             double wk = w ? w[k] : 1.0;
             if (label[k] == pos) pg += wk; else ng += wk;
@@ -54,7 +54,14 @@ static double auc_sorted(const double *m, int K, int c, const size_t *order, siz
     return P > 0 && N > 0 ? num / (P * N) : NAN;
 }
 
+static int all_finite(const double *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
+}
+
 double metric_auroc(const double *score, const int *positive, size_t n) {
+    if (!all_finite(score, n)) return NAN;
     int *lab = sx_malloc(sizeof(int) * (n ? n : 1));
     for (size_t i = 0; i < n; i++) lab[i] = positive[i] != 0;
     size_t *order = sort_column(score, 1, 0, n);
@@ -94,6 +101,10 @@ static double auc_headline(const auc_plan *p, const double *prob, const int *lab
 }
 
 double metric_auroc_prob(const double *prob, int K, const int *label, size_t n, double *per_class) {
+    if (!all_finite(prob, n * (size_t)K)) {
+        for (int c = 0; per_class && c < K; c++) per_class[c] = NAN;
+        return NAN;
+    }
     auc_plan p;
     plan_make(&p, prob, K, n);
     double a = auc_headline(&p, prob, label, n, NULL, per_class);
@@ -134,7 +145,8 @@ static metric_ci ci_from(double *vals, int valid, int resamples, double level) {
 
 metric_ci metric_auroc_ci(const double *prob, int K, const int *label, size_t n, int n_boot, double level,
                           uint64_t seed) {
-    if (!n || n > UINT32_MAX || n_boot < 1 || K < 2) return (metric_ci){NAN, NAN, n_boot > 0 ? n_boot : 0, 0};
+    if (!n || n > UINT32_MAX || n_boot < 1 || K < 2 || !all_finite(prob, n * (size_t)K))
+        return (metric_ci){NAN, NAN, n_boot > 0 ? n_boot : 0, 0};
     auc_plan p;
     plan_make(&p, prob, K, n);
     unsigned *w = sx_malloc(sizeof(unsigned) * n);
@@ -295,6 +307,7 @@ void metric_calibration(const double *prob, int K, const int *label, size_t n, c
 int metric_roc_curve(const double *score, const int *positive, size_t n, double **fpr, double **tpr, size_t *m) {
     *fpr = *tpr = NULL;
     *m = 0;
+    if (!all_finite(score, n)) return -1;
     size_t *order = sort_column(score, 1, 0, n);   /* ascending: walk it from the end */
     double P = 0, N = 0;
     for (size_t i = 0; i < n; i++) { if (positive[i]) P++; else N++; }
@@ -305,7 +318,8 @@ int metric_roc_curve(const double *score, const int *positive, size_t n, double 
     k++;
     for (size_t j = n; j > 0;) {
         double v = score[order[j - 1]];
-        for (; j > 0 && score[order[j - 1]] == v; j--) { if (positive[order[j - 1]]) tp++; else fp++; }
+        size_t j0 = j;
+        for (; j > 0 && (j == j0 || score[order[j - 1]] == v); j--) { if (positive[order[j - 1]]) tp++; else fp++; }
         x[k] = fp / N;
         y[k] = tp / P;
         k++;
@@ -315,6 +329,21 @@ int metric_roc_curve(const double *score, const int *positive, size_t n, double 
     *tpr = y;
     *m = k;
     return 0;
+}
+
+double metric_task_score(const task *t, const size_t *idx, size_t n, const double *prob, const double *pred) {
+    if (t->type == TASK_REGRESSION) {
+        double *tg = sx_malloc(sizeof(double) * (n ? n : 1));
+        for (size_t i = 0; i < n; i++) tg[i] = t->samples[idx[i]].target;
+        double s = -metric_mae(pred, tg, n);
+        free(tg);
+        return s;
+    }
+    int *lab = sx_malloc(sizeof(int) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) lab[i] = t->samples[idx[i]].label;
+    double s = metric_auroc_prob(prob, t->n_classes > 2 ? t->n_classes : 2, lab, n, NULL);
+    free(lab);
+    return s;
 }
 
 /* ------------------------------------------------------------ metrics.json */
@@ -338,7 +367,9 @@ int eval_set_check(const eval_set *e, sx_err *err) {
         double s = 0;
         for (int k = 0; k < K; k++) {
             double p = e->prob[i * (size_t)K + k];
-            if (!(p >= 0 && p <= 1)) return sx_fail(err, "metrics: sample %zu has probability %g outside [0, 1]", i, p);
+            if (!(p >= 0 && p <= 1))
+                return sx_fail(err, "metrics: sample %zu has probability %g outside [0, 1]%s", i, p,
+                               isnan(p) ? " (the model diverged?)" : "");
             s += p;
         }
         if (fabs(s - 1) > 1e-3) return sx_fail(err, "metrics: sample %zu's probabilities sum to %g, not 1", i, s);

@@ -10,7 +10,8 @@
  *  - AUROC: binary: of column 1 (sklearn roc_auc_score(y, p1)); K > 2: the
  *    unweighted mean of the K one-vs-rest AUROCs (sklearn multi_class="ovr",
  *    average="macro"); ties in scores count one half; NaN when a class is
- *    absent (sklearn raises);
+ *    absent (sklearn raises), and NaN when any score is NaN or infinite (a
+ *    diverged model: sklearn raises; callers report it, see eval_set_check);
  *  - bootstrap CI: n_boot resamples of n items with replacement (rng.c seeded
  *    with seed), resamples missing a class are skipped (counted in `valid`),
  *    numpy-style linear percentiles of the valid values;
@@ -63,6 +64,11 @@ double metric_qwk(const int *pred, const int *label, size_t n, int K);
 void metric_confusion(const int *pred, const int *label, size_t n, int K, size_t *cm);
 
 double metric_mae(const double *pred, const double *target, size_t n);
+
+/* The model-selection score of outputs on samples idx (n) of t, higher is
+ * better: AUROC of prob (n x max(K,2)), or -MAE of pred for regression.
+ * NaN when undefined (a class missing, non-finite outputs). */
+double metric_task_score(const task *t, const size_t *idx, size_t n, const double *prob, const double *pred);
 double metric_rmse(const double *pred, const double *target, size_t n);
 
 typedef struct {
@@ -75,7 +81,8 @@ void metric_calibration(const double *prob, int K, const int *label, size_t n, c
 
 /* The ROC curve of scores for binary labels: one point per distinct score,
  * from (0,0) to (1,1) (sklearn roc_curve with drop_intermediate=False).
- * *fpr and *tpr (m points) are allocated; -1 when one class is absent. */
+ * *fpr and *tpr (m points) are allocated; -1 when one class is absent or a
+ * score is not finite. */
 int metric_roc_curve(const double *score, const int *positive, size_t n, double **fpr, double **tpr, size_t *m);
 
 /* What a model produced on a set of samples. Classification: prob (n x K)

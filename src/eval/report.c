@@ -4,6 +4,8 @@
  * coordinates are computed here, text is left to the viewer.
  * Not here: metric definitions (metrics.c), PNG output, fonts. */
 #include "eval/report.h"
+#include <errno.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,11 +324,46 @@ static void csv_field(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-int report_predictions_csv(const char *path, const char *const *images, const eval_set *e, sx_err *err) {
-    FILE *f = fopen(path, "w");
-    if (!f) return sx_fail(err, "%s: cannot write", path);
+/* Writes go to PATH.tmp.PID and are renamed over PATH once complete, so a
+ * failed or interrupted write never leaves a partial (or 0-byte) file. */
+static FILE *atomic_open(const char *path, char *tmp, size_t cap, sx_err *err) {
+    if ((size_t)snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid()) >= cap) {
+        sx_fail(err, "%s: path too long", path);
+        return NULL;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) sx_fail(err, "%s: cannot write (%s)", path, strerror(errno));
+    return f;
+}
+
+static int atomic_commit(FILE *f, const char *tmp, const char *path, sx_err *err) {
+    int ok = !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int saved = errno;
+    ok = fclose(f) == 0 && ok;
+    if (ok && rename(tmp, path) == 0) return 0;
+    if (ok) saved = errno;
+    unlink(tmp);
+    return sx_fail(err, "%s: write failed (%s)", path, strerror(saved ? saved : EIO));
+}
+
+int report_write_json(const char *path, const cJSON *j, sx_err *err) {
+    char tmp[4200];
+    FILE *f = atomic_open(path, tmp, sizeof tmp, err);
+    if (!f) return -1;
+    char *text = cJSON_Print(j);
+    if (text) { fputs(text, f); fputc('\n', f); }
+    free(text);
+    if (!text) { fclose(f); unlink(tmp); return sx_fail(err, "%s: out of memory", path); }
+    return atomic_commit(f, tmp, path, err);
+}
+
+int report_predictions_csv(const char *path, const char *const *images, const eval_set *e, int fold, sx_err *err) {
+    char tmp[4200];
+    FILE *f = atomic_open(path, tmp, sizeof tmp, err);
+    if (!f) return -1;
     int K = e->n_classes;
-    if (e->type == TASK_REGRESSION) fputs("image,target,prediction\n", f);
+    const char *fold_col = fold >= 0 ? ",fold" : "";
+    if (e->type == TASK_REGRESSION) fprintf(f, "image,target,prediction%s\n", fold_col);
     else {
         fputs("image,label", f);
         for (int k = 0; k < K; k++) {
@@ -336,13 +373,15 @@ int report_predictions_csv(const char *path, const char *const *images, const ev
             fputc(',', f);
             csv_field(f, col);
         }
-        fputs(",predicted\n", f);
+        fprintf(f, ",predicted%s\n", fold_col);
     }
     for (size_t i = 0; i < e->n; i++) {
         csv_field(f, images[i]);
         if (e->type == TASK_REGRESSION) {
             if (e->target) fprintf(f, ",%.9g", e->target[i]); else fputc(',', f);
-            fprintf(f, ",%.9g\n", e->pred[i]);
+            fprintf(f, ",%.9g", e->pred[i]);
+            if (fold >= 0) fprintf(f, ",%d", fold);
+            fputc('\n', f);
             continue;
         }
         fputc(',', f);
@@ -355,8 +394,8 @@ int report_predictions_csv(const char *path, const char *const *images, const ev
         fputc(',', f);
         if (e->class_names) csv_field(f, e->class_names[p]);
         else fprintf(f, "%d", p);
+        if (fold >= 0) fprintf(f, ",%d", fold);
         fputc('\n', f);
     }
-    if (fclose(f)) return sx_fail(err, "%s: write failed", path);
-    return 0;
+    return atomic_commit(f, tmp, path, err);
 }

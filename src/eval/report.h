@@ -40,7 +40,13 @@ int report_write_all(const char *dir, const char *title, const eval_set *e, sx_e
  * classification (binary: prob of both classes), or image,target,prediction
  * for regression. images[i] names row i; e->label / e->target may be NULL
  * (an unlabelled folder): the label column is then empty. Names are quoted
- * as CSV requires. */
-int report_predictions_csv(const char *path, const char *const *images, const eval_set *e, sx_err *err);
+ * as CSV requires. fold >= 0 adds a last column "fold" with that value.
+ * Written atomically (a temporary file renamed over path when complete). */
+int report_predictions_csv(const char *path, const char *const *images, const eval_set *e, int fold, sx_err *err);
+
+/* j as indented JSON into path, atomically like report_predictions_csv:
+ * a failed write leaves no partial or empty file (metrics.json,
+ * results.json, split.json of the task commands). */
+int report_write_json(const char *path, const struct cJSON *j, sx_err *err);
 
 #endif

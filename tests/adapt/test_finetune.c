@@ -7,6 +7,7 @@
 #include "io/checkpoint.h"
 #include "nn/classifier.h"
 #include "adapt/finetune.h"
+#include "eval/metrics.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include "data/split.h"
@@ -279,7 +280,7 @@ TEST(test_finetune_saves_best_not_last_epoch) {
     const char **paths = malloc(sizeof(char *) * t.n);
     for (size_t i = 0; i < t.n; i++) paths[i] = t.samples[i].path;
     image_cache ic;
-    CHECKF(image_cache_build(&ic, paths, t.n, cfg.image_size, &err) == 0, "%s", err.msg);
+    CHECKF(image_cache_build(&ic, paths, t.n, cfg.image_size, NULL, &err) == 0, "%s", err.msg);
     classifier c;
     CHECK(classifier_create(&c, NULL, &cfg, t.type, 2, (const char *const *)t.class_names, 1, &err) == 0);
     ft_opts o;
@@ -300,7 +301,7 @@ TEST(test_finetune_saves_best_not_last_epoch) {
     CHECKF(classifier_load(&b, best, &err) == 0, "%s", err.msg);
     double *prob = malloc(sizeof(double) * nva * 2);
     CHECK(finetune_predict(&b, &t, &ic, va, nva, 4, prob, NULL, NULL, &err) == 0);
-    CHECK_NEAR(finetune_score(&b, &t, va, nva, prob, NULL), best_score, 1e-9);
+    CHECK_NEAR(metric_task_score(&t, va, nva, prob, NULL), best_score, 1e-9);
     snprintf(p, sizeof p, "%s/log.csv", d);
     CHECK(access(p, R_OK) == 0);
     snprintf(p, sizeof p, "%s/curves.svg", d);

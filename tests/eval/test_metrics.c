@@ -285,3 +285,46 @@ TEST(test_report_svgs) {
     /* an unwritable path fails with a message */
     CHECK(report_confusion_svg("/nonexistent-dir/x.svg", "t", cm, 2, NULL, &err) != 0 && strstr(err.msg, "cannot write"));
 }
+
+/* ------------------------------------------------- non-finite scores */
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Runs fn in a child with a 10 s alarm: 1 when it returned in time. */
+static int returns_in_time(void (*fn)(void)) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return 0;
+    if (pid == 0) { alarm(10); fn(); _exit(0); }
+    int st;
+    if (waitpid(pid, &st, 0) != pid) return 0;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+static void nan_metrics(void) {
+    double s[6] = {0.1, NAN, 0.7, NAN, 0.3, INFINITY};
+    int pos[6] = {0, 1, 1, 0, 0, 1};
+    double prob[12];
+    for (int i = 0; i < 6; i++) { prob[2 * i + 1] = s[i]; prob[2 * i] = 1 - s[i]; }
+    double per[2], *fpr, *tpr;
+    size_t m;
+    if (!isnan(metric_auroc(s, pos, 6))) _exit(2);
+    if (!isnan(metric_auroc_prob(prob, 2, pos, 6, per)) || !isnan(per[0]) || !isnan(per[1])) _exit(3);
+    metric_ci ci = metric_auroc_ci(prob, 2, pos, 6, 50, 0.95, 1);
+    if (!isnan(ci.lo) || ci.valid != 0) _exit(4);
+    if (metric_roc_curve(s, pos, 6, &fpr, &tpr, &m) != -1) _exit(5);
+    eval_set es = {TASK_BINARY, 2, NULL, 6, prob, pos, NULL, NULL};
+    sx_err e;
+    cJSON *j = metrics_json(&es, 10, 1, &e);
+    if (j || !strstr(e.msg, "diverged")) _exit(6);
+}
+
+TEST(test_metrics_nonfinite_scores_never_loop) {
+    CHECK(returns_in_time(nan_metrics));
+    /* finite scores still give the plain answer */
+    double s[4] = {0.1, 0.4, 0.35, 0.8};
+    int pos[4] = {0, 0, 1, 1};
+    CHECK_NEAR(metric_auroc(s, pos, 4), 0.75, 1e-12);
+}
