@@ -323,22 +323,22 @@ int train_run(train_opts *o, sx_err *err) {
     int dropped = 0;
     if (runlog_reload(path, start, log_row, &s.log, &dropped, err) || runlog_open(&s.logf, path, err)) goto out;
     if (dropped) fprintf(stderr, "pretrain: %s: dropped %d torn or unreadable line(s)\n", path, dropped);
-    fprintf(stderr, "pretrain: %zu images, %s, batch %d x %d, %ld steps (warmup %ld), peak lr %.3g, %zu parameters\n",
-            dataset_count(&s.ds), o->init ? o->init : o->config, o->batch, o->accum, total, o->warmup_steps, lr_peak,
-            mae_count_params(&s.m));
 
     g_stop = 0;
     struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    fprintf(stderr, "pretrain: %zu images, %s, batch %d x %d, %ld steps (warmup %ld), peak lr %.3g, %zu parameters\n",
+            dataset_count(&s.ds), o->init ? o->init : o->config, o->batch, o->accum, total, o->warmup_steps, lr_peak,
+            mae_count_params(&s.m));
     int tty = isatty(2), data_failed = 0;
     double t_start = sx_now(), loss_acc = 0.0;
     long steps_since = 0, steps_done = 0, last_done = start, saved_at = start;
     int epoch = 0;
     rc = 0;
     long stop_at = o->stop_after > 0 && start + o->stop_after < total ? start + o->stop_after : total;
-    for (long step = start; step < stop_at && !g_stop; step++) {
+    for (long step = start; step < stop_at; step++) {  /* a signal stops it after this step's save */
         double lr = train_lr_at(step, total, o->warmup_steps, lr_peak, o->min_lr);
         mae_zero_grad(&s.m);
         double loss = 0.0;
@@ -391,9 +391,10 @@ int train_run(train_opts *o, sx_err *err) {
             if (save_checkpoint(o->out, &s.m, &s.opt, done, loader_position(s.loader), err)) { rc = -1; break; }
             saved_at = done;
         }
+        if (g_stop) break;
     }
     if (tty) fputc('\n', stderr);
-    if (data_failed) {  /* the data went away: keep what was learnt since the last save */
+    if (data_failed && last_done > 0) {  /* the data went away: keep what was learnt since the last save */
         char why[SX_ERRLEN];
         snprintf(why, sizeof why, "%s", err->msg);
         sx_err e2;

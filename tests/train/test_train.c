@@ -147,6 +147,11 @@ TEST(test_pretrain_kill_during_save_keeps_checkpoint) {
             execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
             _exit(127);
         }
+        char link[700];
+        snprintf(link, sizeof link, "%s/checkpoint", run);
+        // the first run is killed only once it has saved (a loaded machine
+        // may take longer than any fixed delay to get there)
+        for (int w = 0; k == 0 && w < 400 && access(link, F_OK) != 0; w++) usleep(50000);
         usleep((useconds_t)(300000 + 137000 * k));
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
