@@ -218,6 +218,23 @@ TEST(hostile_init_refuses_overwrite) {
     CHECK(after && n1 == n2 && memcmp(before, after, n1));
     free(before);
     free(after);
+    // a config.json with text after its object is refused, in one line
+    snprintf(p, sizeof p, "%s/trail.json", d);
+    tl_write_text(p, "{\"image_size\": 32}\n{\"image_size\": 64}\n");
+    rc = hx_run(out, sizeof out, "init --config %s --out %s/m3", p, d);
+    CHECKF(rc == 1 && hx_one_line(out, "trail.json: config: not valid JSON (text after the value at line 2, column 1)"),
+           "rc %d: %s", rc, out);
+}
+
+TEST(hostile_long_path_keeps_its_reason) {
+    char path[2200] = "";
+    size_t n = 0;
+    for (int k = 0; k < 8; k++) {  /* 8 components of 200: about 1600 bytes, past the old 512 */
+        n += (size_t)snprintf(path + n, sizeof path - n, "/%0200d", k);
+    }
+    char out[16384];
+    int rc = hx_run(out, sizeof out, "info %s", path);
+    CHECKF(rc == 1 && strlen(out) > 1600 && hx_one_line(out, "7: not a model directory (expected config.json + model.safetensors)"), "rc %d: %s", rc, out);
 }
 
 TEST(hostile_bench_data_counts_only_decoded) {
