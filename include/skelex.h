@@ -44,7 +44,7 @@ typedef enum {
 
 typedef struct {
     int code;            /* a skx_code; SKX_OK after success */
-    char msg[1024];      /* one line, "" after success */
+    char msg[2048];      /* one line, "" after success */
 } skx_error;
 
 /* ---- images ---- */

@@ -28,8 +28,11 @@ static const char *HELP =
     "  --seed S        loader seed (default 0)\n"
     "  --no-augment    plain SKELEX resize instead of crop + flip\n"
     "\n"
-    "Prints images=, scan_s=, decode_images_per_s=, augment_images_per_s=,\n"
-    "loader_images_per_s=, first_batch_s= and skipped= (undecodable files met).\n";
+    "Prints images=, scan_s=, decode_images_per_s=, decode_failed=, augment_images_per_s=,\n"
+    "loader_images_per_s=, first_batch_s= and skipped= (undecodable files met).\n"
+    "Rates count decoded images only; files that fail to decode are counted apart.\n"
+    "\n"
+    "exit status: 0 measured, 1 failure (no file decodes, unreadable data), 2 usage\n";
 
 typedef struct {
     long size, batch, threads, seed;
@@ -58,8 +61,8 @@ static double time_single(const dataset *ds, const aug_config *aug, double secon
             if (warn.msg[0]) (*warned)++;
             if (augment) augment_image(&img, aug, &r, chw);
             gray_image_free(&img);
+            done++;  /* a failed decode is no throughput */
         }
-        done++;
         dt = sx_now() - t0;
     }
     free(chw);
@@ -143,6 +146,11 @@ int cmd_bench_data(int argc, char **argv) {
     double dec = time_single(&ds, &aug, o.seconds, 0, &failed, &warned);
     printf("decode_images_per_s=%.1f\ndecode_failed=%ld\ndecode_warnings=%ld\n", dec, failed, warned);
     fflush(stdout);
+    if (dec <= 0) {
+        fprintf(stderr, "skelex bench data: no file of the data could be decoded (%ld attempts failed)\n", failed);
+        dataset_free(&ds);
+        return 1;
+    }
     double augm = time_single(&ds, &aug, o.seconds, 1, &failed, &warned);
     printf("augment_images_per_s=%.1f\n", augm);
     fflush(stdout);

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *INIT_HELP =
     "usage: skelex init --config NAME|config.json --out DIR [--seed S]\n"
@@ -14,14 +15,30 @@ static const char *INIT_HELP =
     "  --config X   preset tiny|small|base|large|huge, or an HF config.json (or a\n"
     "               directory holding one). Presets use MAE's decoder: 512 wide,\n"
     "               8 layers, 16 heads.\n"
-    "  --out DIR    output directory (created if missing)\n"
-    "  --seed S     random seed (default 0)\n";
+    "  --out DIR    output directory (created if missing); a DIR that already holds\n"
+    "               a model (config.json or model.safetensors) is refused\n"
+    "  --force      overwrite the model in DIR\n"
+    "  --seed S     random seed (default 0)\n"
+    "\n"
+    "exit status: 0 written, 1 failure (including DIR holding a model), 2 usage\n";
+
+/* DIR holds a model already (either of its two files, even a dangling link). */
+static int holds_model(const char *dir) {
+    char p[4200];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    if (lstat(p, &st) == 0) return 1;
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    return lstat(p, &st) == 0;
+}
 
 int cmd_init(int argc, char **argv) {
     const char *config = NULL, *out = NULL;
     long seed = 0;
+    int force = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { fputs(INIT_HELP, stdout); return 0; }
+        else if (!strcmp(argv[i], "--force")) force = 1;
         else if (!strcmp(argv[i], "--config")) config = cli_value(argc, argv, &i);
         else if (!strcmp(argv[i], "--out")) out = cli_value(argc, argv, &i);
         else if (!strcmp(argv[i], "--seed")) seed = cli_long("--seed", cli_value(argc, argv, &i), 0, 0x7fffffffL);
@@ -29,6 +46,10 @@ int cmd_init(int argc, char **argv) {
     }
     if (!config || !out) return cli_usage_error("init", "--config and --out are required");
     sx_err err;
+    if (!force && holds_model(out)) {
+        fprintf(stderr, "skelex init: %s already holds a model; use --force to overwrite it, or another --out\n", out);
+        return 1;
+    }
     mae_config cfg;
     mae_model m;
     if (config_resolve(config, &cfg, &err) || mae_build(&m, &cfg, &err)) {
@@ -47,7 +68,9 @@ static const char *INFO_HELP =
     "usage: skelex info DIR\n"
     "\n"
     "Print the architecture of the model in DIR (config.json + model.safetensors),\n"
-    "after checking that every tensor loads, and a line parameters=<count>.\n";
+    "after checking that every tensor loads, and a line parameters=<count>.\n"
+    "\n"
+    "exit status: 0 printed, 1 the model does not load, 2 usage\n";
 
 int cmd_info(int argc, char **argv) {
     const char *dir = NULL;

@@ -49,7 +49,15 @@ static const char *HELP =
     "  --loader-threads T background decode threads (default 2)\n"
     "  --precision P      fp32 (default, exact) or bf16\n"
     "\n"
-    "Ctrl-C stops after the current step and saves a checkpoint.\n";
+    "Ctrl-C (SIGINT) or SIGTERM stops after the current step and saves a checkpoint.\n"
+    "One process at a time per RUN (RUN/.lock); --resume removes the folders an\n"
+    "interrupted save left (checkpoint-N/ not linked, *.tmp) and continues log.csv.\n"
+    "If the data cannot be read any more mid-run, a checkpoint is saved and the run\n"
+    "stops (status 1); a resumed run whose data lost or gained files says how many\n"
+    "and continues (no longer bit-exact).\n"
+    "\n"
+    "exit status: 0 finished (or --stop-after reached, saved), 1 failure, 2 usage,\n"
+    "  130 stopped by SIGINT, 143 stopped by SIGTERM (both after saving)\n";
 
 static void parse_pair(const char *opt, const char *s, double *a, double *b) {
     char buf[128];
@@ -113,5 +121,5 @@ int cmd_pretrain(int argc, char **argv) {
         return cli_usage_error("pretrain", "crop scale must satisfy 0 < A <= B <= 1 and ratio 0 < A <= B");
     sx_err err;
     if (train_run(&o, &err)) { fprintf(stderr, "skelex pretrain: %s\n", err.msg); return 1; }
-    return 0;
+    return o.stopped_by ? 128 + o.stopped_by : 0;
 }

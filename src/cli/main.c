@@ -1,5 +1,6 @@
 /* main.c: the skelex command line: dispatches to one subcommand. */
 #include "cli/cli.h"
+#include "core/env.h"
 #include "nn/gemm.h"
 #include <stdio.h>
 #include <string.h>
@@ -23,7 +24,12 @@ static const char *USAGE =
     "\n"
     "Model directories hold config.json + model.safetensors, exactly as Hugging Face\n"
     "transformers writes ViTMAEForPreTraining, so checkpoints move both ways.\n"
-    "Threads: OMP_NUM_THREADS (default: all cores); threads are pinned to cores.\n";
+    "Threads: OMP_NUM_THREADS (default: all cores); threads are pinned to cores.\n"
+    "Environment (checked before any command runs; a bad value is exit status 2):\n"
+    "  OMP_NUM_THREADS 1..4096, SKELEX_SPLIT 0|1, SKELEX_PROFILE=1, SKELEX_NO_PIN=1\n"
+    "\n"
+    "exit status: 0 success, 1 failure, 2 usage (bad option, number or environment),\n"
+    "  3 partial success (some inputs failed), 130/143 interrupted by SIGINT/SIGTERM\n";
 
 int main(int argc, char **argv) {
     if (argc < 2 || cli_is_help(argv[1])) {
@@ -37,6 +43,8 @@ int main(int argc, char **argv) {
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) {
+            sx_err err;
+            if (sx_env_check(&err)) { fprintf(stderr, "skelex: %s\n", err.msg); return 2; }
             sx_threads_init(0);
             return cmds[i].fn(argc - 1, argv + 1);
         }

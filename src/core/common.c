@@ -13,10 +13,22 @@
 
 int sx_fail(sx_err *e, const char *fmt, ...) {
     if (e) {
+        char full[4 * SX_ERRLEN];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        int n = vsnprintf(full, sizeof full, fmt, ap);
         va_end(ap);
+        size_t len = n < 0 ? 0 : (size_t)n < sizeof full ? (size_t)n : sizeof full - 1;
+        full[len] = 0;
+        if (len < sizeof e->msg) {
+            memcpy(e->msg, full, len + 1);
+        } else {  /* keep the head (the path) and the tail (the reason) */
+            size_t keep = (sizeof e->msg - 4) / 2;
+            memcpy(e->msg, full, keep);
+            memcpy(e->msg + keep, "...", 3);
+            memcpy(e->msg + keep + 3, full + len - keep, keep);
+            e->msg[2 * keep + 3] = 0;
+        }
         /* One line, always: text quoted from a file (a tensor name, a dtype,
          * a listed path) may hold control characters; they become '?'. */
         for (char *c = e->msg; *c; c++)

@@ -7,7 +7,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define SX_ERRLEN 512
+/* Room for a long path and its reason. A message that would not fit is cut
+ * in the middle ("...") so that its start (the path) and its end (the
+ * reason) both survive. */
+#define SX_ERRLEN 2048
 typedef struct { char msg[SX_ERRLEN]; } sx_err;
 
 /* Format a message into e (if non-NULL) and return -1. Control characters

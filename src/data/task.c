@@ -3,6 +3,7 @@
  * loaded task. Building the samples is samples.c's job; CSV is csv.c's. */
 #include "data/task_spec.h"
 #include "data/csv.h"
+#include "core/json.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,52 +27,6 @@ int task_read_file(const char *path, size_t max, char **buf, size_t *len, sx_err
     *buf = b;
     *len = n;
     return 0;
-}
-
-static int cmp_key(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The first key (in strcmp order) that appears twice in one object,
- * anywhere in the tree; keys are sorted per object, so a hostile object
- * with many keys costs n log n, not n^2. */
-static const char *duplicate_key(const cJSON *o) {
-    size_t n = 0;
-    for (const cJSON *a = o->child; a; a = a->next) n++;
-    const char *dup = NULL;
-    if (cJSON_IsObject(o) && n > 1) {
-        const char **k = sx_malloc(sizeof(char *) * n);
-        size_t i = 0;
-        for (const cJSON *a = o->child; a; a = a->next) k[i++] = a->string;
-        qsort(k, n, sizeof *k, cmp_key);
-        for (i = 1; i < n && !dup; i++)
-            if (strcmp(k[i], k[i - 1]) == 0) dup = k[i];
-        free(k);
-    }
-    for (const cJSON *a = o->child; a && !dup; a = a->next) dup = duplicate_key(a);
-    return dup;
-}
-
-/* The one strict JSON check of task files: the text must be exactly one
- * JSON value (nothing but blanks after it, no NUL byte) and no object may
- * repeat a key (cJSON would keep the first silently). */
-static cJSON *task_json_parse_strict(const char *text, size_t len, const char *file, sx_err *err) {
-    if (memchr(text, 0, len)) { sx_fail(err, "%s: not valid JSON (NUL byte)", file); return NULL; }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
-    if (!root) {
-        size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
-        size_t line = 1;
-        for (size_t i = 0; i < at; i++) line += text[i] == '\n';
-        sx_fail(err, "%s: not valid JSON (line %zu: %s)", file, line,
-                at < len ? "syntax error or text after the JSON value" : "unexpected end");
-        return NULL;
-    }
-    const char *dup = duplicate_key(root);
-    if (dup) {
-        sx_fail(err, "%s: key '%.100s' is given twice in one object", file, dup);
-        cJSON_Delete(root);
-        return NULL;
-    }
-    return root;
 }
 
 /* --------------------------------------------------------------- task spec */
@@ -311,7 +266,7 @@ int task_load_flags(const char *task_json, const char *data_root, unsigned flags
     char *text;
     size_t len;
     if (task_read_file(task_json, TASK_JSON_MAX, &text, &len, err)) return -1;
-    cJSON *root = task_json_parse_strict(text, len, task_json, err);
+    cJSON *root = sx_json_parse(text, len, task_json, err);  /* strict: trailing text, NUL, duplicate keys */
     free(text);
     if (!root) return -1;
     task_spec sp;

@@ -107,8 +107,9 @@ static int json_bool(const cJSON *root, const char *key, int *out, sx_err *err) 
 }
 
 int config_parse_json(const char *text, mae_config *c, sx_err *err) {
-    cJSON *root = cJSON_Parse(text);
+    cJSON *root = sx_json_parse(text, strlen(text), "config", err);
     if (!root || !cJSON_IsObject(root)) {
+        if (!root) return -1;
         cJSON_Delete(root);
         return sx_fail(err, "config: not a JSON object");
     }
@@ -194,16 +195,6 @@ cJSON *config_to_json(const mae_config *c, int vit) {
     }
     cJSON_AddStringToObject(r, "torch_dtype", "float32");
     return r;
-}
-
-int json_write_file(const char *path, const cJSON *r, sx_err *err) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return sx_fail(err, "%s: cannot write (%s)", path, strerror(errno));
-    char *text = cJSON_Print(r);
-    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = (fclose(f) == 0) && ok;
-    free(text);
-    return ok ? 0 : sx_fail(err, "%s: write failed", path);
 }
 
 int config_save(const char *path, const mae_config *c, sx_err *err) {

@@ -30,9 +30,7 @@ int config_save(const char *path, const mae_config *c, sx_err *err);
  * ViTForImageClassification), to which a caller adds id2label etc. */
 struct cJSON;
 struct cJSON *config_to_json(const mae_config *c, int vit);
-/* Write any cJSON object as a pretty-printed JSON file with a final newline
- * (not atomic; the one JSON file writer of the program). */
-int json_write_file(const char *path, const struct cJSON *r, sx_err *err);
+#include "core/json.h"   /* json_write_file, which moved to core/json.c */
 
 /* Check internal consistency (divisibility, ranges). */
 int config_validate(const mae_config *c, sx_err *err);

@@ -2,7 +2,9 @@
  * directory (checkpoints, resume state, log, plots, panels) and progress.
  *
  * Run directory layout:
- *   RUN/run.json                 the options (a resumed run reads them back)
+ *   RUN/run.json                 the options, image count and thread/split plan
+ *                                (a resumed run reads them back; train/runstate.h)
+ *   RUN/.lock                    flock'ed by the running process (its pid inside)
  *   RUN/checkpoint -> checkpoint-<step>/   HF config.json + model.safetensors
  *                                + training_state.bin (optimizer moments, step,
  *                                data position); the link is swapped atomically
@@ -37,10 +39,14 @@ typedef struct {
     long stop_after;         /* > 0: save and stop after this many steps (resume later) */
     double crop_min, crop_max, ratio_min, ratio_max, flip_prob;
     int augment;
+    int stopped_by;          /* out: the signal (SIGINT, SIGTERM) that stopped the run after saving, else 0 */
 } train_opts;
 
 void train_opts_default(train_opts *o);
-/* Returns 0 on success (or a clean stop on SIGINT/SIGTERM after saving). */
+/* Returns 0 on success, or on a clean stop after saving (SIGINT/SIGTERM:
+ * o->stopped_by says which). A run directory in use by another process, or
+ * data that can no longer be read mid-run (a checkpoint is saved first), is
+ * -1 with the reason. */
 int train_run(train_opts *o, sx_err *err);
 
 /* The schedule: linear warmup from 0, then half-cosine to min_lr. */
