@@ -29,6 +29,8 @@ int task_read_file(const char *path, size_t max, char **buf, size_t *len, sx_err
     return 0;
 }
 
+static int cmp_key(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
 /* --------------------------------------------------------------- task spec */
 
 

@@ -555,8 +555,8 @@ TEST(test_task_json_strict) {
     tl_write_text(p, "id,y\na/x.png,a\nb/y.png,a\n");
     CHECK_ERR(ld_trailing, "not valid JSON");
     CHECK_ERR(ld_two_values, "line 2");
-    CHECK_ERR(ld_dup_key, "key 'type' is given twice");
-    CHECK_ERR(ld_dup_nested, "key 'a' is given twice");
+    CHECK_ERR(ld_dup_key, "key \"type\" appears twice");
+    CHECK_ERR(ld_dup_nested, "key \"a\" appears twice");
     /* a NUL byte hides garbage from a NUL-terminated parser */
     snprintf(p, sizeof p, "%s/nul.json", tl_tmpdir());
     static const char nul[] = "{\"name\": \"v\", \"type\": \"binary\", \"image_root\": \"img\", "
