@@ -288,7 +288,7 @@ int classifier_load(classifier *c, const char *dir, sx_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (read_head_config(path, c, err)) { classifier_free(c); return -1; }
-    if (checkpoint_load_encoder(dir, &c->enc, err)) { classifier_free(c); return -1; }
+    if (checkpoint_load_encoder_inference(dir, &c->enc, err)) { classifier_free(c); return -1; }
     head_alloc(c);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     st_file f;

@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <omp.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,13 +185,31 @@ static void prof_add(int ta, int tb, int M, int N, int K, double s) {
 static void gemm_dispatch(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
                           const float *B, int ldb, float beta, float *C, int ldc);
 
+/* gemm_in_flight: this thread is inside a product, or a top-level product
+ * (run from serial code, so nothing else of ours runs meanwhile) is. */
+static _Thread_local int t_in_gemm;
+static atomic_int g_top_gemm;
+int gemm_in_flight(void) { return t_in_gemm || atomic_load_explicit(&g_top_gemm, memory_order_relaxed); }
+
+static void gemm_top(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc);
+
 void gemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    t_in_gemm++;
     if (omp_in_parallel()) {  /* nested products are not counted (nor is g_prof touched from threads) */
         gemm_dispatch(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
+    } else {
+        atomic_fetch_add_explicit(&g_top_gemm, 1, memory_order_relaxed);
+        gemm_top(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        atomic_fetch_sub_explicit(&g_top_gemm, 1, memory_order_relaxed);
     }
+    t_in_gemm--;
+}
+
+static void gemm_top(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
     if (g_prof < 0) { g_prof = getenv("SKELEX_PROFILE") != NULL; if (g_prof) atexit(prof_report); }
     if (!g_prof) { gemm_dispatch(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
     double t0 = sx_now();

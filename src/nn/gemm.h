@@ -17,6 +17,11 @@ int gemm_bf16_available(void);
 void gemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc);
 
+/* 1 while the calling thread runs a product, or any top-level product (one
+ * not inside a parallel region) runs: lets the allocation test tell
+ * oneDNN's own per-call buffers from ours. */
+int gemm_in_flight(void);
+
 /* Bind each OpenMP thread to its own core (idempotent). Set threads <= 0 for
  * the default (OMP_NUM_THREADS or the number of cores). */
 void sx_threads_init(int threads);

@@ -14,7 +14,7 @@
 typedef struct {
     mae_model *m;
     size_t off;
-    int count_only;
+    int count_only;   /* 1: size only; 2: sizes and m->info, no views (no buffers yet) */
 } layout_ctx;
 
 /* Register one HF tensor; returns its offset and records it in m->info. */
@@ -23,7 +23,7 @@ static size_t reg(layout_ctx *L, const char *name, int flags, int ndim, int64_t 
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) numel *= (size_t)dims[i];
     size_t off = L->off;
-    if (!L->count_only) {
+    if (L->count_only != 1) {
         param_info *p = &L->m->info[L->m->n_info++];
         snprintf(p->name, sizeof p->name, "%s", name);
         p->ndim = ndim;
@@ -71,7 +71,8 @@ static void block_point(block_params *bp, const block_offs *o, float *base) {
                          base + o->fc_w, base + o->fc_b, base + o->fc2_w, base + o->fc2_b};
 }
 
-/* Walk the whole architecture in HF order; with count_only, just size it. */
+/* Walk the whole architecture in HF order; with count_only, just size it
+ * (1) or size it and fill m->info (2). */
 static void layout(mae_model *m, int count_only) {
     const mae_config *c = &m->cfg;
     int D = c->hidden_size, Dd = c->decoder_hidden_size, N = config_num_patches(c), p = c->patch_size;
@@ -105,7 +106,7 @@ static void layout(mae_model *m, int count_only) {
     if (!count_only) {
         float *bases[2] = {m->params, m->grads};
         mae_params *views[2] = {&m->p, &m->g};
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < (m->grads ? 2 : 1); k++) {  /* an inference model has no gradients */
             float *b = bases[k];
             mae_params *v = views[k];
             v->cls_token = b + cls; v->pos_embed = b + pos; v->patch_w = b + pw; v->patch_b = b + pb;
@@ -124,28 +125,44 @@ static int count_tensors(const mae_config *c) {
     return 4 + 16 * c->num_hidden_layers + 2 + 4 + 16 * c->decoder_num_hidden_layers + 4;
 }
 
+int mae_param_table(const mae_config *cfg, param_info **info, int *n, sx_err *err) {
+    *info = NULL;
+    *n = 0;
+    if (config_validate(cfg, err)) return -1;
+    mae_model m;
+    memset(&m, 0, sizeof m);
+    m.cfg = *cfg;
+    m.info = sx_calloc((size_t)count_tensors(cfg), sizeof *m.info);
+    layout(&m, 2);
+    *info = m.info;
+    *n = m.n_info;
+    return 0;
+}
+
 /* mae_build, or with `shared` a replica whose parameters are shared's
- * (nothing allocated or zeroed for them). */
-static int build(mae_model *m, const mae_config *cfg, float *shared, sx_err *err) {
+ * (nothing allocated or zeroed for them); inference: no gradients. */
+static int build(mae_model *m, const mae_config *cfg, float *shared, int inference, sx_err *err) {
     memset(m, 0, sizeof *m);
     if (config_validate(cfg, err)) return -1;
     m->cfg = *cfg;
     layout(m, 1);
     m->info = sx_calloc((size_t)count_tensors(cfg), sizeof *m->info);
     m->shares_params = shared != NULL;
+    m->inference = inference;
     m->params = shared ? shared : sx_alloc_large(m->n_floats * sizeof(float));
-    m->grads = sx_alloc_large(m->n_floats * sizeof(float));
-    if (!m->params || !m->grads) {
+    m->grads = inference ? NULL : sx_alloc_large(m->n_floats * sizeof(float));
+    if (!m->params || (!inference && !m->grads)) {
         if (!shared) sx_free_large(m->params, m->n_floats * sizeof(float));
         sx_free_large(m->grads, m->n_floats * sizeof(float));
         free(m->info);
         return sx_fail(err, "out of memory: %zu parameters", m->n_floats);
     }
     if (!shared) memset(m->params, 0, m->n_floats * sizeof(float));
-    memset(m->grads, 0, m->n_floats * sizeof(float));
+    if (m->grads) memset(m->grads, 0, m->n_floats * sizeof(float));
     m->grad_scale = 1.0f;
     for (int k = 0; k < 2; k++) {
         mae_params *v = k ? &m->g : &m->p;
+        if (k && inference) break;
         v->enc = sx_calloc((size_t)cfg->num_hidden_layers + 1, sizeof(block_params));
         v->dec = sx_calloc((size_t)cfg->decoder_num_hidden_layers + 1, sizeof(block_params));
     }
@@ -153,10 +170,11 @@ static int build(mae_model *m, const mae_config *cfg, float *shared, sx_err *err
     return 0;
 }
 
-int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, err); }
+int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, 0, err); }
+int mae_build_inference(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, 1, err); }
 
 int mae_build_replica(mae_model *r, const mae_model *src, sx_err *err) {
-    if (build(r, &src->cfg, src->params, err)) return -1;
+    if (build(r, &src->cfg, src->params, 0, err)) return -1;
     r->encoder_only = src->encoder_only;
     r->loss_only = src->loss_only;
     return 0;
@@ -629,9 +647,12 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
 
 static void encoder_backward(mae_model *m);
 
-void mae_zero_grad(mae_model *m) { memset(m->grads, 0, m->n_floats * sizeof(float)); }
+void mae_zero_grad(mae_model *m) {
+    if (m->grads) memset(m->grads, 0, m->n_floats * sizeof(float));
+}
 
 void mae_backward(mae_model *m) {
+    if (!m->grads) return;  /* an inference model (mae_build_inference) */
     const mae_config *c = &m->cfg;
     int B = m->B, D = c->hidden_size, Dd = c->decoder_hidden_size, N = config_num_patches(c), P = config_patch_dim(c);
     int Lk = config_len_keep(c), Te = 1 + Lk, Td = 1 + N, Lm = N - Lk, L = c->decoder_num_hidden_layers;
@@ -710,7 +731,9 @@ float *mae_encode_grad(mae_model *m) {
     return m->dbuf_c;
 }
 
-void mae_encode_backward(mae_model *m) { encoder_backward(m); }
+void mae_encode_backward(mae_model *m) {
+    if (m->grads) encoder_backward(m);
+}
 
 /* From d(latent) in m->dbuf_c (B, 1+len_keep, D) back through the final
  * LayerNorm, the encoder blocks and the embeddings. */

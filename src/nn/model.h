@@ -62,6 +62,7 @@ typedef struct {
     size_t n_floats;
     float *params, *grads;
     int shares_params;    /* a replica: params belong to another model (mae_build_replica) */
+    int inference;        /* mae_build_inference: grads is NULL; no backward */
     mae_params p, g;
 
     /* activations for up to batch_cap images */
@@ -85,6 +86,14 @@ typedef struct {
 } mae_model;
 
 int  mae_build(mae_model *m, const mae_config *cfg, sx_err *err);
+/* As mae_build, without gradient buffers (half the memory): forward only.
+ * mae_zero_grad is a no-op on it; mae_backward and mae_encode_backward
+ * must not be called. */
+int  mae_build_inference(mae_model *m, const mae_config *cfg, sx_err *err);
+/* The HF tensor table cfg implies (names, shapes, offsets), without
+ * building the model: a few KB, to check a weights file against before
+ * allocating anything sized from the config. The caller frees *info. */
+int  mae_param_table(const mae_config *cfg, param_info **info, int *n, sx_err *err);
 void mae_free(mae_model *m);
 /* A second model over src's parameters (not copied: updates to src reach it)
  * with its own gradients and activations, for a share of a batch (team.h).
