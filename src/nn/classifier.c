@@ -73,9 +73,9 @@ void classifier_free(classifier *c) {
 
 int classifier_forward(classifier *c, const float *pixels, int B, sx_err *err) {
     if (mae_encode(&c->enc, pixels, B, err)) return -1;
-    if (B > c->logits_cap) {
+    if (B > c->logits_cap) {  /* logits and their gradient, (B, K) each */
         free(c->logits);
-        c->logits = sx_malloc(sizeof(float) * (size_t)B * c->n_out);
+        c->logits = sx_malloc(sizeof(float) * 2 * (size_t)B * c->n_out);
         c->logits_cap = B;
     }
     int D = c->enc.cfg.hidden_size, T = 1 + config_num_patches(&c->enc.cfg), K = c->n_out;
@@ -102,7 +102,7 @@ static double softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp
 
 float classifier_loss(classifier *c, const float *y, float grad_scale) {
     int B = c->enc.B, K = c->n_out, D = c->enc.cfg.hidden_size, T = 1 + config_num_patches(&c->enc.cfg);
-    float *dlogits = sx_malloc(sizeof(float) * (size_t)B * K);
+    float *dlogits = c->logits + (size_t)c->logits_cap * K;   /* allocated with the logits */
     double loss = 0;
     for (int b = 0; b < B; b++) {
         const float *z = c->logits + (size_t)b * K;
@@ -141,7 +141,6 @@ float classifier_loss(classifier *c, const float *y, float grad_scale) {
         }
         mae_encode_backward(&c->enc);
     }
-    free(dlogits);
     return (float)(loss / B);
 }
 

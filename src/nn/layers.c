@@ -147,11 +147,16 @@ static inline v8sf gelu_grad8(v8sf x) {
     return cdf + x * (inv_sqrt_2pi * e);
 }
 
-void gelu_backward(float *d, const float *inp, float *db, int N, int C) {
+void gelu_backward(float *d, const float *inp, float *db, int N, int C, float *scratch) {
     // d (N,C) *= gelu'(inp); db (C) += its column sums (the bias gradient of
-    // the preceding linear), each thread summing its rows first
+    // the preceding linear), each thread summing its rows first in scratch
+    // (nt, C)
     int c8 = C / 8 * 8, nt = omp_get_max_threads();
-    float *part = db ? sx_calloc((size_t)nt * (size_t)C, sizeof(float)) : NULL;
+    float *part = NULL, *own = NULL;
+    if (db) {
+        part = scratch ? scratch : (own = sx_malloc(sizeof(float) * (size_t)nt * (size_t)C));
+        memset(part, 0, sizeof(float) * (size_t)nt * (size_t)C);
+    }
 #pragma omp parallel
     {
         float *acc = part ? part + (size_t)omp_get_thread_num() * C : NULL;
@@ -175,8 +180,10 @@ void gelu_backward(float *d, const float *inp, float *db, int N, int C) {
     if (!part) return;
     for (int t = 0; t < nt; t++)
         for (int c = 0; c < C; c++) db[c] += part[(size_t)t * C + c];
-    free(part);
+    free(own);
 }
+
+size_t gelu_scratch_floats(int C) { return (size_t)omp_get_max_threads() * (size_t)C; }
 
 /* ------------------------------------------------------------- attention */
 
@@ -200,14 +207,24 @@ static void pack_head(float *dst, const float *x, size_t ld, const int *rows, in
         memcpy(dst + (size_t)t * hs, x + (size_t)(rows ? rows[t] : t) * ld, sizeof(float) * (size_t)hs);
 }
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, const int *qrows, int Tq) {
+static size_t att_fwd_per(int T, int C, int NH) { return 3 * (size_t)T * (C / NH); }
+static size_t att_bwd_per(int T, int C, int NH, int Tq) { return 5 * (size_t)T * (C / NH) + (size_t)Tq * T; }
+
+size_t attention_scratch_floats(int T, int C, int NH, int Tq) {
+    size_t f = att_fwd_per(T, C, NH), b = att_bwd_per(T, C, NH, Tq);
+    return (f > b ? f : b) * (size_t)omp_get_max_threads();
+}
+
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, const int *qrows, int Tq,
+                       float *scratch) {
     double t0 = att_prof() ? sx_now() : 0;
     // qkv (B,T,3C), att (B,NH,Tq,T), out (B,Tq,C). One (batch, head) per task;
     // the products inside run single-threaded (oneDNN sees the parallel region).
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    size_t per = 3 * (size_t)T * hs;
-    float *pack = sx_malloc(sizeof(float) * per * (size_t)omp_get_max_threads());
+    size_t per = att_fwd_per(T, C, NH);
+    float *own = scratch ? NULL : sx_malloc(sizeof(float) * per * (size_t)omp_get_max_threads());
+    float *pack = scratch ? scratch : own;
 #pragma omp parallel
     {
         float *qp = pack + per * (size_t)omp_get_thread_num(), *kp = qp + (size_t)T * hs, *vp = kp + (size_t)T * hs;
@@ -239,19 +256,20 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
             gemm(0, 0, Tq, hs, T, 1.0f, a, T, vp, hs, 0.0f, out + (size_t)b * Tq * C + h * hs, C);  // out = att v
         }
     }
-    free(pack);
+    free(own);
     if (t0 > 0) g_att_s[0] += sx_now() - t0;
 }
 
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
-                        int NH, const int *qrows, int Tq) {
+                        int NH, const int *qrows, int Tq, float *scratch) {
     // dout (B,Tq,C) -> dqkv (B,T,3C), overwritten (zero q rows outside qrows).
     // d(scores) (Tq,T) lives in a per-thread buffer that stays in cache.
     double t0 = att_prof() ? sx_now() : 0;
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    size_t per = 5 * (size_t)T * hs + (size_t)Tq * T;
-    float *pack = sx_malloc(sizeof(float) * per * (size_t)omp_get_max_threads());
+    size_t per = att_bwd_per(T, C, NH, Tq);
+    float *own = scratch ? NULL : sx_malloc(sizeof(float) * per * (size_t)omp_get_max_threads());
+    float *pack = scratch ? scratch : own;
 #pragma omp parallel
     {
         float *qp = pack + per * (size_t)omp_get_thread_num(), *kp = qp + (size_t)T * hs, *vp = kp + (size_t)T * hs;
@@ -286,7 +304,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
             for (int t = 0; t < Tq; t++) memcpy(dq + (size_t)rows[t] * C3, dqp + (size_t)t * hs, sizeof(float) * (size_t)hs);
         }
     }
-    free(pack);
+    free(own);
     if (t0 > 0) g_att_s[1] += sx_now() - t0;
 }
 

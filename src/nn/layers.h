@@ -26,18 +26,26 @@ void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, co
  * 0.5 x (1 + erf(x / sqrt 2)). b may be NULL. */
 void gelu_forward(float *out, float *inp, const float *b, int N, int C);
 /* d (N,C) = d * gelu'(inp), in place; db (C) += the column sums of that
- * result (the bias gradient of the linear before), unless db is NULL. */
-void gelu_backward(float *d, const float *inp, float *db, int N, int C);
+ * result (the bias gradient of the linear before), unless db is NULL.
+ * scratch: gelu_scratch_floats(C) floats (per-thread partial sums), or NULL
+ * to allocate them for this call (tests; a training step passes its own). */
+void gelu_backward(float *d, const float *inp, float *db, int N, int C, float *scratch);
+size_t gelu_scratch_floats(int C);
 
 /* Multi-head self-attention, no mask. qkv (B,T,3C) holds q|k|v per token.
  * Only the Tq query rows listed in qrows (B,Tq; row indices within each
  * image, distinct) are computed; qrows NULL with Tq = T computes all, in
  * order. att (B,NH,Tq,T) saves the softmax probabilities; out (B,Tq,C). */
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, const int *qrows, int Tq);
+/* scratch: attention_scratch_floats(T, C, NH, Tq) floats (each thread's
+ * packed heads), or NULL to allocate them for this call. */
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, const int *qrows, int Tq,
+                       float *scratch);
 /* dout (B,Tq,C). dqkv (B,T,3C) is overwritten; query rows outside qrows get
- * zero. */
+ * zero. scratch as for the forward (the same buffer serves both). */
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
-                        int NH, const int *qrows, int Tq);
+                        int NH, const int *qrows, int Tq, float *scratch);
+/* Scratch for attention_forward/backward, for the OpenMP thread count now. */
+size_t attention_scratch_floats(int T, int C, int NH, int Tq);
 
 /* The residual: out (N,C) += x (N,C) + bias (C), where out is the output
  * of a linear run without its bias (NULL: none). */

@@ -5,6 +5,7 @@
 #include "nn/layers.h"
 #include "core/rng.h"
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,11 +321,20 @@ static size_t acts_layout(mae_model *m, int B, float *base, block_acts *enc, blo
     m->dbuf_i = carve(&cur, max_sz(BTe * I, BTd * Id));
     m->dbuf_3c = carve(&cur, max_sz(BTe * 3 * D, BTd * 3 * Dd));
     m->dpred = carve(&cur, BTd * P);
+    /* layer scratch, sized for the OpenMP thread count now (ensure_batch
+     * lays out again when it grows): attention's packed heads or GELU's
+     * per-thread sums (never live at once), and the masking sort's keys */
+    size_t sc = gelu_scratch_floats(I > Id ? I : Id);
+    sc = max_sz(sc, attention_scratch_floats(Te, D, NH, Te));
+    if (Td) sc = max_sz(sc, attention_scratch_floats(Td, Dd, NHd, Td));
+    m->scratch = carve(&cur, sc);
+    m->mask_keys = carve(&cur, 2 * (size_t)N);
     return (size_t)(cur - base);
 }
 
 static int ensure_batch(mae_model *m, int B, sx_err *err) {
-    if (B <= m->batch_cap) return 0;
+    if (B <= m->batch_cap && omp_get_max_threads() <= m->scratch_threads) return 0;
+    if (m->batch_cap > B) B = m->batch_cap;
     free_acts(m);
     const mae_config *c = &m->cfg;
     size_t n = acts_layout(m, B, NULL, NULL, NULL);
@@ -340,6 +350,7 @@ static int ensure_batch(mae_model *m, int B, sx_err *err) {
     m->dec_src = sx_malloc(sizeof(int) * ((size_t)B * (config_num_patches(c) + 1)));
     m->ids_mask = sx_malloc(sizeof(int) * ((size_t)B * (config_num_patches(c) - config_len_keep(c)) + 1));
     m->batch_cap = B;
+    m->scratch_threads = omp_get_max_threads();
     return 0;
 }
 
@@ -347,22 +358,41 @@ static int ensure_batch(mae_model *m, int B, sx_err *err) {
 
 typedef struct { float v; int i; } keyed;
 
-static int cmp_keyed(const void *a, const void *b) {
-    const keyed *x = a, *y = b;
-    if (x->v < y->v) return -1;
-    if (x->v > y->v) return 1;
-    return (x->i > y->i) - (x->i < y->i);
+static int keyed_less(keyed x, keyed y) { return x.v < y.v || (x.v == y.v && x.i < y.i); }
+
+/* Heapsort by (value, index): a total order (indices are distinct), so the
+ * result is the one stable argsort gives; no allocation (qsort may malloc). */
+static void sort_keyed(keyed *k, int n) {
+    for (int start = n / 2 - 1, end = n; end > 1;) {
+        int root;
+        if (start >= 0) root = start--;
+        else { keyed t = k[0]; k[0] = k[--end]; k[end] = t; root = 0; }
+        for (;;) {
+            int child = 2 * root + 1;
+            if (child >= end) break;
+            if (child + 1 < end && keyed_less(k[child], k[child + 1])) child++;
+            if (!keyed_less(k[root], k[child])) break;
+            keyed t = k[root]; k[root] = k[child]; k[child] = t;
+            root = child;
+        }
+    }
 }
 
-void mae_masking(const float *noise, int B, int N, int len_keep, int *ids_keep, int *ids_restore, float *mask) {
-    keyed *k = sx_malloc(sizeof(keyed) * (size_t)N);
+void mae_masking_scratch(const float *noise, int B, int N, int len_keep, int *ids_keep, int *ids_restore, float *mask,
+                         void *scratch) {
+    keyed *k = scratch;
     for (int b = 0; b < B; b++) {
         for (int n = 0; n < N; n++) k[n] = (keyed){noise[(size_t)b * N + n], n};
-        qsort(k, (size_t)N, sizeof *k, cmp_keyed);                 // ids_shuffle = argsort(noise)
+        sort_keyed(k, N);                                                    // ids_shuffle = argsort(noise)
         for (int j = 0; j < N; j++) ids_restore[(size_t)b * N + k[j].i] = j;  // argsort(ids_shuffle)
         for (int j = 0; j < len_keep; j++) ids_keep[(size_t)b * len_keep + j] = k[j].i;
         for (int n = 0; n < N; n++) mask[(size_t)b * N + n] = ids_restore[(size_t)b * N + n] >= len_keep ? 1.0f : 0.0f;
     }
+}
+
+void mae_masking(const float *noise, int B, int N, int len_keep, int *ids_keep, int *ids_restore, float *mask) {
+    keyed *k = sx_malloc(sizeof(keyed) * (size_t)(N > 0 ? N : 1));
+    mae_masking_scratch(noise, B, N, len_keep, ids_keep, ids_restore, mask, k);
     free(k);
 }
 
@@ -450,7 +480,7 @@ static block_dims dims(int B, int T, int C, int NH, int I, float eps) {
     return (block_dims){B, T, C, NH, I, eps, NULL, T, NULL};
 }
 
-static void block_forward(const block_params *w, block_acts *a, const float *x, block_dims d) {
+static void block_forward(const block_params *w, block_acts *a, const float *x, float *scratch, block_dims d) {
     // x (B,T,C) -> a->res2 (B,Tq,C); pre-LayerNorm ViT layer
     int BT = d.B * d.T, BQ = d.B * d.Tq, C = d.C;
     const row_share *sh = d.share;
@@ -462,7 +492,7 @@ static void block_forward(const block_params *w, block_acts *a, const float *x, 
         layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, d.eps);
         linear_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C);
     }
-    attention_forward(a->atty, a->att, a->qkv, d.B, d.T, C, d.NH, d.qrows, d.Tq);
+    attention_forward(a->atty, a->att, a->qkv, d.B, d.T, C, d.NH, d.qrows, d.Tq, scratch);
     // the biases of proj, fc and fc2 are added by the pass that follows each
     linear_forward(a->res1, a->atty, w->proj_w, NULL, BQ, C, C);
     if (d.qrows) residual_rows_forward(a->res1, x, w->proj_b, d.qrows, d.B, d.Tq, d.T, C);
@@ -481,11 +511,11 @@ static void block_backward(const block_params *w, block_params *g, const block_a
     int BT = d.B * d.T, BQ = d.B * d.Tq, C = d.C;
     float *dc = m->dbuf_c, *di = m->dbuf_i, *d3 = m->dbuf_3c;
     linear_backward(di, g->fc2_w, g->fc2_b, dres, a->gelu, w->fc2_w, BQ, d.I, C);
-    gelu_backward(di, a->fc, g->fc_b, BQ, d.I);  // with fc's bias gradient
+    gelu_backward(di, a->fc, g->fc_b, BQ, d.I, m->scratch);  // with fc's bias gradient
     linear_backward(dc, g->fc_w, NULL, di, a->ln2, w->fc_w, BQ, C, d.I);
     layernorm_backward(dres, g->ln2_w, g->ln2_b, dc, a->res1, w->ln2_w, a->ln2_mean, a->ln2_rstd, BQ, C);
     linear_backward(dc, g->proj_w, g->proj_b, dres, a->atty, w->proj_w, BQ, C, C);
-    attention_backward(d3, dc, a->qkv, a->att, d.B, d.T, C, d.NH, d.qrows, d.Tq);
+    attention_backward(d3, dc, a->qkv, a->att, d.B, d.T, C, d.NH, d.qrows, d.Tq, m->scratch);
     if (dx != dres) {  // the residual path: d(res1) reaches x only at its rows
         memset(dx, 0, sizeof(float) * (size_t)BT * C);
         if (d.qrows) residual_rows_backward(dx, dres, d.qrows, d.B, d.Tq, d.T, C);
@@ -535,7 +565,7 @@ static void encoder_forward(mae_model *m, const float *pixels, int B) {
     const float *x = m->h0;
     block_dims de = dims(B, Te, D, c->num_attention_heads, c->intermediate_size, eps);
     for (int l = 0; l < c->num_hidden_layers; l++) {
-        block_forward(&w->enc[l], &m->enc_a[l], x, de);
+        block_forward(&w->enc[l], &m->enc_a[l], x, m->scratch, de);
         x = m->enc_a[l].res2;
     }
     layernorm_forward(m->latent, m->lat_mean, m->lat_rstd, x, w->enc_norm_w, w->enc_norm_b, B * Te, D, eps);
@@ -564,7 +594,7 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
     const mae_params *w = &m->p;
 
     if (m->encoder_only) return sx_fail(err, "this model was built encoder-only: it has no decoder activations");
-    mae_masking(noise, B, N, Lk, m->ids_keep, m->ids_restore, m->mask);
+    mae_masking_scratch(noise, B, N, Lk, m->ids_keep, m->ids_restore, m->mask, m->mask_keys);
     encoder_forward(m, pixels, B);
 
     // decoder: embed, mask tokens, unshuffle, position embeddings
@@ -618,7 +648,7 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
     for (int l = 0; l < L; l++) {
         dd.share = l == 0 && m->dec_shared ? &share : NULL;
         if (l == L - 1 && m->masked_rows_only) { dd.qrows = m->ids_mask; dd.Tq = Lm; }
-        block_forward(&w->dec[l], &m->dec_a[l], x, dd);
+        block_forward(&w->dec[l], &m->dec_a[l], x, m->scratch, dd);
         x = m->dec_a[l].res2;
     }
     layernorm_forward(m->dn, m->dn_mean, m->dn_rstd, x, w->dec_norm_w, w->dec_norm_b, B * Tp, Dd, eps);

@@ -82,6 +82,10 @@ typedef struct {
     int dec_shared;          /* the last forward used them (they save work only for batches above 1) */
     /* backward scratch */
     float *dres_enc, *dres_dec, *dres_rows, *dbuf_c, *dbuf_i, *dbuf_3c, *dpred;
+    /* layer scratch (attention's packed heads, GELU's per-thread sums) for
+     * scratch_threads OpenMP threads, and the masking sort's keys */
+    float *scratch, *mask_keys;
+    int scratch_threads;
     float loss;
 } mae_model;
 
@@ -111,6 +115,10 @@ const param_info *mae_find_param(const mae_model *m, const char *name);
 /* HF random_masking: per-sample argsort(noise) (B,N); the first len_keep are
  * visible. Fills ids_keep (B,len_keep), ids_restore (B,N), mask (B,N). */
 void mae_masking(const float *noise, int B, int N, int len_keep, int *ids_keep, int *ids_restore, float *mask);
+/* The same without allocating: scratch holds 8 N bytes (mae_forward uses
+ * m->mask_keys). mae_masking allocates them per call. */
+void mae_masking_scratch(const float *noise, int B, int N, int len_keep, int *ids_keep, int *ids_restore, float *mask,
+                         void *scratch);
 
 /* pixels (B,C,H,W) normalised, noise (B,N). Returns the loss; logits, mask
  * and ids_restore stay in the model until the next forward. */

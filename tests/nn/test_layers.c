@@ -53,14 +53,14 @@ static void ln_fwd(const float *x, float *out, void *v) {
 }
 static void attn_fwd(const float *x, float *out, void *v) {
     lctx *c = v;
-    attention_forward(out, c->att, x, B, T, C, NH, NULL, T);
+    attention_forward(out, c->att, x, B, T, C, NH, NULL, T, NULL);
 }
 /* queries of three rows per image, out of order */
 enum { TQ = 3 };
 static const int qrows[B * TQ] = {3, 0, 4, 1, 2, 4};
 static void attn_rows_fwd(const float *x, float *out, void *v) {
     lctx *c = v;
-    attention_forward(out, c->att, x, B, T, C, NH, qrows, TQ);
+    attention_forward(out, c->att, x, B, T, C, NH, qrows, TQ, NULL);
 }
 static void gelu_fwd(const float *x, float *out, void *v) {
     float pre[B * T * C];
@@ -93,7 +93,7 @@ TEST(test_layer_gradients_finite_differences) {
     gelu_fwd(x, out, &c);
     for (int i = 0; i < B * T * C; i++) pre[i] += b[i % C];  // the pre-activation gelu_forward keeps
     memset(db, 0, sizeof db);
-    gelu_backward(dx, pre, db, B * T, C);
+    gelu_backward(dx, pre, db, B * T, C, NULL);
     e = fd_check(gelu_fwd, &c, x, B * T * C, B * T * C, probe, dx);
     CHECKF(e < 2e-3, "gelu gradient: %.3g", e);
     for (int k = 0; k < C; k++) {  // the bias gradient is the column sum of the input gradient
@@ -105,7 +105,7 @@ TEST(test_layer_gradients_finite_differences) {
     // attention (input is qkv)
     fill(&r, x, B * T * 3 * C, 1.0f); fill(&r, probe, B * T * C, 1.0f);
     attn_fwd(x, out, &c);
-    attention_backward(dx, probe, x, c.att, B, T, C, NH, NULL, T);
+    attention_backward(dx, probe, x, c.att, B, T, C, NH, NULL, T, NULL);
     e = fd_check(attn_fwd, &c, x, B * T * 3 * C, B * T * C, probe, dx);
     CHECKF(e < 2e-3, "attention qkv gradient: %.3g", e);
 
@@ -117,7 +117,7 @@ TEST(test_layer_gradients_finite_differences) {
     for (int i = 0; i < B * TQ; i++)
         for (int k = 0; k < C; k++) CHECK(fabsf(out[i * C + k] - full[((i / TQ) * T + qrows[i]) * C + k]) < 1e-6f);
     for (size_t i = 0; i < sizeof dx / sizeof dx[0]; i++) dx[i] = 1e9f;  // must all be overwritten
-    attention_backward(dx, probe, x, c.att, B, T, C, NH, qrows, TQ);
+    attention_backward(dx, probe, x, c.att, B, T, C, NH, qrows, TQ, NULL);
     e = fd_check(attn_rows_fwd, &c, x, B * T * 3 * C, B * TQ * C, probe, dx);
     CHECKF(e < 2e-3, "attention qkv gradient, query rows only: %.3g", e);
 }
@@ -136,7 +136,7 @@ TEST(test_gelu_rows_with_tails) {
         CHECKF(fabs(out[i] - 0.5 * z * (1.0 + erf(z / sqrt(2.0)))) < 2e-6, "gelu(%g) = %g", z, (double)out[i]);
     }
     for (int i = 0; i < R * K; i++) d[i] = 1.0f;
-    gelu_backward(d, pre, db, R, K);
+    gelu_backward(d, pre, db, R, K, NULL);
     for (int k = 0; k < K; k++) {
         double sum = 0;
         for (int r = 0; r < R; r++) {
@@ -162,7 +162,7 @@ static void attention_vs_naive(int Bn, int Tn, int Cn, int NHn, int sub) {
     for (size_t i = 0; i < (size_t)Bn * Tn * C3; i++) qkv[i] = rng_normal(&r);
     for (int b = 0; b < Bn; b++)
         for (int t = 0; t < Tq; t++) rows[b * Tq + t] = sub ? (t * 7 + b) % Tn : t;  // distinct, out of order
-    attention_forward(out, att, qkv, Bn, Tn, Cn, NHn, sub ? rows : NULL, Tq);
+    attention_forward(out, att, qkv, Bn, Tn, Cn, NHn, sub ? rows : NULL, Tq, NULL);
     double worst = 0;
     for (int b = 0; b < Bn; b++)
         for (int h = 0; h < NHn; h++)
