@@ -1,6 +1,7 @@
 /* classifier.c: ViTForImageClassification = encoder + linear head on CLS. */
 #include "nn/classifier.h"
 #include "io/checkpoint.h"
+#include "nn/layers.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include <cjson/cJSON.h>
@@ -79,16 +80,7 @@ int classifier_forward(classifier *c, const float *pixels, int B, sx_err *err) {
         c->logits_cap = B;
     }
     int D = c->enc.cfg.hidden_size, T = 1 + config_num_patches(&c->enc.cfg), K = c->n_out;
-    // head: logits (B, K) = cls (B, D) @ head_w^T (D, K) + head_b; cls = latent[b, 0, :]
-    for (int b = 0; b < B; b++) {
-        const float *cls = c->enc.latent + (size_t)b * T * D;
-        for (int k = 0; k < K; k++) {
-            const float *w = c->head_w + (size_t)k * D;
-            double s = c->head_b[k];
-            for (int i = 0; i < D; i++) s += (double)w[i] * cls[i];
-            c->logits[(size_t)b * K + k] = (float)s;
-        }
-    }
+    cls_head_forward(c->logits, c->enc.latent, c->head_w, c->head_b, B, T, D, K);
     return 0;
 }
 
@@ -128,17 +120,7 @@ float classifier_loss(classifier *c, const float *y, float grad_scale) {
     if (grad_scale != 0.0f) {
         // head backward: dW (K, D) += dz^T cls; db += sum dz; dcls = dz W -> row 0 of d(latent)
         float *dlat = mae_encode_grad(&c->enc);   // (B, T, D), zeroed
-        for (int b = 0; b < B; b++) {
-            const float *cls = c->enc.latent + (size_t)b * T * D;
-            float *dcls = dlat + (size_t)b * T * D;
-            for (int k = 0; k < K; k++) {
-                float d = dlogits[(size_t)b * K + k];
-                float *gw = c->ghead_w + (size_t)k * D;
-                const float *w = c->head_w + (size_t)k * D;
-                for (int i = 0; i < D; i++) { gw[i] += d * cls[i]; dcls[i] += d * w[i]; }
-                c->ghead_b[k] += d;
-            }
-        }
+        cls_head_backward(dlat, c->ghead_w, c->ghead_b, dlogits, c->enc.latent, c->head_w, B, T, D, K);
         mae_encode_backward(&c->enc);
     }
     return (float)(loss / B);

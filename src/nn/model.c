@@ -425,41 +425,8 @@ void mae_unpatchify(const mae_config *c, const float *patches, int B, float *pix
             }
 }
 
-void mae_patch_stats(const float *t, int P, double *mean, double *std) {
-    double m = 0.0, v = 0.0;
-    for (int i = 0; i < P; i++) m += t[i];
-    m /= P;
-    for (int i = 0; i < P; i++) v += (t[i] - m) * (t[i] - m);
-    v /= (P - 1);  // torch.var is unbiased
-    *mean = m;
-    *std = sqrt(v + 1e-6);
-}
-
-void mae_normalize_patches(float *patches, size_t n, int P) {
-    for (size_t r = 0; r < n; r++) {
-        float *t = patches + r * P;
-        double mean, std;
-        mae_patch_stats(t, P, &mean, &std);
-        double s = 1.0 / std;
-        for (int i = 0; i < P; i++) t[i] = (float)((t[i] - mean) * s);
-    }
-}
-
-/* Gather the visible patches in the conv's (c, ky, kx) order: the patch
- * embedding is then a Linear with the (D, C, p, p) weight seen as (D, C*p*p). */
-static void gather_kept_patches(const mae_config *c, const float *pixels, const int *ids_keep, int B, int Lk, float *out) {
-    int p = c->patch_size, g = config_grid(c), C = c->num_channels, H = c->image_size;
-    size_t cpp = (size_t)C * p * p;
-#pragma omp parallel for schedule(static)
-    for (int bj = 0; bj < B * Lk; bj++) {
-        int b = bj / Lk, n = ids_keep[bj], gy = n / g, gx = n % g;
-        float *o = out + (size_t)bj * cpp;
-        for (int ch = 0; ch < C; ch++)
-            for (int ky = 0; ky < p; ky++)
-                memcpy(o + ((size_t)ch * p + ky) * p,
-                       pixels + (((size_t)b * C + ch) * H + gy * p + ky) * H + gx * p, sizeof(float) * (size_t)p);
-    }
-}
+void mae_patch_stats(const float *t, int P, double *mean, double *std) { patch_norm_stats(t, P, mean, std); }
+void mae_normalize_patches(float *patches, size_t n, int P) { patch_norm_forward(patches, n, P); }
 
 /* ------------------------------------------------------------------ block */
 
@@ -546,20 +513,12 @@ static row_share dec_share(const mae_model *m) {
  * LayerNorm: pixels (B,C,H,W) -> m->latent (B, 1+len_keep, D). */
 static void encoder_forward(mae_model *m, const float *pixels, int B) {
     const mae_config *c = &m->cfg;
-    int D = c->hidden_size, Lk = config_len_keep(c), Te = 1 + Lk, cpp = c->num_channels * c->patch_size * c->patch_size;
+    int D = c->hidden_size, Lk = config_len_keep(c), Te = 1 + Lk;
     float eps = (float)c->layer_norm_eps;
     const mae_params *w = &m->p;
-    gather_kept_patches(c, pixels, m->ids_keep, B, Lk, m->kept_patches);
-    linear_forward(m->emb, m->kept_patches, w->patch_w, w->patch_b, B * Lk, cpp, D);
-    for (int b = 0; b < B; b++) {
-        float *h = m->h0 + (size_t)b * Te * D;
-        for (int i = 0; i < D; i++) h[i] = w->cls_token[i] + w->pos_embed[i];
-        for (int j = 0; j < Lk; j++) {
-            const float *e = m->emb + ((size_t)b * Lk + j) * D, *pe = w->pos_embed + (size_t)(1 + m->ids_keep[b * Lk + j]) * D;
-            float *o = h + (size_t)(1 + j) * D;
-            for (int i = 0; i < D; i++) o[i] = e[i] + pe[i];
-        }
-    }
+    patch_embed_forward(m->emb, m->kept_patches, pixels, m->ids_keep, w->patch_w, w->patch_b, B, Lk, c->num_channels,
+                        c->image_size, c->patch_size, D);
+    embed_forward(m->h0, m->emb, w->cls_token, w->pos_embed, m->ids_keep, B, Lk, D);
 
     // encoder
     const float *x = m->h0;
@@ -600,47 +559,20 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
     // decoder: embed, mask tokens, unshuffle, position embeddings
     const float *x;
     linear_forward(m->dec_in, m->latent, w->dec_embed_w, w->dec_embed_b, B * Te, D, Dd);
-    for (int b = 0; b < B; b++) {
-        const float *y = m->dec_in + (size_t)b * Te * Dd;
-        float *z = m->d0 + (size_t)b * Td * Dd;
-        for (int i = 0; i < Dd; i++) z[i] = y[i] + w->dec_pos_embed[i];
-        for (int n = 0; n < N; n++) {
-            int r = m->ids_restore[b * N + n];
-            const float *src = r < Lk ? y + (size_t)(1 + r) * Dd : w->mask_token;
-            const float *pe = w->dec_pos_embed + (size_t)(1 + n) * Dd;
-            float *o = z + (size_t)(1 + n) * Dd;
-            for (int i = 0; i < Dd; i++) o[i] = src[i] + pe[i];
-        }
-    }
+    unshuffle_forward(m->d0, m->dec_in, w->mask_token, w->dec_pos_embed, m->ids_restore, B, N, Lk, Dd);
     // the first block's distinct input rows (row_share): each image's CLS
     // and visible rows, then mask_token + position for every position
     // (only where that is fewer rows: with one image, say, it is not; LN1's
     // buffers then also hold the distinct rows)
     m->dec_shared = c->decoder_num_hidden_layers > 0 && B * Te + N < B * Td;
-    if (m->dec_shared) {
-        int k = 0;
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < Td; t++) {
-                int n = t - 1;
-                if (t && m->ids_restore[b * N + n] >= Lk) { m->dec_src[b * Td + t] = B * Te + n; continue; }
-                m->dec_src[b * Td + t] = k;
-                memcpy(m->dec_xu + (size_t)k++ * Dd, m->d0 + ((size_t)b * Td + t) * Dd, sizeof(float) * (size_t)Dd);
-            }
-        for (int n = 0; n < N; n++) {
-            float *o = m->dec_xu + ((size_t)B * Te + n) * Dd;
-            const float *pe = w->dec_pos_embed + (size_t)(1 + n) * Dd;
-            for (int i = 0; i < Dd; i++) o[i] = w->mask_token[i] + pe[i];  // as d0's mask rows
-        }
-    }
+    if (m->dec_shared)
+        share_rows_forward(m->dec_xu, m->dec_src, m->d0, w->mask_token, w->dec_pos_embed, m->ids_restore, B, N, Lk, Dd);
 
     // loss_only: the last block runs its queries, and the head its rows, for
     // the masked tokens alone (ids_mask); nothing else reaches the loss
     int L = c->decoder_num_hidden_layers, Lm = N - Lk;
     m->masked_rows_only = m->loss_only && L > 0 && Lm > 0;
-    if (m->masked_rows_only)
-        for (int b = 0; b < B; b++)
-            for (int n = 0, j = 0; n < N; n++)
-                if (m->ids_restore[b * N + n] >= Lk) m->ids_mask[b * Lm + j++] = 1 + n;
+    if (m->masked_rows_only) masked_rows_index(m->ids_mask, m->ids_restore, B, N, Lk);
     int Tp = m->masked_rows_only ? Lm : Td;  // head rows per image
     row_share share = dec_share(m);
     x = m->d0;
@@ -656,20 +588,7 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
 
     // loss: mean squared error per patch, averaged over the masked patches
     mae_patchify(c, pixels, B, m->target);
-    if (c->norm_pix_loss) mae_normalize_patches(m->target, (size_t)B * N, P);
-    double num = 0.0, den = 0.0;
-    for (int b = 0; b < B; b++)
-        for (int n = 0, j = 0; n < N; n++) {
-            float mk = m->mask[b * N + n];
-            den += mk;
-            if (mk == 0.0f) continue;
-            size_t row = m->masked_rows_only ? (size_t)b * Lm + j++ : (size_t)b * Td + 1 + n;
-            const float *pr = m->pred + row * P, *t = m->target + ((size_t)b * N + n) * P;
-            double s = 0.0;
-            for (int i = 0; i < P; i++) { double e = (double)pr[i] - t[i]; s += e * e; }
-            num += mk * s / P;
-        }
-    m->loss = den > 0 ? (float)(num / den) : 0.0f;
+    m->loss = masked_mse_forward(m->target, m->pred, m->mask, B, N, P, Tp, m->masked_rows_only, c->norm_pix_loss);
     return 0;
 }
 
@@ -691,19 +610,7 @@ void mae_backward(mae_model *m) {
     mae_params *g = &m->g;
 
     // d(loss)/d(pred): 2 (pred - target) / (P * sum(mask)) on masked patches, 0 elsewhere
-    double den = 0.0;
-    for (size_t i = 0; i < (size_t)B * N; i++) den += m->mask[i];
-    float scale = den > 0 ? (float)(2.0 * m->grad_scale / (P * den)) : 0.0f;
-    memset(m->dpred, 0, sizeof(float) * (size_t)B * Tp * P);
-    for (int b = 0; b < B; b++)
-        for (int n = 0, j = 0; n < N; n++) {
-            float mk = m->mask[b * N + n];
-            if (mk == 0.0f) continue;
-            size_t row = m->masked_rows_only ? (size_t)b * Lm + j++ : (size_t)b * Td + 1 + n;
-            float *dp = m->dpred + row * P, s = scale * mk;
-            const float *pr = m->pred + row * P, *t = m->target + ((size_t)b * N + n) * P;
-            for (int i = 0; i < P; i++) dp[i] = s * (pr[i] - t[i]);
-        }
+    masked_mse_backward(m->dpred, m->pred, m->target, m->mask, B, N, P, Tp, m->masked_rows_only, m->grad_scale);
 
     // decoder head and norm
     const float *dec_out = L ? m->dec_a[L - 1].res2 : m->d0;
@@ -725,32 +632,11 @@ void mae_backward(mae_model *m) {
                        m->dres_dec, m, dd);
     }
     // the first block's LN1 path: each image's own rows, and mask_token once per position
-    if (m->dec_shared) {
-        for (int i = 0; i < B * Td; i++) {
-            int k = m->dec_src[i];
-            if (k >= B * Te) continue;
-            float *d = m->dres_dec + (size_t)i * Dd;
-            const float *gu = m->dec_dxu + (size_t)k * Dd;
-            for (int j = 0; j < Dd; j++) d[j] += gu[j];
-        }
-        for (int n = 0; n < N; n++)
-            for (int j = 0; j < Dd; j++) g->mask_token[j] += m->dec_dxu[((size_t)B * Te + n) * Dd + j];
-    }
+    if (m->dec_shared) share_rows_backward(m->dres_dec, g->mask_token, m->dec_dxu, m->dec_src, B, N, Lk, Dd);
 
     // undo the unshuffle: visible tokens back to the encoder's order, the rest to mask_token
     float *ddec_in = m->dbuf_3c;  // (B,Te,Dd), free at this point
-    memset(ddec_in, 0, sizeof(float) * (size_t)B * Te * Dd);
-    for (int b = 0; b < B; b++) {
-        const float *dz = m->dres_dec + (size_t)b * Td * Dd;
-        float *dy = ddec_in + (size_t)b * Te * Dd;
-        for (int i = 0; i < Dd; i++) dy[i] += dz[i];
-        for (int n = 0; n < N; n++) {
-            int r = m->ids_restore[b * N + n];
-            float *dst = r < Lk ? dy + (size_t)(1 + r) * Dd : g->mask_token;
-            const float *src = dz + (size_t)(1 + n) * Dd;
-            for (int i = 0; i < Dd; i++) dst[i] += src[i];
-        }
-    }
+    unshuffle_backward(ddec_in, g->mask_token, m->dres_dec, m->ids_restore, B, N, Lk, Dd);
     linear_backward(m->dbuf_c, g->dec_embed_w, g->dec_embed_b, ddec_in, m->latent, w->dec_embed_w, B * Te, D, Dd);
     encoder_backward(m);
 }
@@ -786,10 +672,6 @@ static void encoder_backward(mae_model *m) {
 
     // embeddings: CLS token, then the patch projection of the visible patches
     float *demb = m->dbuf_c;  // (B*Lk, D)
-    for (int b = 0; b < B; b++) {
-        const float *dh = m->dres_enc + (size_t)b * Te * D;
-        for (int i = 0; i < D; i++) g->cls_token[i] += dh[i];
-        memcpy(demb + (size_t)b * Lk * D, dh + D, sizeof(float) * (size_t)Lk * D);
-    }
-    linear_backward(NULL, g->patch_w, g->patch_b, demb, m->kept_patches, w->patch_w, B * Lk, cpp, D);
+    embed_backward(demb, g->cls_token, m->dres_enc, B, Lk, D);
+    patch_embed_backward(g->patch_w, g->patch_b, demb, m->kept_patches, B, Lk, cpp, D);
 }
