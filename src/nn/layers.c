@@ -4,6 +4,7 @@
 #include "nn/layers.h"
 #include "core/fastmath.h"
 #include "nn/gemm.h"
+#include "nn/profile.h"
 #include "core/common.h"
 #include <math.h>
 #include <omp.h>
@@ -187,17 +188,11 @@ size_t gelu_scratch_floats(int C) { return (size_t)omp_get_max_threads() * (size
 
 /* ------------------------------------------------------------- attention */
 
-/* SKELEX_PROFILE: time spent in attention (its products run inside a
- * parallel region, so the gemm profile does not see them). */
-static double g_att_s[2];
-static int g_att_prof = -1;
-static void att_report(void) { fprintf(stderr, "attention profile: forward %.2f s, backward %.2f s\n", g_att_s[0], g_att_s[1]); }
-void attention_profile_reset(void) { g_att_s[0] = g_att_s[1] = 0.0; }
-static int att_prof(void) {
-    if (omp_in_parallel()) return 0;  /* a team's share (team.h): not counted */
-    if (g_att_prof < 0) { g_att_prof = getenv("SKELEX_PROFILE") != NULL; if (g_att_prof) atexit(att_report); }
-    return g_att_prof;
-}
+/* SKELEX_PROFILE: time spent in attention, counted in the bound product
+ * context (its products run inside a parallel region, so the gemm profile
+ * does not see them); a team's share (inside a parallel region) is not. */
+void attention_profile_reset(void) { gemm_profile_reset(); }
+static int att_prof(void) { return !omp_in_parallel() && sx_prof_enabled(); }
 
 /* Per-head contiguous copy: rows[0..T) of x (row stride ld; rows NULL:
  * 0..T-1) -> dst (T,hs). Strided q/k/v rows (3C floats apart) alias in the
@@ -257,7 +252,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
         }
     }
     free(own);
-    if (t0 > 0) g_att_s[0] += sx_now() - t0;
+    if (t0 > 0) gemm_ctx_add_attention(gemm_current(), 0, sx_now() - t0);
 }
 
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
@@ -305,7 +300,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
         }
     }
     free(own);
-    if (t0 > 0) g_att_s[1] += sx_now() - t0;
+    if (t0 > 0) gemm_ctx_add_attention(gemm_current(), 1, sx_now() - t0);
 }
 
 /* -------------------------------------------------------------- residual */

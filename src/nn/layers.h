@@ -114,7 +114,7 @@ void cls_head_forward(float *logits, const float *latent, const float *w, const 
 void cls_head_backward(float *dlatent, float *dw, float *db, const float *dlogits, const float *latent, const float *w,
                        int B, int T, int D, int K);
 
-/* SKELEX_PROFILE=1: forget the attention time counted so far. */
+/* SKELEX_PROFILE=1: forget the counts so far (as gemm_profile_reset). */
 void attention_profile_reset(void);
 
 #endif

@@ -168,14 +168,19 @@ static int build(mae_model *m, const mae_config *cfg, float *shared, int inferen
         v->dec = sx_calloc((size_t)cfg->decoder_num_hidden_layers + 1, sizeof(block_params));
     }
     layout(m, 0);
+    m->gemm = gemm_ctx_new();
     return 0;
 }
+
+void mae_set_precision(mae_model *m, sx_precision p) { gemm_ctx_set_precision(m->gemm, p); }
+sx_precision mae_precision(const mae_model *m) { return gemm_ctx_precision(m->gemm); }
 
 int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, 0, err); }
 int mae_build_inference(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, 1, err); }
 
 int mae_build_replica(mae_model *r, const mae_model *src, sx_err *err) {
     if (build(r, &src->cfg, src->params, 0, err)) return -1;
+    mae_set_precision(r, mae_precision(src));
     r->encoder_only = src->encoder_only;
     r->loss_only = src->loss_only;
     return 0;
@@ -199,6 +204,7 @@ void mae_free(mae_model *m) {
     if (!m->shares_params) sx_free_large(m->params, m->n_floats * sizeof(float));
     sx_free_large(m->grads, m->n_floats * sizeof(float));
     free(m->p.enc); free(m->p.dec); free(m->g.enc); free(m->g.dec);
+    gemm_ctx_free(m->gemm);
     memset(m, 0, sizeof *m);
 }
 
@@ -530,7 +536,7 @@ static void encoder_forward(mae_model *m, const float *pixels, int B) {
     layernorm_forward(m->latent, m->lat_mean, m->lat_rstd, x, w->enc_norm_w, w->enc_norm_b, B * Te, D, eps);
 }
 
-int mae_encode(mae_model *m, const float *pixels, int B, sx_err *err) {
+static int encode(mae_model *m, const float *pixels, int B, sx_err *err) {
     const mae_config *c = &m->cfg;
     int N = config_num_patches(c);
     if (!m->encoder_only || config_len_keep(c) != N)
@@ -543,7 +549,7 @@ int mae_encode(mae_model *m, const float *pixels, int B, sx_err *err) {
     return 0;
 }
 
-int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx_err *err) {
+static int forward(mae_model *m, const float *pixels, const float *noise, int B, sx_err *err) {
     const mae_config *c = &m->cfg;
     if (ensure_batch(m, B, err)) return -1;
     m->B = B;
@@ -600,8 +606,7 @@ void mae_zero_grad(mae_model *m) {
     if (m->grads) memset(m->grads, 0, m->n_floats * sizeof(float));
 }
 
-void mae_backward(mae_model *m) {
-    if (!m->grads) return;  /* an inference model (mae_build_inference) */
+static void backward(mae_model *m) {
     const mae_config *c = &m->cfg;
     int B = m->B, D = c->hidden_size, Dd = c->decoder_hidden_size, N = config_num_patches(c), P = config_patch_dim(c);
     int Lk = config_len_keep(c), Te = 1 + Lk, Td = 1 + N, Lm = N - Lk, L = c->decoder_num_hidden_layers;
@@ -647,8 +652,33 @@ float *mae_encode_grad(mae_model *m) {
     return m->dbuf_c;
 }
 
+/* Every entry point runs with this model's product context bound (gemm.h). */
+int mae_encode(mae_model *m, const float *pixels, int B, sx_err *err) {
+    sx_gemm_ctx *prev = gemm_bind(m->gemm);
+    int rc = encode(m, pixels, B, err);
+    gemm_bind(prev);
+    return rc;
+}
+
+int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx_err *err) {
+    sx_gemm_ctx *prev = gemm_bind(m->gemm);
+    int rc = forward(m, pixels, noise, B, err);
+    gemm_bind(prev);
+    return rc;
+}
+
+void mae_backward(mae_model *m) {
+    if (!m->grads) return;  /* an inference model (mae_build_inference) */
+    sx_gemm_ctx *prev = gemm_bind(m->gemm);
+    backward(m);
+    gemm_bind(prev);
+}
+
 void mae_encode_backward(mae_model *m) {
-    if (m->grads) encoder_backward(m);
+    if (!m->grads) return;
+    sx_gemm_ctx *prev = gemm_bind(m->gemm);
+    encoder_backward(m);
+    gemm_bind(prev);
 }
 
 /* From d(latent) in m->dbuf_c (B, 1+len_keep, D) back through the final

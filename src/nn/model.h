@@ -10,6 +10,7 @@
 #ifndef SKELEX_MODEL_H
 #define SKELEX_MODEL_H
 #include "nn/config.h"
+#include "nn/gemm.h"
 
 typedef struct {
     float *ln1_w, *ln1_b;     /* layernorm_before */
@@ -87,6 +88,8 @@ typedef struct {
     float *scratch, *mask_keys;
     int scratch_threads;
     float loss;
+    sx_gemm_ctx *gemm;    /* this model's product context (precision, bf16 cache, profile), bound to the
+                             calling thread during forward and backward: see gemm.h */
 } mae_model;
 
 int  mae_build(mae_model *m, const mae_config *cfg, sx_err *err);
@@ -103,6 +106,10 @@ void mae_free(mae_model *m);
  * with its own gradients and activations, for a share of a batch (team.h).
  * It copies encoder_only and loss_only. Free it with mae_free before src. */
 int  mae_build_replica(mae_model *r, const mae_model *src, sx_err *err);
+/* This model's product precision: PREC_DEFAULT (after mae_build) follows
+ * gemm_set_precision; PREC_FP32 / PREC_BF16 fix it for this model alone. */
+void mae_set_precision(mae_model *m, sx_precision p);
+sx_precision mae_precision(const mae_model *m);   /* the one products use (FP32 or BF16) */
 /* HF initialisation: Linear N(0, initializer_range), patch projection
  * Xavier-uniform, tokens N(0, initializer_range), LayerNorm 1/0, biases 0,
  * sin-cos position embeddings. */
