@@ -188,6 +188,16 @@ TEST(test_config_parse_and_validate) {
     CHECK(config_preset("gigantic", &c, &err) == -1 && strstr(err.msg, "gigantic"));
 }
 
+/* A toy MAE (seed) saved as tl_tmpdir()/name; its directory in dir. 0 or -1. */
+static int save_toy(mae_model *a, const char *name, uint64_t seed, char *dir, size_t cap) {
+    sx_err err;
+    mae_config c = tl_toy_config(32);
+    if (mae_build(a, &c, &err)) return -1;
+    mae_init_weights(a, seed);
+    snprintf(dir, cap, "%s/%s", tl_tmpdir(), name);
+    return checkpoint_save(dir, a, &err);
+}
+
 TEST(test_safetensors_offsets_must_tile) {
     char p[512];
     sx_err err;
@@ -219,13 +229,9 @@ TEST(test_safetensors_offsets_must_tile) {
     CHECKF(st_open(p, &f, &err) == -1 && strstr(err.msg, "no tensors"), "%s", err.msg);
 
     // a real checkpoint whose header length is 5 bytes short (issue 21 #10) is refused
-    mae_config c = tl_toy_config(32);
     mae_model a, b;
-    CHECK(mae_build(&a, &c, &err) == 0);
-    mae_init_weights(&a, 4);
     char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/short", tl_tmpdir());
-    CHECK(checkpoint_save(dir, &a, &err) == 0);
+    CHECK(save_toy(&a, "short", 4, dir, sizeof dir) == 0);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     size_t n;
     uint8_t *buf = tl_read_file(path, &n);
@@ -276,11 +282,8 @@ TEST(test_checkpoint_checks_shapes_before_allocating) {
     sx_err err;
     mae_config c = tl_toy_config(32);
     mae_model a, b;
-    CHECK(mae_build(&a, &c, &err) == 0);
-    mae_init_weights(&a, 6);
     char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/empty_cfg", tl_tmpdir());
-    CHECK(checkpoint_save(dir, &a, &err) == 0);
+    CHECK(save_toy(&a, "empty_cfg", 6, dir, sizeof dir) == 0);
     snprintf(path, sizeof path, "%s/config.json", dir);
     CHECK(tl_write_text(path, "{}") == 0);
     int (*loaders[4])(const char *, mae_model *, sx_err *) = {checkpoint_load, checkpoint_load_inference,
@@ -309,11 +312,8 @@ TEST(test_checkpoint_load_inference_has_no_grads) {
     sx_err err;
     mae_config c = tl_toy_config(32);
     mae_model a, tr, inf;
-    CHECK(mae_build(&a, &c, &err) == 0);
-    mae_init_weights(&a, 7);
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/inf", tl_tmpdir());
-    CHECK(checkpoint_save(dir, &a, &err) == 0);
+    CHECK(save_toy(&a, "inf", 7, dir, sizeof dir) == 0);
     CHECKF(checkpoint_load(dir, &tr, &err) == 0, "%s", err.msg);
     CHECKF(checkpoint_load_inference(dir, &inf, &err) == 0, "%s", err.msg);
     CHECK(tr.grads != NULL && inf.grads == NULL && inf.inference == 1 && tr.inference == 0);

@@ -269,12 +269,16 @@ static void setup_masking(ectx *c, sx_rng *r) {
     }
 }
 
+static void ectx_init(ectx *c, sx_rng *r, uint64_t seed) {
+    memset(c, 0, sizeof *c);
+    rng_seed(r, seed);
+    setup_masking(c, r);
+}
+
 TEST(test_embed_layers_match_finite_differences) {
     ectx c;
-    memset(&c, 0, sizeof c);
     sx_rng r;
-    rng_seed(&r, 21);
-    setup_masking(&c, &r);
+    ectx_init(&c, &r, 21);
     fill_rand(c.pixels, sizeof c.pixels / 4, &r); fill_rand(c.w, sizeof c.w / 4, &r); fill_rand(c.b, ED, &r);
     fill_rand(c.cls, ED, &r); fill_rand(c.pos, sizeof c.pos / 4, &r); fill_rand(c.emb, sizeof c.emb / 4, &r);
     fill_rand(c.mask_token, ED, &r); fill_rand(c.y, sizeof c.y / 4, &r);
@@ -323,10 +327,8 @@ TEST(test_embed_layers_match_finite_differences) {
 
 TEST(test_loss_layers_match_finite_differences) {
     ectx c;
-    memset(&c, 0, sizeof c);
     sx_rng r;
-    rng_seed(&r, 22);
-    setup_masking(&c, &r);
+    ectx_init(&c, &r, 22);
     fill_rand(c.target, sizeof c.target / 4, &r);
     int P = 8, Td = 1 + EN, Lm = EN - ELK;
     float pred[EB * (1 + EN) * 8], dpred[EB * (1 + EN) * 8], one = 1.0f;
