@@ -8,8 +8,14 @@
 /* Create dir if needed; write config.json and model.safetensors atomically. */
 int checkpoint_save(const char *dir, const mae_model *m, sx_err *err);
 
-/* Build m from dir/config.json and load dir/model.safetensors. */
+/* Build m from dir/config.json and load dir/model.safetensors, for
+ * training (with gradients). The weights' header is checked against every
+ * tensor the config implies (names, shapes) before memory sized from the
+ * config is allocated; non-finite weights are refused, naming the tensor. */
 int checkpoint_load(const char *dir, mae_model *m, sx_err *err);
+/* The same for inference (info, reconstruct, errormap, eval): no gradient
+ * buffers (mae_build_inference), half the memory. */
+int checkpoint_load_inference(const char *dir, mae_model *m, sx_err *err);
 
 /* Load weights from a safetensors file into an already built model. Every
  * stored tensor must be present with the right shape (the error names it);
@@ -20,5 +26,7 @@ int checkpoint_load_weights(mae_model *m, const char *path, sx_err *err);
  * model with every patch visible (mask_ratio 0); decoder tensors, when
  * present, are not read. */
 int checkpoint_load_encoder(const char *dir, mae_model *m, sx_err *err);
+/* The same without gradients (features, probe, eval). */
+int checkpoint_load_encoder_inference(const char *dir, mae_model *m, sx_err *err);
 
 #endif

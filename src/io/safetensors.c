@@ -2,6 +2,7 @@
 #include "io/safetensors.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -113,6 +114,43 @@ static int parse_metadata(const cJSON *m, st_file *f, sx_err *err) {
     return 0;
 }
 
+static int cmp_begin(const void *a, const void *b) {
+    const st_tensor *x = *(const st_tensor *const *)a, *y = *(const st_tensor *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return (x->end > y->end) - (x->end < y->end);
+}
+
+/* The format requires the tensors' byte ranges to tile the data section:
+ * in order of offset, each begins where the one before ends, from 0 to the
+ * end of the file, with no gap, overlap or trailing byte. A header length
+ * that is a few bytes off shows up here, as a gap or trailing bytes. */
+static int check_tiling(const st_file *f, size_t data_size, sx_err *err) {
+    if (!f->n) {
+        if (data_size) return sx_fail(err, "%s: %zu data bytes but no tensors (header length wrong?)", f->path, data_size);
+        return 0;
+    }
+    const st_tensor **order = sx_malloc(sizeof *order * (size_t)f->n);
+    for (int i = 0; i < f->n; i++) order[i] = &f->tensors[i];
+    qsort(order, (size_t)f->n, sizeof *order, cmp_begin);
+    size_t at = 0;
+    int rc = 0;
+    for (int i = 0; i < f->n && !rc; i++) {
+        const st_tensor *t = order[i];
+        if (t->begin > at)
+            rc = sx_fail(err, "%s: tensor '%s': %zu-byte gap before its data at offset %zu (header length wrong or file "
+                         "corrupt)", f->path, t->name, t->begin - at, t->begin);
+        else if (t->begin < at)
+            rc = sx_fail(err, "%s: tensor '%s': its data at offset %zu overlaps the tensor before (ending at %zu)",
+                         f->path, t->name, t->begin, at);
+        at = t->end;
+    }
+    if (!rc && at != data_size)
+        rc = sx_fail(err, "%s: %zu trailing bytes after the last tensor (the data section is %zu bytes; header length "
+                     "wrong or file corrupt)", f->path, data_size - at, data_size);
+    free(order);
+    return rc;
+}
+
 static int parse_header(st_file *f, const char *json, sx_err *err) {
     cJSON *root = cJSON_Parse(json);
     if (!root || !cJSON_IsObject(root)) {
@@ -130,6 +168,7 @@ static int parse_header(st_file *f, const char *json, sx_err *err) {
         if ((rc = parse_entry(e, t, data_size, f->path, err))) break;
     }
     cJSON_Delete(root);
+    if (!rc) rc = check_tiling(f, data_size, err);
     return rc;
 }
 
@@ -149,9 +188,10 @@ int st_open(const char *path, st_file *f, sx_err *err) {
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->map[i];
     if (hlen > ST_MAX_HEADER || hlen > f->size - 8) {
+        size_t size = f->size;   /* st_close clears f: say the real size */
         st_close(f);
         return sx_fail(err, "%s: header length %llu exceeds the file (%zu bytes): not safetensors or truncated",
-                       path, (unsigned long long)hlen, f->size);
+                       path, (unsigned long long)hlen, size);
     }
     f->data_start = 8 + (size_t)hlen;
     char *json = sx_malloc((size_t)hlen + 1);
@@ -185,7 +225,7 @@ const char *st_metadata(const st_file *f, const char *key) {
     return NULL;
 }
 
-int st_read_f32(const st_file *f, const st_tensor *t, float *out, sx_err *err) {
+static int convert_f32(const st_file *f, const st_tensor *t, float *out, sx_err *err) {
     const uint8_t *p = f->map + f->data_start + t->begin;
     switch (t->dtype) {
     case ST_F32: memcpy(out, p, t->numel * 4); return 0;
@@ -201,6 +241,14 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *out, sx_err *err) {
     default:
         return sx_fail(err, "%s: tensor '%s' has dtype %s; expected F32, F16 or BF16", f->path, t->name, t->dtype_name);
     }
+}
+
+int st_read_f32(const st_file *f, const st_tensor *t, float *out, sx_err *err) {
+    if (convert_f32(f, t, out, err)) return -1;
+    size_t bad = 0;   /* a NaN or inf weight would only surface as NaN outputs */
+    for (size_t i = 0; i < t->numel; i++) bad += !isfinite(out[i]);
+    if (bad) return sx_fail(err, "%s: tensor %s holds %zu non-finite value%s", f->path, t->name, bad, bad > 1 ? "s" : "");
+    return 0;
 }
 
 int sx_atomic_write(const char *path, sx_write_fn fn, void *ctx, sx_err *err) {

@@ -1,7 +1,8 @@
 /* safetensors.h: read and write the safetensors format
  * (u64 header length, JSON header, raw little-endian tensor data).
  * Reading memory-maps the file and validates every header entry against the
- * file size before any tensor is touched. Writing is atomic (temp, fsync,
+ * file size before any tensor is touched; the tensors' byte ranges must tile
+ * the data section exactly (in order, no gap, overlap or trailing byte). Writing is atomic (temp, fsync,
  * rename). Only F32 is written; F32, F16 and BF16 are read. */
 #ifndef SKELEX_SAFETENSORS_H
 #define SKELEX_SAFETENSORS_H
@@ -38,7 +39,8 @@ void st_close(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_metadata(const st_file *f, const char *key);
 
-/* Convert tensor t to float32 into out (exactly t->numel floats). */
+/* Convert tensor t to float32 into out (exactly t->numel floats). A tensor
+ * holding NaN or infinity is refused, naming it and the count. */
 int st_read_f32(const st_file *f, const st_tensor *t, float *out, sx_err *err);
 
 /* One tensor to write. */

@@ -1,6 +1,7 @@
 /* classifier.c: ViTForImageClassification = encoder + linear head on CLS. */
 #include "nn/classifier.h"
 #include "io/checkpoint.h"
+#include "nn/layers.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
 #include <cjson/cJSON.h>
@@ -73,22 +74,13 @@ void classifier_free(classifier *c) {
 
 int classifier_forward(classifier *c, const float *pixels, int B, sx_err *err) {
     if (mae_encode(&c->enc, pixels, B, err)) return -1;
-    if (B > c->logits_cap) {
+    if (B > c->logits_cap) {  /* logits and their gradient, (B, K) each */
         free(c->logits);
-        c->logits = sx_malloc(sizeof(float) * (size_t)B * c->n_out);
+        c->logits = sx_malloc(sizeof(float) * 2 * (size_t)B * c->n_out);
         c->logits_cap = B;
     }
     int D = c->enc.cfg.hidden_size, T = 1 + config_num_patches(&c->enc.cfg), K = c->n_out;
-    // head: logits (B, K) = cls (B, D) @ head_w^T (D, K) + head_b; cls = latent[b, 0, :]
-    for (int b = 0; b < B; b++) {
-        const float *cls = c->enc.latent + (size_t)b * T * D;
-        for (int k = 0; k < K; k++) {
-            const float *w = c->head_w + (size_t)k * D;
-            double s = c->head_b[k];
-            for (int i = 0; i < D; i++) s += (double)w[i] * cls[i];
-            c->logits[(size_t)b * K + k] = (float)s;
-        }
-    }
+    cls_head_forward(c->logits, c->enc.latent, c->head_w, c->head_b, B, T, D, K);
     return 0;
 }
 
@@ -102,7 +94,7 @@ static double softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp
 
 float classifier_loss(classifier *c, const float *y, float grad_scale) {
     int B = c->enc.B, K = c->n_out, D = c->enc.cfg.hidden_size, T = 1 + config_num_patches(&c->enc.cfg);
-    float *dlogits = sx_malloc(sizeof(float) * (size_t)B * K);
+    float *dlogits = c->logits + (size_t)c->logits_cap * K;   /* allocated with the logits */
     double loss = 0;
     for (int b = 0; b < B; b++) {
         const float *z = c->logits + (size_t)b * K;
@@ -128,20 +120,9 @@ float classifier_loss(classifier *c, const float *y, float grad_scale) {
     if (grad_scale != 0.0f) {
         // head backward: dW (K, D) += dz^T cls; db += sum dz; dcls = dz W -> row 0 of d(latent)
         float *dlat = mae_encode_grad(&c->enc);   // (B, T, D), zeroed
-        for (int b = 0; b < B; b++) {
-            const float *cls = c->enc.latent + (size_t)b * T * D;
-            float *dcls = dlat + (size_t)b * T * D;
-            for (int k = 0; k < K; k++) {
-                float d = dlogits[(size_t)b * K + k];
-                float *gw = c->ghead_w + (size_t)k * D;
-                const float *w = c->head_w + (size_t)k * D;
-                for (int i = 0; i < D; i++) { gw[i] += d * cls[i]; dcls[i] += d * w[i]; }
-                c->ghead_b[k] += d;
-            }
-        }
+        cls_head_backward(dlat, c->ghead_w, c->ghead_b, dlogits, c->enc.latent, c->head_w, B, T, D, K);
         mae_encode_backward(&c->enc);
     }
-    free(dlogits);
     return (float)(loss / B);
 }
 
@@ -288,7 +269,7 @@ int classifier_load(classifier *c, const char *dir, sx_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (read_head_config(path, c, err)) { classifier_free(c); return -1; }
-    if (checkpoint_load_encoder(dir, &c->enc, err)) { classifier_free(c); return -1; }
+    if (checkpoint_load_encoder_inference(dir, &c->enc, err)) { classifier_free(c); return -1; }
     head_alloc(c);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     st_file f;

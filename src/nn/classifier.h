@@ -46,7 +46,9 @@ typedef struct {
 int classifier_create(classifier *c, const char *dir, const mae_config *cfg, task_type type, int n_classes,
                       const char *const *class_names, uint64_t seed, sx_err *err);
 /* A saved classifier (classifier_save, or a transformers
- * ViTForImageClassification with the same head layout). */
+ * ViTForImageClassification with the same head layout), for inference: the
+ * encoder has no gradient buffers, and classifier_loss with grad_scale != 0
+ * updates only the head's gradients. */
 int classifier_load(classifier *c, const char *dir, sx_err *err);
 /* config.json + model.safetensors, each written atomically; task_name may be NULL. */
 int classifier_save(const classifier *c, const char *dir, const char *task_name, sx_err *err);

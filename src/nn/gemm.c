@@ -1,22 +1,22 @@
-/* gemm.c: matrix products through oneDNN's C API, and thread pinning.
- * fp32 goes to dnnl_sgemm. bf16 converts the operands and runs a cached
- * oneDNN matmul primitive (bf16 x bf16 -> f32). */
+/* gemm.c: matrix products through oneDNN's C API, in a context per model
+ * (gemm.h). fp32 goes to dnnl_sgemm. bf16 converts the operands and runs a
+ * oneDNN matmul primitive (bf16 x bf16 -> f32) from the context's cache. */
 #include "nn/gemm.h"
+#include "nn/profile.h"
 #include "core/common.h"
 #include <oneapi/dnnl/dnnl.h>
-#include <malloc.h>
 #include <omp.h>
-#include <sched.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static sx_precision g_prec = PREC_FP32;
-static int bf16_unavailable;  /* oneDNN has no bf16 matmul for this CPU */
+static sx_precision g_prec = PREC_FP32;    /* the process default */
+static atomic_int bf16_unavailable;        /* oneDNN has no bf16 matmul for this CPU (a CPU fact) */
 
-void gemm_set_precision(sx_precision p) { g_prec = p; }
+void gemm_set_precision(sx_precision p) { g_prec = p == PREC_DEFAULT ? PREC_FP32 : p; }
 sx_precision gemm_get_precision(void) { return g_prec; }
-
 
 static void check(dnnl_status_t s, const char *what) {
     if (s != dnnl_success) { fprintf(stderr, "skelex: oneDNN %s failed (status %d)\n", what, (int)s); abort(); }
@@ -30,12 +30,58 @@ typedef struct {
 } mm_entry;
 
 #define MM_CACHE 256
-static mm_entry mm_cache[MM_CACHE];
-static int mm_n;
-static dnnl_engine_t mm_engine;
-static dnnl_stream_t mm_stream;
-static uint16_t *mm_a, *mm_b;
-static size_t mm_a_cap, mm_b_cap;
+
+struct sx_gemm_ctx {
+    sx_precision prec;
+    mm_entry *cache;          /* MM_CACHE entries, allocated on first bf16 product */
+    int n;
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    uint16_t *a, *b;
+    size_t a_cap, b_cap;
+    sx_prof prof;
+};
+
+static sx_gemm_ctx g_default;
+static pthread_once_t g_default_once = PTHREAD_ONCE_INIT;
+static void default_open(void) { g_default.prec = PREC_DEFAULT; sx_prof_open(&g_default.prof); }
+static _Thread_local sx_gemm_ctx *t_ctx;
+
+sx_gemm_ctx *gemm_ctx_new(void) {
+    sx_gemm_ctx *c = sx_calloc(1, sizeof *c);
+    c->prec = PREC_DEFAULT;
+    sx_prof_open(&c->prof);
+    return c;
+}
+
+void gemm_ctx_free(sx_gemm_ctx *c) {
+    if (!c) return;
+    for (int i = 0; i < c->n; i++) dnnl_primitive_destroy(c->cache[i].prim);
+    free(c->cache);
+    if (c->stream) dnnl_stream_destroy(c->stream);
+    if (c->engine) dnnl_engine_destroy(c->engine);
+    free(c->a);
+    free(c->b);
+    sx_prof_close(&c->prof);
+    free(c);
+}
+
+void gemm_ctx_set_precision(sx_gemm_ctx *c, sx_precision p) { c->prec = p; }
+sx_precision gemm_ctx_precision(const sx_gemm_ctx *c) { return c->prec == PREC_DEFAULT ? g_prec : c->prec; }
+
+sx_gemm_ctx *gemm_current(void) {
+    if (t_ctx) return t_ctx;
+    pthread_once(&g_default_once, default_open);
+    return &g_default;
+}
+
+sx_gemm_ctx *gemm_bind(sx_gemm_ctx *c) {
+    sx_gemm_ctx *prev = t_ctx;
+    t_ctx = c;
+    return prev;
+}
+
+void gemm_ctx_add_attention(sx_gemm_ctx *c, int dir, double s) { c->prof.att_s[dir] += s; }
 
 static void md_2d(dnnl_memory_desc_t *md, int rows, int cols, int ld, int trans, dnnl_data_type_t dt) {
     /* logical rows x cols; stored row-major with stride ld, or transposed */
@@ -44,16 +90,18 @@ static void md_2d(dnnl_memory_desc_t *md, int rows, int cols, int ld, int trans,
     check(dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides), "memory_desc");
 }
 
-static dnnl_primitive_t mm_get(int ta, int tb, int M, int N, int K, int lda, int ldb, int ldc, float alpha, float beta) {
-    for (int i = 0; i < mm_n; i++) {
-        mm_entry *e = &mm_cache[i];
+static dnnl_primitive_t mm_get(sx_gemm_ctx *x, int ta, int tb, int M, int N, int K, int lda, int ldb, int ldc,
+                               float alpha, float beta) {
+    if (!x->cache) x->cache = sx_calloc(MM_CACHE, sizeof *x->cache);
+    for (int i = 0; i < x->n; i++) {
+        mm_entry *e = &x->cache[i];
         if (e->transa == ta && e->transb == tb && e->M == M && e->N == N && e->K == K && e->lda == lda &&
             e->ldb == ldb && e->ldc == ldc && e->alpha == alpha && e->beta == beta)
             return e->prim;
     }
-    if (!mm_engine) {
-        check(dnnl_engine_create(&mm_engine, dnnl_cpu, 0), "engine_create");
-        check(dnnl_stream_create(&mm_stream, mm_engine, dnnl_stream_default_flags), "stream_create");
+    if (!x->engine) {
+        check(dnnl_engine_create(&x->engine, dnnl_cpu, 0), "engine_create");
+        check(dnnl_stream_create(&x->stream, x->engine, dnnl_stream_default_flags), "stream_create");
     }
     dnnl_memory_desc_t a, b, c;
     /* the bf16 copies are packed densely: A is M x K (lda K), B is K x N (ldb N) */
@@ -73,9 +121,9 @@ static dnnl_primitive_t mm_get(int ta, int tb, int M, int N, int K, int lda, int
         dnnl_post_ops_destroy(po);
     }
     dnnl_primitive_desc_t pd;
-    if (dnnl_primitive_desc_create(&pd, &d, attr, mm_engine, NULL) != dnnl_success) {
+    if (dnnl_primitive_desc_create(&pd, &d, attr, x->engine, NULL) != dnnl_success) {
         dnnl_primitive_attr_destroy(attr);
-        bf16_unavailable = 1;
+        if (atomic_exchange(&bf16_unavailable, 1)) return NULL;  /* said once */
         fprintf(stderr, "skelex: warning: oneDNN offers no bf16 matmul on this CPU (it needs AVX-512 or AMX); "
                         "using fp32\n");
         return NULL;
@@ -84,8 +132,8 @@ static dnnl_primitive_t mm_get(int ta, int tb, int M, int N, int K, int lda, int
     check(dnnl_primitive_create(&prim, pd), "primitive_create");
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_attr_destroy(attr);
-    if (mm_n == MM_CACHE) { dnnl_primitive_destroy(mm_cache[0].prim); memmove(mm_cache, mm_cache + 1, sizeof mm_cache[0] * (MM_CACHE - 1)); mm_n--; }
-    mm_cache[mm_n++] = (mm_entry){ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, prim};
+    if (x->n == MM_CACHE) { dnnl_primitive_destroy(x->cache[0].prim); memmove(x->cache, x->cache + 1, sizeof x->cache[0] * (MM_CACHE - 1)); x->n--; }
+    x->cache[x->n++] = (mm_entry){ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, prim};
     return prim;
 }
 
@@ -109,14 +157,14 @@ static uint16_t *grow(uint16_t **buf, size_t *cap, size_t n) {
     return *buf;
 }
 
-static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+static void gemm_bf16(sx_gemm_ctx *x, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc) {
-    dnnl_primitive_t prim = bf16_unavailable ? NULL : mm_get(ta, tb, M, N, K, lda, ldb, ldc, alpha, beta);
+    dnnl_primitive_t prim = atomic_load(&bf16_unavailable) ? NULL : mm_get(x, ta, tb, M, N, K, lda, ldb, ldc, alpha, beta);
     if (!prim) {
         check(dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), "sgemm");
         return;
     }
-    uint16_t *a = grow(&mm_a, &mm_a_cap, (size_t)M * K), *b = grow(&mm_b, &mm_b_cap, (size_t)K * N);
+    uint16_t *a = grow(&x->a, &x->a_cap, (size_t)M * K), *b = grow(&x->b, &x->b_cap, (size_t)K * N);
     pack_bf16(a, A, lda, ta, M, K);
     pack_bf16(b, B, ldb, tb, K, N);
     dnnl_memory_desc_t ma, mb, mc;
@@ -124,117 +172,47 @@ static void gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const fl
     md_2d(&mb, K, N, N, 0, dnnl_bf16);
     md_2d(&mc, M, N, ldc, 0, dnnl_f32);
     dnnl_memory_t xa, xb, xc;
-    check(dnnl_memory_create(&xa, &ma, mm_engine, a), "mem a");
-    check(dnnl_memory_create(&xb, &mb, mm_engine, b), "mem b");
-    check(dnnl_memory_create(&xc, &mc, mm_engine, C), "mem c");
+    check(dnnl_memory_create(&xa, &ma, x->engine, a), "mem a");
+    check(dnnl_memory_create(&xb, &mb, x->engine, b), "mem b");
+    check(dnnl_memory_create(&xc, &mc, x->engine, C), "mem c");
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, xa}, {DNNL_ARG_WEIGHTS, xb}, {DNNL_ARG_DST, xc}};
-    check(dnnl_primitive_execute(prim, mm_stream, 3, args), "execute");
-    check(dnnl_stream_wait(mm_stream), "wait");
+    check(dnnl_primitive_execute(prim, x->stream, 3, args), "execute");
+    check(dnnl_stream_wait(x->stream), "wait");
     dnnl_memory_destroy(xa);
     dnnl_memory_destroy(xb);
     dnnl_memory_destroy(xc);
 }
 
 int gemm_bf16_available(void) {
-    if (!bf16_unavailable) {
+    if (!atomic_load(&bf16_unavailable)) {
         float a[64] = {0}, b[64] = {0}, c[64];
-        gemm_bf16(0, 0, 8, 8, 8, 1.0f, a, 8, b, 8, 0.0f, c, 8);  /* probes primitive creation */
+        gemm_bf16(gemm_current(), 0, 0, 8, 8, 8, 1.0f, a, 8, b, 8, 0.0f, c, 8);  /* probes primitive creation */
     }
-    return !bf16_unavailable;
+    return !atomic_load(&bf16_unavailable);
 }
 
-/* SKELEX_PROFILE=1: count time and flops of top-level products; print at exit. */
-static int g_prof = -1;
-static double g_prof_s, g_prof_flops;
-static long g_prof_calls;
-typedef struct { int ta, tb, M, N, K; long calls; double s; } prof_shape;
-static prof_shape g_shapes[64];
-static int g_nshapes;
+void gemm_profile_reset(void) { sx_prof_reset_all(); }
 
-static int cmp_shape(const void *a, const void *b) {
-    double x = ((const prof_shape *)a)->s, y = ((const prof_shape *)b)->s;
-    return (x < y) - (x > y);
-}
-
-static void prof_report(void) {
-    fprintf(stderr, "gemm profile: %ld top-level calls, %.2f s, %.1f GFLOP, %.1f GFLOP/s\n", g_prof_calls, g_prof_s,
-            g_prof_flops / 1e9, g_prof_flops / 1e9 / (g_prof_s > 0 ? g_prof_s : 1));
-    qsort(g_shapes, (size_t)g_nshapes, sizeof g_shapes[0], cmp_shape);
-    for (int i = 0; i < g_nshapes && i < 12; i++) {
-        prof_shape *p = &g_shapes[i];
-        fprintf(stderr, "  %c%c M=%d N=%d K=%d: %ld calls, %.2f s, %.1f GFLOP/s\n", p->ta ? 'T' : 'N', p->tb ? 'T' : 'N',
-                p->M, p->N, p->K, p->calls, p->s, 2.0 * p->M * p->N * p->K * p->calls / p->s / 1e9);
-    }
-}
-
-void gemm_profile_reset(void) {
-    g_prof_s = g_prof_flops = 0.0;
-    g_prof_calls = 0;
-    g_nshapes = 0;
-}
-
-static void prof_add(int ta, int tb, int M, int N, int K, double s) {
-    for (int i = 0; i < g_nshapes; i++) {
-        prof_shape *p = &g_shapes[i];
-        if (p->ta == ta && p->tb == tb && p->M == M && p->N == N && p->K == K) { p->calls++; p->s += s; return; }
-    }
-    if (g_nshapes < 64) g_shapes[g_nshapes++] = (prof_shape){ta, tb, M, N, K, 1, s};
-}
-
-static void gemm_dispatch(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
-                          const float *B, int ldb, float beta, float *C, int ldc);
-
-void gemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
-          const float *B, int ldb, float beta, float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (omp_in_parallel()) {  /* nested products are not counted (nor is g_prof touched from threads) */
-        gemm_dispatch(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    if (g_prof < 0) { g_prof = getenv("SKELEX_PROFILE") != NULL; if (g_prof) atexit(prof_report); }
-    if (!g_prof) { gemm_dispatch(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
-    double t0 = sx_now();
-    gemm_dispatch(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    double dt = sx_now() - t0;
-    g_prof_s += dt;
-    prof_add(transa, transb, M, N, K, dt);
-    g_prof_flops += 2.0 * M * N * K;
-    g_prof_calls++;
-}
-
-static void gemm_dispatch(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
-                          const float *B, int ldb, float beta, float *C, int ldc) {
+static void gemm_dispatch(sx_gemm_ctx *x, int transa, int transb, int M, int N, int K, float alpha, const float *A,
+                          int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     /* small or nested products stay in fp32: converting would cost more */
-    if (g_prec == PREC_BF16 && !omp_in_parallel() && (double)M * N * K >= 1e6) {
-        gemm_bf16(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (x && gemm_ctx_precision(x) == PREC_BF16 && (double)M * N * K >= 1e6) {
+        gemm_bf16(x, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     check(dnnl_sgemm(transa ? 'T' : 'N', transb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), "sgemm");
 }
 
-void sx_threads_init(int threads) {
-    static int done;
-    if (threads > 0) omp_set_num_threads(threads);
-    if (done) return;
-    done = 1;
-    /* oneDNN allocates packing buffers on every product; keep them on the heap
-     * rather than fresh mmap'ed pages that the kernel must zero each time. */
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-    /* Products stream their packed panels through these heaps; on 4 KiB pages
-     * the TLB misses cost about 6% of a ViT-B training step (measured). */
-#pragma omp parallel
-    sx_heap_hugepages((size_t)32 << 20);
-    cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof allowed, &allowed)) return;
-    int cpus[CPU_SETSIZE], n = 0;
-    for (int i = 0; i < CPU_SETSIZE; i++) if (CPU_ISSET(i, &allowed)) cpus[n++] = i;
-    if (n < 2 || getenv("SKELEX_NO_PIN")) return;
-#pragma omp parallel
-    {
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(cpus[omp_get_thread_num() % n], &one);
-        sched_setaffinity(0, sizeof one, &one);
+void gemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (omp_in_parallel()) {  /* nested products: fp32, not counted (no context is touched from threads) */
+        gemm_dispatch(NULL, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
     }
+    sx_gemm_ctx *x = gemm_current();
+    if (!sx_prof_enabled()) { gemm_dispatch(x, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
+    double t0 = sx_now();
+    gemm_dispatch(x, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    sx_prof_gemm(&x->prof, transa, transb, M, N, K, sx_now() - t0);
 }

@@ -1,12 +1,38 @@
 /* gemm.h: the one place where matrix products happen. Row-major
  * C = alpha * op(A) * op(B) + beta * C, through oneDNN (tuned for this CPU).
  * fp32 is the exact path; bf16 rounds A and B to bfloat16 and accumulates in
- * fp32 (an option for speed). Also pins OpenMP threads to cores. */
+ * fp32 (an option for speed).
+ *
+ * State: a product context (sx_gemm_ctx) holds the precision, the bf16
+ * primitive cache with its buffers, and the profile counters. Each model
+ * owns one (mae_model.gemm) and binds it to the calling thread for the
+ * length of its forward and backward (gemm_bind), so two models used by two
+ * threads share nothing. Products run with no context bound use the process
+ * default context (single-threaded use only when bf16 or profiling). */
 #ifndef SKELEX_GEMM_H
 #define SKELEX_GEMM_H
+#include "core/threads.h"   /* sx_threads_init used to live here */
 
-typedef enum { PREC_FP32, PREC_BF16 } sx_precision;
+typedef enum { PREC_FP32, PREC_BF16, PREC_DEFAULT } sx_precision;
 
+typedef struct sx_gemm_ctx sx_gemm_ctx;
+
+/* A new context (precision PREC_DEFAULT: follow gemm_set_precision), and
+ * its release (primitives, buffers; its profile joins the exit report). */
+sx_gemm_ctx *gemm_ctx_new(void);
+void gemm_ctx_free(sx_gemm_ctx *c);
+/* PREC_DEFAULT follows the process default; PREC_FP32/BF16 fix it. */
+void gemm_ctx_set_precision(sx_gemm_ctx *c, sx_precision p);
+/* The precision products run at in c (never PREC_DEFAULT). */
+sx_precision gemm_ctx_precision(const sx_gemm_ctx *c);
+/* Bind c (NULL: the default) to this thread; returns the one bound before. */
+sx_gemm_ctx *gemm_bind(sx_gemm_ctx *c);
+/* The context bound to this thread (or the default). */
+sx_gemm_ctx *gemm_current(void);
+/* Attention's time (SKELEX_PROFILE): dir 0 forward, 1 backward. */
+void gemm_ctx_add_attention(sx_gemm_ctx *c, int dir, double s);
+
+/* The process default precision: what contexts at PREC_DEFAULT follow. */
 void gemm_set_precision(sx_precision p);
 sx_precision gemm_get_precision(void);
 /* 1 if oneDNN can run bf16 products on this CPU (else bf16 falls back to fp32). */
@@ -17,11 +43,8 @@ int gemm_bf16_available(void);
 void gemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc);
 
-/* Bind each OpenMP thread to its own core (idempotent). Set threads <= 0 for
- * the default (OMP_NUM_THREADS or the number of cores). */
-void sx_threads_init(int threads);
-
-/* SKELEX_PROFILE=1: forget what was counted so far (e.g. a warm-up step). */
+/* SKELEX_PROFILE=1: forget what was counted so far in every context (e.g.
+ * a warm-up step). */
 void gemm_profile_reset(void);
 
 #endif

@@ -4,6 +4,7 @@
 #include "nn/layers.h"
 #include "core/fastmath.h"
 #include "nn/gemm.h"
+#include "nn/profile.h"
 #include "core/common.h"
 #include <math.h>
 #include <omp.h>
@@ -147,11 +148,16 @@ static inline v8sf gelu_grad8(v8sf x) {
     return cdf + x * (inv_sqrt_2pi * e);
 }
 
-void gelu_backward(float *d, const float *inp, float *db, int N, int C) {
+void gelu_backward(float *d, const float *inp, float *db, int N, int C, float *scratch) {
     // d (N,C) *= gelu'(inp); db (C) += its column sums (the bias gradient of
-    // the preceding linear), each thread summing its rows first
+    // the preceding linear), each thread summing its rows first in scratch
+    // (nt, C)
     int c8 = C / 8 * 8, nt = omp_get_max_threads();
-    float *part = db ? sx_calloc((size_t)nt * (size_t)C, sizeof(float)) : NULL;
+    float *part = NULL, *own = NULL;
+    if (db) {
+        part = scratch ? scratch : (own = sx_malloc(sizeof(float) * (size_t)nt * (size_t)C));
+        memset(part, 0, sizeof(float) * (size_t)nt * (size_t)C);
+    }
 #pragma omp parallel
     {
         float *acc = part ? part + (size_t)omp_get_thread_num() * C : NULL;
@@ -175,22 +181,18 @@ void gelu_backward(float *d, const float *inp, float *db, int N, int C) {
     if (!part) return;
     for (int t = 0; t < nt; t++)
         for (int c = 0; c < C; c++) db[c] += part[(size_t)t * C + c];
-    free(part);
+    free(own);
 }
+
+size_t gelu_scratch_floats(int C) { return (size_t)omp_get_max_threads() * (size_t)C; }
 
 /* ------------------------------------------------------------- attention */
 
-/* SKELEX_PROFILE: time spent in attention (its products run inside a
- * parallel region, so the gemm profile does not see them). */
-static double g_att_s[2];
-static int g_att_prof = -1;
-static void att_report(void) { fprintf(stderr, "attention profile: forward %.2f s, backward %.2f s\n", g_att_s[0], g_att_s[1]); }
-void attention_profile_reset(void) { g_att_s[0] = g_att_s[1] = 0.0; }
-static int att_prof(void) {
-    if (omp_in_parallel()) return 0;  /* a team's share (team.h): not counted */
-    if (g_att_prof < 0) { g_att_prof = getenv("SKELEX_PROFILE") != NULL; if (g_att_prof) atexit(att_report); }
-    return g_att_prof;
-}
+/* SKELEX_PROFILE: time spent in attention, counted in the bound product
+ * context (its products run inside a parallel region, so the gemm profile
+ * does not see them); a team's share (inside a parallel region) is not. */
+void attention_profile_reset(void) { gemm_profile_reset(); }
+static int att_prof(void) { return !omp_in_parallel() && sx_prof_enabled(); }
 
 /* Per-head contiguous copy: rows[0..T) of x (row stride ld; rows NULL:
  * 0..T-1) -> dst (T,hs). Strided q/k/v rows (3C floats apart) alias in the
@@ -200,14 +202,24 @@ static void pack_head(float *dst, const float *x, size_t ld, const int *rows, in
         memcpy(dst + (size_t)t * hs, x + (size_t)(rows ? rows[t] : t) * ld, sizeof(float) * (size_t)hs);
 }
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, const int *qrows, int Tq) {
+static size_t att_fwd_per(int T, int C, int NH) { return 3 * (size_t)T * (C / NH); }
+static size_t att_bwd_per(int T, int C, int NH, int Tq) { return 5 * (size_t)T * (C / NH) + (size_t)Tq * T; }
+
+size_t attention_scratch_floats(int T, int C, int NH, int Tq) {
+    size_t f = att_fwd_per(T, C, NH), b = att_bwd_per(T, C, NH, Tq);
+    return (f > b ? f : b) * (size_t)omp_get_max_threads();
+}
+
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, const int *qrows, int Tq,
+                       float *scratch) {
     double t0 = att_prof() ? sx_now() : 0;
     // qkv (B,T,3C), att (B,NH,Tq,T), out (B,Tq,C). One (batch, head) per task;
     // the products inside run single-threaded (oneDNN sees the parallel region).
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    size_t per = 3 * (size_t)T * hs;
-    float *pack = sx_malloc(sizeof(float) * per * (size_t)omp_get_max_threads());
+    size_t per = att_fwd_per(T, C, NH);
+    float *own = scratch ? NULL : sx_malloc(sizeof(float) * per * (size_t)omp_get_max_threads());
+    float *pack = scratch ? scratch : own;
 #pragma omp parallel
     {
         float *qp = pack + per * (size_t)omp_get_thread_num(), *kp = qp + (size_t)T * hs, *vp = kp + (size_t)T * hs;
@@ -239,19 +251,20 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
             gemm(0, 0, Tq, hs, T, 1.0f, a, T, vp, hs, 0.0f, out + (size_t)b * Tq * C + h * hs, C);  // out = att v
         }
     }
-    free(pack);
-    if (t0 > 0) g_att_s[0] += sx_now() - t0;
+    free(own);
+    if (t0 > 0) gemm_ctx_add_attention(gemm_current(), 0, sx_now() - t0);
 }
 
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
-                        int NH, const int *qrows, int Tq) {
+                        int NH, const int *qrows, int Tq, float *scratch) {
     // dout (B,Tq,C) -> dqkv (B,T,3C), overwritten (zero q rows outside qrows).
     // d(scores) (Tq,T) lives in a per-thread buffer that stays in cache.
     double t0 = att_prof() ? sx_now() : 0;
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    size_t per = 5 * (size_t)T * hs + (size_t)Tq * T;
-    float *pack = sx_malloc(sizeof(float) * per * (size_t)omp_get_max_threads());
+    size_t per = att_bwd_per(T, C, NH, Tq);
+    float *own = scratch ? NULL : sx_malloc(sizeof(float) * per * (size_t)omp_get_max_threads());
+    float *pack = scratch ? scratch : own;
 #pragma omp parallel
     {
         float *qp = pack + per * (size_t)omp_get_thread_num(), *kp = qp + (size_t)T * hs, *vp = kp + (size_t)T * hs;
@@ -286,8 +299,8 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
             for (int t = 0; t < Tq; t++) memcpy(dq + (size_t)rows[t] * C3, dqp + (size_t)t * hs, sizeof(float) * (size_t)hs);
         }
     }
-    free(pack);
-    if (t0 > 0) g_att_s[1] += sx_now() - t0;
+    free(own);
+    if (t0 > 0) gemm_ctx_add_attention(gemm_current(), 1, sx_now() - t0);
 }
 
 /* -------------------------------------------------------------- residual */

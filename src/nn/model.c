@@ -5,6 +5,7 @@
 #include "nn/layers.h"
 #include "core/rng.h"
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 typedef struct {
     mae_model *m;
     size_t off;
-    int count_only;
+    int count_only;   /* 1: size only; 2: sizes and m->info, no views (no buffers yet) */
 } layout_ctx;
 
 /* Register one HF tensor; returns its offset and records it in m->info. */
@@ -23,7 +24,7 @@ static size_t reg(layout_ctx *L, const char *name, int flags, int ndim, int64_t 
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) numel *= (size_t)dims[i];
     size_t off = L->off;
-    if (!L->count_only) {
+    if (L->count_only != 1) {
         param_info *p = &L->m->info[L->m->n_info++];
         snprintf(p->name, sizeof p->name, "%s", name);
         p->ndim = ndim;
@@ -71,7 +72,8 @@ static void block_point(block_params *bp, const block_offs *o, float *base) {
                          base + o->fc_w, base + o->fc_b, base + o->fc2_w, base + o->fc2_b};
 }
 
-/* Walk the whole architecture in HF order; with count_only, just size it. */
+/* Walk the whole architecture in HF order; with count_only, just size it
+ * (1) or size it and fill m->info (2). */
 static void layout(mae_model *m, int count_only) {
     const mae_config *c = &m->cfg;
     int D = c->hidden_size, Dd = c->decoder_hidden_size, N = config_num_patches(c), p = c->patch_size;
@@ -105,7 +107,7 @@ static void layout(mae_model *m, int count_only) {
     if (!count_only) {
         float *bases[2] = {m->params, m->grads};
         mae_params *views[2] = {&m->p, &m->g};
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < (m->grads ? 2 : 1); k++) {  /* an inference model has no gradients */
             float *b = bases[k];
             mae_params *v = views[k];
             v->cls_token = b + cls; v->pos_embed = b + pos; v->patch_w = b + pw; v->patch_b = b + pb;
@@ -124,39 +126,61 @@ static int count_tensors(const mae_config *c) {
     return 4 + 16 * c->num_hidden_layers + 2 + 4 + 16 * c->decoder_num_hidden_layers + 4;
 }
 
+int mae_param_table(const mae_config *cfg, param_info **info, int *n, sx_err *err) {
+    *info = NULL;
+    *n = 0;
+    if (config_validate(cfg, err)) return -1;
+    mae_model m;
+    memset(&m, 0, sizeof m);
+    m.cfg = *cfg;
+    m.info = sx_calloc((size_t)count_tensors(cfg), sizeof *m.info);
+    layout(&m, 2);
+    *info = m.info;
+    *n = m.n_info;
+    return 0;
+}
+
 /* mae_build, or with `shared` a replica whose parameters are shared's
- * (nothing allocated or zeroed for them). */
-static int build(mae_model *m, const mae_config *cfg, float *shared, sx_err *err) {
+ * (nothing allocated or zeroed for them); inference: no gradients. */
+static int build(mae_model *m, const mae_config *cfg, float *shared, int inference, sx_err *err) {
     memset(m, 0, sizeof *m);
     if (config_validate(cfg, err)) return -1;
     m->cfg = *cfg;
     layout(m, 1);
     m->info = sx_calloc((size_t)count_tensors(cfg), sizeof *m->info);
     m->shares_params = shared != NULL;
+    m->inference = inference;
     m->params = shared ? shared : sx_alloc_large(m->n_floats * sizeof(float));
-    m->grads = sx_alloc_large(m->n_floats * sizeof(float));
-    if (!m->params || !m->grads) {
+    m->grads = inference ? NULL : sx_alloc_large(m->n_floats * sizeof(float));
+    if (!m->params || (!inference && !m->grads)) {
         if (!shared) sx_free_large(m->params, m->n_floats * sizeof(float));
         sx_free_large(m->grads, m->n_floats * sizeof(float));
         free(m->info);
         return sx_fail(err, "out of memory: %zu parameters", m->n_floats);
     }
     if (!shared) memset(m->params, 0, m->n_floats * sizeof(float));
-    memset(m->grads, 0, m->n_floats * sizeof(float));
+    if (m->grads) memset(m->grads, 0, m->n_floats * sizeof(float));
     m->grad_scale = 1.0f;
     for (int k = 0; k < 2; k++) {
         mae_params *v = k ? &m->g : &m->p;
+        if (k && inference) break;
         v->enc = sx_calloc((size_t)cfg->num_hidden_layers + 1, sizeof(block_params));
         v->dec = sx_calloc((size_t)cfg->decoder_num_hidden_layers + 1, sizeof(block_params));
     }
     layout(m, 0);
+    m->gemm = gemm_ctx_new();
     return 0;
 }
 
-int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, err); }
+void mae_set_precision(mae_model *m, sx_precision p) { gemm_ctx_set_precision(m->gemm, p); }
+sx_precision mae_precision(const mae_model *m) { return gemm_ctx_precision(m->gemm); }
+
+int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, 0, err); }
+int mae_build_inference(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, 1, err); }
 
 int mae_build_replica(mae_model *r, const mae_model *src, sx_err *err) {
-    if (build(r, &src->cfg, src->params, err)) return -1;
+    if (build(r, &src->cfg, src->params, 0, err)) return -1;
+    mae_set_precision(r, mae_precision(src));
     r->encoder_only = src->encoder_only;
     r->loss_only = src->loss_only;
     return 0;
@@ -180,6 +204,7 @@ void mae_free(mae_model *m) {
     if (!m->shares_params) sx_free_large(m->params, m->n_floats * sizeof(float));
     sx_free_large(m->grads, m->n_floats * sizeof(float));
     free(m->p.enc); free(m->p.dec); free(m->g.enc); free(m->g.dec);
+    gemm_ctx_free(m->gemm);
     memset(m, 0, sizeof *m);
 }
 
@@ -302,11 +327,20 @@ static size_t acts_layout(mae_model *m, int B, float *base, block_acts *enc, blo
     m->dbuf_i = carve(&cur, max_sz(BTe * I, BTd * Id));
     m->dbuf_3c = carve(&cur, max_sz(BTe * 3 * D, BTd * 3 * Dd));
     m->dpred = carve(&cur, BTd * P);
+    /* layer scratch, sized for the OpenMP thread count now (ensure_batch
+     * lays out again when it grows): attention's packed heads or GELU's
+     * per-thread sums (never live at once), and the masking sort's keys */
+    size_t sc = gelu_scratch_floats(I > Id ? I : Id);
+    sc = max_sz(sc, attention_scratch_floats(Te, D, NH, Te));
+    if (Td) sc = max_sz(sc, attention_scratch_floats(Td, Dd, NHd, Td));
+    m->scratch = carve(&cur, sc);
+    m->mask_keys = carve(&cur, 2 * (size_t)N);
     return (size_t)(cur - base);
 }
 
 static int ensure_batch(mae_model *m, int B, sx_err *err) {
-    if (B <= m->batch_cap) return 0;
+    if (B <= m->batch_cap && omp_get_max_threads() <= m->scratch_threads) return 0;
+    if (m->batch_cap > B) B = m->batch_cap;
     free_acts(m);
     const mae_config *c = &m->cfg;
     size_t n = acts_layout(m, B, NULL, NULL, NULL);
@@ -322,6 +356,7 @@ static int ensure_batch(mae_model *m, int B, sx_err *err) {
     m->dec_src = sx_malloc(sizeof(int) * ((size_t)B * (config_num_patches(c) + 1)));
     m->ids_mask = sx_malloc(sizeof(int) * ((size_t)B * (config_num_patches(c) - config_len_keep(c)) + 1));
     m->batch_cap = B;
+    m->scratch_threads = omp_get_max_threads();
     return 0;
 }
 
@@ -329,22 +364,41 @@ static int ensure_batch(mae_model *m, int B, sx_err *err) {
 
 typedef struct { float v; int i; } keyed;
 
-static int cmp_keyed(const void *a, const void *b) {
-    const keyed *x = a, *y = b;
-    if (x->v < y->v) return -1;
-    if (x->v > y->v) return 1;
-    return (x->i > y->i) - (x->i < y->i);
+static int keyed_less(keyed x, keyed y) { return x.v < y.v || (x.v == y.v && x.i < y.i); }
+
+/* Heapsort by (value, index): a total order (indices are distinct), so the
+ * result is the one stable argsort gives; no allocation (qsort may malloc). */
+static void sort_keyed(keyed *k, int n) {
+    for (int start = n / 2 - 1, end = n; end > 1;) {
+        int root;
+        if (start >= 0) root = start--;
+        else { keyed t = k[0]; k[0] = k[--end]; k[end] = t; root = 0; }
+        for (;;) {
+            int child = 2 * root + 1;
+            if (child >= end) break;
+            if (child + 1 < end && keyed_less(k[child], k[child + 1])) child++;
+            if (!keyed_less(k[root], k[child])) break;
+            keyed t = k[root]; k[root] = k[child]; k[child] = t;
+            root = child;
+        }
+    }
 }
 
-void mae_masking(const float *noise, int B, int N, int len_keep, int *ids_keep, int *ids_restore, float *mask) {
-    keyed *k = sx_malloc(sizeof(keyed) * (size_t)N);
+void mae_masking_scratch(const float *noise, int B, int N, int len_keep, int *ids_keep, int *ids_restore, float *mask,
+                         void *scratch) {
+    keyed *k = scratch;
     for (int b = 0; b < B; b++) {
         for (int n = 0; n < N; n++) k[n] = (keyed){noise[(size_t)b * N + n], n};
-        qsort(k, (size_t)N, sizeof *k, cmp_keyed);                 // ids_shuffle = argsort(noise)
+        sort_keyed(k, N);                                                    // ids_shuffle = argsort(noise)
         for (int j = 0; j < N; j++) ids_restore[(size_t)b * N + k[j].i] = j;  // argsort(ids_shuffle)
         for (int j = 0; j < len_keep; j++) ids_keep[(size_t)b * len_keep + j] = k[j].i;
         for (int n = 0; n < N; n++) mask[(size_t)b * N + n] = ids_restore[(size_t)b * N + n] >= len_keep ? 1.0f : 0.0f;
     }
+}
+
+void mae_masking(const float *noise, int B, int N, int len_keep, int *ids_keep, int *ids_restore, float *mask) {
+    keyed *k = sx_malloc(sizeof(keyed) * (size_t)(N > 0 ? N : 1));
+    mae_masking_scratch(noise, B, N, len_keep, ids_keep, ids_restore, mask, k);
     free(k);
 }
 
@@ -377,41 +431,8 @@ void mae_unpatchify(const mae_config *c, const float *patches, int B, float *pix
             }
 }
 
-void mae_patch_stats(const float *t, int P, double *mean, double *std) {
-    double m = 0.0, v = 0.0;
-    for (int i = 0; i < P; i++) m += t[i];
-    m /= P;
-    for (int i = 0; i < P; i++) v += (t[i] - m) * (t[i] - m);
-    v /= (P - 1);  // torch.var is unbiased
-    *mean = m;
-    *std = sqrt(v + 1e-6);
-}
-
-void mae_normalize_patches(float *patches, size_t n, int P) {
-    for (size_t r = 0; r < n; r++) {
-        float *t = patches + r * P;
-        double mean, std;
-        mae_patch_stats(t, P, &mean, &std);
-        double s = 1.0 / std;
-        for (int i = 0; i < P; i++) t[i] = (float)((t[i] - mean) * s);
-    }
-}
-
-/* Gather the visible patches in the conv's (c, ky, kx) order: the patch
- * embedding is then a Linear with the (D, C, p, p) weight seen as (D, C*p*p). */
-static void gather_kept_patches(const mae_config *c, const float *pixels, const int *ids_keep, int B, int Lk, float *out) {
-    int p = c->patch_size, g = config_grid(c), C = c->num_channels, H = c->image_size;
-    size_t cpp = (size_t)C * p * p;
-#pragma omp parallel for schedule(static)
-    for (int bj = 0; bj < B * Lk; bj++) {
-        int b = bj / Lk, n = ids_keep[bj], gy = n / g, gx = n % g;
-        float *o = out + (size_t)bj * cpp;
-        for (int ch = 0; ch < C; ch++)
-            for (int ky = 0; ky < p; ky++)
-                memcpy(o + ((size_t)ch * p + ky) * p,
-                       pixels + (((size_t)b * C + ch) * H + gy * p + ky) * H + gx * p, sizeof(float) * (size_t)p);
-    }
-}
+void mae_patch_stats(const float *t, int P, double *mean, double *std) { patch_norm_stats(t, P, mean, std); }
+void mae_normalize_patches(float *patches, size_t n, int P) { patch_norm_forward(patches, n, P); }
 
 /* ------------------------------------------------------------------ block */
 
@@ -432,7 +453,7 @@ static block_dims dims(int B, int T, int C, int NH, int I, float eps) {
     return (block_dims){B, T, C, NH, I, eps, NULL, T, NULL};
 }
 
-static void block_forward(const block_params *w, block_acts *a, const float *x, block_dims d) {
+static void block_forward(const block_params *w, block_acts *a, const float *x, float *scratch, block_dims d) {
     // x (B,T,C) -> a->res2 (B,Tq,C); pre-LayerNorm ViT layer
     int BT = d.B * d.T, BQ = d.B * d.Tq, C = d.C;
     const row_share *sh = d.share;
@@ -444,7 +465,7 @@ static void block_forward(const block_params *w, block_acts *a, const float *x, 
         layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, w->ln1_w, w->ln1_b, BT, C, d.eps);
         linear_forward(a->qkv, a->ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C);
     }
-    attention_forward(a->atty, a->att, a->qkv, d.B, d.T, C, d.NH, d.qrows, d.Tq);
+    attention_forward(a->atty, a->att, a->qkv, d.B, d.T, C, d.NH, d.qrows, d.Tq, scratch);
     // the biases of proj, fc and fc2 are added by the pass that follows each
     linear_forward(a->res1, a->atty, w->proj_w, NULL, BQ, C, C);
     if (d.qrows) residual_rows_forward(a->res1, x, w->proj_b, d.qrows, d.B, d.Tq, d.T, C);
@@ -463,11 +484,11 @@ static void block_backward(const block_params *w, block_params *g, const block_a
     int BT = d.B * d.T, BQ = d.B * d.Tq, C = d.C;
     float *dc = m->dbuf_c, *di = m->dbuf_i, *d3 = m->dbuf_3c;
     linear_backward(di, g->fc2_w, g->fc2_b, dres, a->gelu, w->fc2_w, BQ, d.I, C);
-    gelu_backward(di, a->fc, g->fc_b, BQ, d.I);  // with fc's bias gradient
+    gelu_backward(di, a->fc, g->fc_b, BQ, d.I, m->scratch);  // with fc's bias gradient
     linear_backward(dc, g->fc_w, NULL, di, a->ln2, w->fc_w, BQ, C, d.I);
     layernorm_backward(dres, g->ln2_w, g->ln2_b, dc, a->res1, w->ln2_w, a->ln2_mean, a->ln2_rstd, BQ, C);
     linear_backward(dc, g->proj_w, g->proj_b, dres, a->atty, w->proj_w, BQ, C, C);
-    attention_backward(d3, dc, a->qkv, a->att, d.B, d.T, C, d.NH, d.qrows, d.Tq);
+    attention_backward(d3, dc, a->qkv, a->att, d.B, d.T, C, d.NH, d.qrows, d.Tq, m->scratch);
     if (dx != dres) {  // the residual path: d(res1) reaches x only at its rows
         memset(dx, 0, sizeof(float) * (size_t)BT * C);
         if (d.qrows) residual_rows_backward(dx, dres, d.qrows, d.B, d.Tq, d.T, C);
@@ -498,32 +519,24 @@ static row_share dec_share(const mae_model *m) {
  * LayerNorm: pixels (B,C,H,W) -> m->latent (B, 1+len_keep, D). */
 static void encoder_forward(mae_model *m, const float *pixels, int B) {
     const mae_config *c = &m->cfg;
-    int D = c->hidden_size, Lk = config_len_keep(c), Te = 1 + Lk, cpp = c->num_channels * c->patch_size * c->patch_size;
+    int D = c->hidden_size, Lk = config_len_keep(c), Te = 1 + Lk;
     float eps = (float)c->layer_norm_eps;
     const mae_params *w = &m->p;
-    gather_kept_patches(c, pixels, m->ids_keep, B, Lk, m->kept_patches);
-    linear_forward(m->emb, m->kept_patches, w->patch_w, w->patch_b, B * Lk, cpp, D);
-    for (int b = 0; b < B; b++) {
-        float *h = m->h0 + (size_t)b * Te * D;
-        for (int i = 0; i < D; i++) h[i] = w->cls_token[i] + w->pos_embed[i];
-        for (int j = 0; j < Lk; j++) {
-            const float *e = m->emb + ((size_t)b * Lk + j) * D, *pe = w->pos_embed + (size_t)(1 + m->ids_keep[b * Lk + j]) * D;
-            float *o = h + (size_t)(1 + j) * D;
-            for (int i = 0; i < D; i++) o[i] = e[i] + pe[i];
-        }
-    }
+    patch_embed_forward(m->emb, m->kept_patches, pixels, m->ids_keep, w->patch_w, w->patch_b, B, Lk, c->num_channels,
+                        c->image_size, c->patch_size, D);
+    embed_forward(m->h0, m->emb, w->cls_token, w->pos_embed, m->ids_keep, B, Lk, D);
 
     // encoder
     const float *x = m->h0;
     block_dims de = dims(B, Te, D, c->num_attention_heads, c->intermediate_size, eps);
     for (int l = 0; l < c->num_hidden_layers; l++) {
-        block_forward(&w->enc[l], &m->enc_a[l], x, de);
+        block_forward(&w->enc[l], &m->enc_a[l], x, m->scratch, de);
         x = m->enc_a[l].res2;
     }
     layernorm_forward(m->latent, m->lat_mean, m->lat_rstd, x, w->enc_norm_w, w->enc_norm_b, B * Te, D, eps);
 }
 
-int mae_encode(mae_model *m, const float *pixels, int B, sx_err *err) {
+static int encode(mae_model *m, const float *pixels, int B, sx_err *err) {
     const mae_config *c = &m->cfg;
     int N = config_num_patches(c);
     if (!m->encoder_only || config_len_keep(c) != N)
@@ -536,7 +549,7 @@ int mae_encode(mae_model *m, const float *pixels, int B, sx_err *err) {
     return 0;
 }
 
-int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx_err *err) {
+static int forward(mae_model *m, const float *pixels, const float *noise, int B, sx_err *err) {
     const mae_config *c = &m->cfg;
     if (ensure_batch(m, B, err)) return -1;
     m->B = B;
@@ -546,53 +559,26 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
     const mae_params *w = &m->p;
 
     if (m->encoder_only) return sx_fail(err, "this model was built encoder-only: it has no decoder activations");
-    mae_masking(noise, B, N, Lk, m->ids_keep, m->ids_restore, m->mask);
+    mae_masking_scratch(noise, B, N, Lk, m->ids_keep, m->ids_restore, m->mask, m->mask_keys);
     encoder_forward(m, pixels, B);
 
     // decoder: embed, mask tokens, unshuffle, position embeddings
     const float *x;
     linear_forward(m->dec_in, m->latent, w->dec_embed_w, w->dec_embed_b, B * Te, D, Dd);
-    for (int b = 0; b < B; b++) {
-        const float *y = m->dec_in + (size_t)b * Te * Dd;
-        float *z = m->d0 + (size_t)b * Td * Dd;
-        for (int i = 0; i < Dd; i++) z[i] = y[i] + w->dec_pos_embed[i];
-        for (int n = 0; n < N; n++) {
-            int r = m->ids_restore[b * N + n];
-            const float *src = r < Lk ? y + (size_t)(1 + r) * Dd : w->mask_token;
-            const float *pe = w->dec_pos_embed + (size_t)(1 + n) * Dd;
-            float *o = z + (size_t)(1 + n) * Dd;
-            for (int i = 0; i < Dd; i++) o[i] = src[i] + pe[i];
-        }
-    }
+    unshuffle_forward(m->d0, m->dec_in, w->mask_token, w->dec_pos_embed, m->ids_restore, B, N, Lk, Dd);
     // the first block's distinct input rows (row_share): each image's CLS
     // and visible rows, then mask_token + position for every position
     // (only where that is fewer rows: with one image, say, it is not; LN1's
     // buffers then also hold the distinct rows)
     m->dec_shared = c->decoder_num_hidden_layers > 0 && B * Te + N < B * Td;
-    if (m->dec_shared) {
-        int k = 0;
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < Td; t++) {
-                int n = t - 1;
-                if (t && m->ids_restore[b * N + n] >= Lk) { m->dec_src[b * Td + t] = B * Te + n; continue; }
-                m->dec_src[b * Td + t] = k;
-                memcpy(m->dec_xu + (size_t)k++ * Dd, m->d0 + ((size_t)b * Td + t) * Dd, sizeof(float) * (size_t)Dd);
-            }
-        for (int n = 0; n < N; n++) {
-            float *o = m->dec_xu + ((size_t)B * Te + n) * Dd;
-            const float *pe = w->dec_pos_embed + (size_t)(1 + n) * Dd;
-            for (int i = 0; i < Dd; i++) o[i] = w->mask_token[i] + pe[i];  // as d0's mask rows
-        }
-    }
+    if (m->dec_shared)
+        share_rows_forward(m->dec_xu, m->dec_src, m->d0, w->mask_token, w->dec_pos_embed, m->ids_restore, B, N, Lk, Dd);
 
     // loss_only: the last block runs its queries, and the head its rows, for
     // the masked tokens alone (ids_mask); nothing else reaches the loss
     int L = c->decoder_num_hidden_layers, Lm = N - Lk;
     m->masked_rows_only = m->loss_only && L > 0 && Lm > 0;
-    if (m->masked_rows_only)
-        for (int b = 0; b < B; b++)
-            for (int n = 0, j = 0; n < N; n++)
-                if (m->ids_restore[b * N + n] >= Lk) m->ids_mask[b * Lm + j++] = 1 + n;
+    if (m->masked_rows_only) masked_rows_index(m->ids_mask, m->ids_restore, B, N, Lk);
     int Tp = m->masked_rows_only ? Lm : Td;  // head rows per image
     row_share share = dec_share(m);
     x = m->d0;
@@ -600,7 +586,7 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
     for (int l = 0; l < L; l++) {
         dd.share = l == 0 && m->dec_shared ? &share : NULL;
         if (l == L - 1 && m->masked_rows_only) { dd.qrows = m->ids_mask; dd.Tq = Lm; }
-        block_forward(&w->dec[l], &m->dec_a[l], x, dd);
+        block_forward(&w->dec[l], &m->dec_a[l], x, m->scratch, dd);
         x = m->dec_a[l].res2;
     }
     layernorm_forward(m->dn, m->dn_mean, m->dn_rstd, x, w->dec_norm_w, w->dec_norm_b, B * Tp, Dd, eps);
@@ -608,20 +594,7 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
 
     // loss: mean squared error per patch, averaged over the masked patches
     mae_patchify(c, pixels, B, m->target);
-    if (c->norm_pix_loss) mae_normalize_patches(m->target, (size_t)B * N, P);
-    double num = 0.0, den = 0.0;
-    for (int b = 0; b < B; b++)
-        for (int n = 0, j = 0; n < N; n++) {
-            float mk = m->mask[b * N + n];
-            den += mk;
-            if (mk == 0.0f) continue;
-            size_t row = m->masked_rows_only ? (size_t)b * Lm + j++ : (size_t)b * Td + 1 + n;
-            const float *pr = m->pred + row * P, *t = m->target + ((size_t)b * N + n) * P;
-            double s = 0.0;
-            for (int i = 0; i < P; i++) { double e = (double)pr[i] - t[i]; s += e * e; }
-            num += mk * s / P;
-        }
-    m->loss = den > 0 ? (float)(num / den) : 0.0f;
+    m->loss = masked_mse_forward(m->target, m->pred, m->mask, B, N, P, Tp, m->masked_rows_only, c->norm_pix_loss);
     return 0;
 }
 
@@ -629,9 +602,11 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
 
 static void encoder_backward(mae_model *m);
 
-void mae_zero_grad(mae_model *m) { memset(m->grads, 0, m->n_floats * sizeof(float)); }
+void mae_zero_grad(mae_model *m) {
+    if (m->grads) memset(m->grads, 0, m->n_floats * sizeof(float));
+}
 
-void mae_backward(mae_model *m) {
+static void backward(mae_model *m) {
     const mae_config *c = &m->cfg;
     int B = m->B, D = c->hidden_size, Dd = c->decoder_hidden_size, N = config_num_patches(c), P = config_patch_dim(c);
     int Lk = config_len_keep(c), Te = 1 + Lk, Td = 1 + N, Lm = N - Lk, L = c->decoder_num_hidden_layers;
@@ -640,19 +615,7 @@ void mae_backward(mae_model *m) {
     mae_params *g = &m->g;
 
     // d(loss)/d(pred): 2 (pred - target) / (P * sum(mask)) on masked patches, 0 elsewhere
-    double den = 0.0;
-    for (size_t i = 0; i < (size_t)B * N; i++) den += m->mask[i];
-    float scale = den > 0 ? (float)(2.0 * m->grad_scale / (P * den)) : 0.0f;
-    memset(m->dpred, 0, sizeof(float) * (size_t)B * Tp * P);
-    for (int b = 0; b < B; b++)
-        for (int n = 0, j = 0; n < N; n++) {
-            float mk = m->mask[b * N + n];
-            if (mk == 0.0f) continue;
-            size_t row = m->masked_rows_only ? (size_t)b * Lm + j++ : (size_t)b * Td + 1 + n;
-            float *dp = m->dpred + row * P, s = scale * mk;
-            const float *pr = m->pred + row * P, *t = m->target + ((size_t)b * N + n) * P;
-            for (int i = 0; i < P; i++) dp[i] = s * (pr[i] - t[i]);
-        }
+    masked_mse_backward(m->dpred, m->pred, m->target, m->mask, B, N, P, Tp, m->masked_rows_only, m->grad_scale);
 
     // decoder head and norm
     const float *dec_out = L ? m->dec_a[L - 1].res2 : m->d0;
@@ -674,32 +637,11 @@ void mae_backward(mae_model *m) {
                        m->dres_dec, m, dd);
     }
     // the first block's LN1 path: each image's own rows, and mask_token once per position
-    if (m->dec_shared) {
-        for (int i = 0; i < B * Td; i++) {
-            int k = m->dec_src[i];
-            if (k >= B * Te) continue;
-            float *d = m->dres_dec + (size_t)i * Dd;
-            const float *gu = m->dec_dxu + (size_t)k * Dd;
-            for (int j = 0; j < Dd; j++) d[j] += gu[j];
-        }
-        for (int n = 0; n < N; n++)
-            for (int j = 0; j < Dd; j++) g->mask_token[j] += m->dec_dxu[((size_t)B * Te + n) * Dd + j];
-    }
+    if (m->dec_shared) share_rows_backward(m->dres_dec, g->mask_token, m->dec_dxu, m->dec_src, B, N, Lk, Dd);
 
     // undo the unshuffle: visible tokens back to the encoder's order, the rest to mask_token
     float *ddec_in = m->dbuf_3c;  // (B,Te,Dd), free at this point
-    memset(ddec_in, 0, sizeof(float) * (size_t)B * Te * Dd);
-    for (int b = 0; b < B; b++) {
-        const float *dz = m->dres_dec + (size_t)b * Td * Dd;
-        float *dy = ddec_in + (size_t)b * Te * Dd;
-        for (int i = 0; i < Dd; i++) dy[i] += dz[i];
-        for (int n = 0; n < N; n++) {
-            int r = m->ids_restore[b * N + n];
-            float *dst = r < Lk ? dy + (size_t)(1 + r) * Dd : g->mask_token;
-            const float *src = dz + (size_t)(1 + n) * Dd;
-            for (int i = 0; i < Dd; i++) dst[i] += src[i];
-        }
-    }
+    unshuffle_backward(ddec_in, g->mask_token, m->dres_dec, m->ids_restore, B, N, Lk, Dd);
     linear_backward(m->dbuf_c, g->dec_embed_w, g->dec_embed_b, ddec_in, m->latent, w->dec_embed_w, B * Te, D, Dd);
     encoder_backward(m);
 }
@@ -710,7 +652,34 @@ float *mae_encode_grad(mae_model *m) {
     return m->dbuf_c;
 }
 
-void mae_encode_backward(mae_model *m) { encoder_backward(m); }
+/* Every entry point runs with this model's product context bound (gemm.h). */
+int mae_encode(mae_model *m, const float *pixels, int B, sx_err *err) {
+    sx_gemm_ctx *prev = gemm_bind(m->gemm);
+    int rc = encode(m, pixels, B, err);
+    gemm_bind(prev);
+    return rc;
+}
+
+int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx_err *err) {
+    sx_gemm_ctx *prev = gemm_bind(m->gemm);
+    int rc = forward(m, pixels, noise, B, err);
+    gemm_bind(prev);
+    return rc;
+}
+
+void mae_backward(mae_model *m) {
+    if (!m->grads) return;  /* an inference model (mae_build_inference) */
+    sx_gemm_ctx *prev = gemm_bind(m->gemm);
+    backward(m);
+    gemm_bind(prev);
+}
+
+void mae_encode_backward(mae_model *m) {
+    if (!m->grads) return;
+    sx_gemm_ctx *prev = gemm_bind(m->gemm);
+    encoder_backward(m);
+    gemm_bind(prev);
+}
 
 /* From d(latent) in m->dbuf_c (B, 1+len_keep, D) back through the final
  * LayerNorm, the encoder blocks and the embeddings. */
@@ -733,10 +702,6 @@ static void encoder_backward(mae_model *m) {
 
     // embeddings: CLS token, then the patch projection of the visible patches
     float *demb = m->dbuf_c;  // (B*Lk, D)
-    for (int b = 0; b < B; b++) {
-        const float *dh = m->dres_enc + (size_t)b * Te * D;
-        for (int i = 0; i < D; i++) g->cls_token[i] += dh[i];
-        memcpy(demb + (size_t)b * Lk * D, dh + D, sizeof(float) * (size_t)Lk * D);
-    }
-    linear_backward(NULL, g->patch_w, g->patch_b, demb, m->kept_patches, w->patch_w, B * Lk, cpp, D);
+    embed_backward(demb, g->cls_token, m->dres_enc, B, Lk, D);
+    patch_embed_backward(g->patch_w, g->patch_b, demb, m->kept_patches, B, Lk, cpp, D);
 }

@@ -10,6 +10,7 @@
 #ifndef SKELEX_MODEL_H
 #define SKELEX_MODEL_H
 #include "nn/config.h"
+#include "nn/gemm.h"
 
 typedef struct {
     float *ln1_w, *ln1_b;     /* layernorm_before */
@@ -62,6 +63,7 @@ typedef struct {
     size_t n_floats;
     float *params, *grads;
     int shares_params;    /* a replica: params belong to another model (mae_build_replica) */
+    int inference;        /* mae_build_inference: grads is NULL; no backward */
     mae_params p, g;
 
     /* activations for up to batch_cap images */
@@ -81,15 +83,33 @@ typedef struct {
     int dec_shared;          /* the last forward used them (they save work only for batches above 1) */
     /* backward scratch */
     float *dres_enc, *dres_dec, *dres_rows, *dbuf_c, *dbuf_i, *dbuf_3c, *dpred;
+    /* layer scratch (attention's packed heads, GELU's per-thread sums) for
+     * scratch_threads OpenMP threads, and the masking sort's keys */
+    float *scratch, *mask_keys;
+    int scratch_threads;
     float loss;
+    sx_gemm_ctx *gemm;    /* this model's product context (precision, bf16 cache, profile), bound to the
+                             calling thread during forward and backward: see gemm.h */
 } mae_model;
 
 int  mae_build(mae_model *m, const mae_config *cfg, sx_err *err);
+/* As mae_build, without gradient buffers (half the memory): forward only.
+ * mae_zero_grad is a no-op on it; mae_backward and mae_encode_backward
+ * must not be called. */
+int  mae_build_inference(mae_model *m, const mae_config *cfg, sx_err *err);
+/* The HF tensor table cfg implies (names, shapes, offsets), without
+ * building the model: a few KB, to check a weights file against before
+ * allocating anything sized from the config. The caller frees *info. */
+int  mae_param_table(const mae_config *cfg, param_info **info, int *n, sx_err *err);
 void mae_free(mae_model *m);
 /* A second model over src's parameters (not copied: updates to src reach it)
  * with its own gradients and activations, for a share of a batch (team.h).
  * It copies encoder_only and loss_only. Free it with mae_free before src. */
 int  mae_build_replica(mae_model *r, const mae_model *src, sx_err *err);
+/* This model's product precision: PREC_DEFAULT (after mae_build) follows
+ * gemm_set_precision; PREC_FP32 / PREC_BF16 fix it for this model alone. */
+void mae_set_precision(mae_model *m, sx_precision p);
+sx_precision mae_precision(const mae_model *m);   /* the one products use (FP32 or BF16) */
 /* HF initialisation: Linear N(0, initializer_range), patch projection
  * Xavier-uniform, tokens N(0, initializer_range), LayerNorm 1/0, biases 0,
  * sin-cos position embeddings. */
@@ -102,6 +122,10 @@ const param_info *mae_find_param(const mae_model *m, const char *name);
 /* HF random_masking: per-sample argsort(noise) (B,N); the first len_keep are
  * visible. Fills ids_keep (B,len_keep), ids_restore (B,N), mask (B,N). */
 void mae_masking(const float *noise, int B, int N, int len_keep, int *ids_keep, int *ids_restore, float *mask);
+/* The same without allocating: scratch holds 8 N bytes (mae_forward uses
+ * m->mask_keys). mae_masking allocates them per call. */
+void mae_masking_scratch(const float *noise, int B, int N, int len_keep, int *ids_keep, int *ids_restore, float *mask,
+                         void *scratch);
 
 /* pixels (B,C,H,W) normalised, noise (B,N). Returns the loss; logits, mask
  * and ids_restore stay in the model until the next forward. */

@@ -12,7 +12,7 @@ int mae_team_init(mae_team *t, mae_model *m, int B, sx_err *err) {
     int n = omp_get_max_threads();
     if (n > MAE_TEAM_MAX) n = MAE_TEAM_MAX;
     if (n > B) n = B;
-    if ((env && !strcmp(env, "0")) || gemm_get_precision() != PREC_FP32 || m->encoder_only || n < 1) n = 1;
+    if ((env && !strcmp(env, "0")) || mae_precision(m) != PREC_FP32 || m->encoder_only || n < 1) n = 1;
     // each extra share holds a gradient buffer (activations only split): keep
     // those within a quarter of the memory available now
     long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);

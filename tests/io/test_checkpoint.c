@@ -3,6 +3,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "testlib.h"
+#include "nn/alloc_hook.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,7 +109,7 @@ TEST(test_safetensors_rejects_malformed) {
     CHECK(st_open(p, &f, &err) == -1 && strstr(err.msg, "too short"));
     uint8_t huge[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, '{', '}'};
     tl_write_file(p, huge, 16);
-    CHECK(st_open(p, &f, &err) == -1 && strstr(err.msg, "header length"));
+    CHECKF(st_open(p, &f, &err) == -1 && strstr(err.msg, "header length") && strstr(err.msg, "(16 bytes)"), "%s", err.msg);
     write_st(p, "{not json", 0);
     CHECK(st_open(p, &f, &err) == -1 && strstr(err.msg, "JSON"));
     write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8);  // truncated data
@@ -185,4 +186,148 @@ TEST(test_config_parse_and_validate) {
     CHECK(config_preset("large", &c, &err) == 0 && c.hidden_size == 1024 && c.num_hidden_layers == 24);
     CHECK(config_preset("huge", &c, &err) == 0 && c.patch_size == 14 && config_num_patches(&c) == 256);
     CHECK(config_preset("gigantic", &c, &err) == -1 && strstr(err.msg, "gigantic"));
+}
+
+/* A toy MAE (seed) saved as tl_tmpdir()/name; its directory in dir. 0 or -1. */
+static int save_toy(mae_model *a, const char *name, uint64_t seed, char *dir, size_t cap) {
+    sx_err err;
+    mae_config c = tl_toy_config(32);
+    if (mae_build(a, &c, &err)) return -1;
+    mae_init_weights(a, seed);
+    snprintf(dir, cap, "%s/%s", tl_tmpdir(), name);
+    return checkpoint_save(dir, a, &err);
+}
+
+TEST(test_safetensors_offsets_must_tile) {
+    char p[512];
+    sx_err err;
+    st_file f;
+    snprintf(p, sizeof p, "%s/t.safetensors", tl_tmpdir());
+    const char *A = "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":";
+    char h[512];
+    snprintf(h, sizeof h, "{%s[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", A);
+    write_st(p, h, 12);  // exact tiling: accepted (any key order)
+    CHECKF(st_open(p, &f, &err) == 0, "%s", err.msg);
+    st_close(&f);
+    snprintf(h, sizeof h, "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]},%s[0,8]}}", A);
+    write_st(p, h, 12);
+    CHECKF(st_open(p, &f, &err) == 0, "%s", err.msg);
+    st_close(&f);
+    snprintf(h, sizeof h, "{%s[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[12,16]}}", A);
+    write_st(p, h, 16);  // a gap
+    CHECKF(st_open(p, &f, &err) == -1 && strstr(err.msg, "gap") && strstr(err.msg, "'b'"), "%s", err.msg);
+    snprintf(h, sizeof h, "{%s[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", A);
+    write_st(p, h, 8);   // an overlap
+    CHECKF(st_open(p, &f, &err) == -1 && strstr(err.msg, "overlaps"), "%s", err.msg);
+    snprintf(h, sizeof h, "{%s[0,8]}}", A);
+    write_st(p, h, 9);   // a trailing byte
+    CHECKF(st_open(p, &f, &err) == -1 && strstr(err.msg, "1 trailing"), "%s", err.msg);
+    snprintf(h, sizeof h, "{%s[4,12]}}", A);
+    write_st(p, h, 12);  // data not starting at 0
+    CHECKF(st_open(p, &f, &err) == -1 && strstr(err.msg, "gap"), "%s", err.msg);
+    write_st(p, "{}", 4);  // no tensors, but data
+    CHECKF(st_open(p, &f, &err) == -1 && strstr(err.msg, "no tensors"), "%s", err.msg);
+
+    // a real checkpoint whose header length is 5 bytes short (issue 21 #10) is refused
+    mae_model a, b;
+    char dir[512], path[600];
+    CHECK(save_toy(&a, "short", 4, dir, sizeof dir) == 0);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    size_t n;
+    uint8_t *buf = tl_read_file(path, &n);
+    CHECK(buf && n > 8);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = (hl << 8) | buf[i];
+    hl -= 5;
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(hl >> (8 * i));
+    tl_write_file(path, buf, n);
+    free(buf);
+    CHECK(checkpoint_load(dir, &b, &err) == -1);
+    CHECK(checkpoint_load_inference(dir, &b, &err) == -1);
+    mae_free(&a);
+}
+
+TEST(test_checkpoint_refuses_non_finite_weights) {
+    sx_err err;
+    mae_config c = tl_toy_config(32);
+    mae_model a, b;
+    CHECK(mae_build(&a, &c, &err) == 0);
+    mae_init_weights(&a, 5);
+    const param_info *pi = mae_find_param(&a, "decoder.decoder_pred.weight");
+    CHECK(pi != NULL);
+    float *w = a.params + pi->offset;
+    w[0] = NAN; w[7] = INFINITY; w[pi->numel - 1] = -INFINITY;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/nan", tl_tmpdir());
+    CHECK(checkpoint_save(dir, &a, &err) == 0);
+    CHECK(checkpoint_load(dir, &b, &err) == -1);
+    CHECKF(strstr(err.msg, "model.safetensors: tensor decoder.decoder_pred.weight holds 3 non-finite values"), "%s",
+           err.msg);
+    CHECK(checkpoint_load_inference(dir, &b, &err) == -1 && strstr(err.msg, "3 non-finite"));
+    // an encoder-only load does not read the decoder: the NaNs there do not matter
+    CHECKF(checkpoint_load_encoder_inference(dir, &b, &err) == 0, "%s", err.msg);
+    mae_free(&b);
+    w[0] = w[7] = w[pi->numel - 1] = 0.5f;
+    CHECK(checkpoint_save(dir, &a, &err) == 0);
+    CHECKF(checkpoint_load(dir, &b, &err) == 0, "%s", err.msg);
+    mae_free(&b);
+    mae_free(&a);
+}
+
+/* A config.json that disagrees with a small checkpoint ({} = HF defaults, a
+ * ViT-B MAE of ~112 M floats) fails on the first tensor's shape before any
+ * memory sized from the config is allocated (issue 21 #11). */
+TEST(test_checkpoint_checks_shapes_before_allocating) {
+    if (!alloc_hook_available()) TEST_SKIP("needs the ASan malloc hooks");
+    sx_err err;
+    mae_config c = tl_toy_config(32);
+    mae_model a, b;
+    char dir[512], path[600];
+    CHECK(save_toy(&a, "empty_cfg", 6, dir, sizeof dir) == 0);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    CHECK(tl_write_text(path, "{}") == 0);
+    int (*loaders[4])(const char *, mae_model *, sx_err *) = {checkpoint_load, checkpoint_load_inference,
+                                                              checkpoint_load_encoder, checkpoint_load_encoder_inference};
+    for (int k = 0; k < 4; k++) {
+        alloc_hook_begin();
+        int rc = loaders[k](dir, &b, &err);
+        alloc_count n = alloc_hook_end();
+        CHECK(rc == -1);
+        CHECKF(strstr(err.msg, "has shape") && strstr(err.msg, "config.json implies"), "%s", err.msg);
+        CHECKF(n.max_size < (4u << 20), "loader %d allocated %zu bytes at once", k, n.max_size);
+    }
+    // the matching config loads, and its table is what the model is built with
+    param_info *info;
+    int nt;
+    CHECK(mae_param_table(&c, &info, &nt, &err) == 0);
+    CHECK(nt == a.n_info);
+    for (int i = 0; i < nt && i < a.n_info; i++)
+        CHECK(!strcmp(info[i].name, a.info[i].name) && info[i].offset == a.info[i].offset && info[i].numel == a.info[i].numel);
+    free(info);
+    mae_free(&a);
+}
+
+/* Inference loads allocate no gradients and give the same forward. */
+TEST(test_checkpoint_load_inference_has_no_grads) {
+    sx_err err;
+    mae_config c = tl_toy_config(32);
+    mae_model a, tr, inf;
+    char dir[512];
+    CHECK(save_toy(&a, "inf", 7, dir, sizeof dir) == 0);
+    CHECKF(checkpoint_load(dir, &tr, &err) == 0, "%s", err.msg);
+    CHECKF(checkpoint_load_inference(dir, &inf, &err) == 0, "%s", err.msg);
+    CHECK(tr.grads != NULL && inf.grads == NULL && inf.inference == 1 && tr.inference == 0);
+    int B = 2, N = config_num_patches(&c), S = c.image_size;
+    float *px = malloc(sizeof(float) * (size_t)B * 3 * S * S), *noise = malloc(sizeof(float) * (size_t)B * N);
+    for (int i = 0; i < B * 3 * S * S; i++) px[i] = (float)sin(i * 0.37);
+    for (int i = 0; i < B * N; i++) noise[i] = (float)((i * 7919) % 101) / 101.0f;
+    CHECK(mae_forward(&tr, px, noise, B, &err) == 0 && mae_forward(&inf, px, noise, B, &err) == 0);
+    CHECK(tr.loss == inf.loss && isfinite(tr.loss));
+    mae_zero_grad(&inf);   // no-ops on an inference model
+    mae_backward(&inf);
+    mae_free(&inf);
+    CHECKF(checkpoint_load_encoder_inference(dir, &inf, &err) == 0, "%s", err.msg);
+    CHECK(inf.grads == NULL && inf.encoder_only == 1 && inf.cfg.mask_ratio == 0.0);
+    free(px); free(noise);
+    mae_free(&inf); mae_free(&tr); mae_free(&a);
 }

@@ -53,14 +53,14 @@ static void ln_fwd(const float *x, float *out, void *v) {
 }
 static void attn_fwd(const float *x, float *out, void *v) {
     lctx *c = v;
-    attention_forward(out, c->att, x, B, T, C, NH, NULL, T);
+    attention_forward(out, c->att, x, B, T, C, NH, NULL, T, NULL);
 }
 /* queries of three rows per image, out of order */
 enum { TQ = 3 };
 static const int qrows[B * TQ] = {3, 0, 4, 1, 2, 4};
 static void attn_rows_fwd(const float *x, float *out, void *v) {
     lctx *c = v;
-    attention_forward(out, c->att, x, B, T, C, NH, qrows, TQ);
+    attention_forward(out, c->att, x, B, T, C, NH, qrows, TQ, NULL);
 }
 static void gelu_fwd(const float *x, float *out, void *v) {
     float pre[B * T * C];
@@ -93,7 +93,7 @@ TEST(test_layer_gradients_finite_differences) {
     gelu_fwd(x, out, &c);
     for (int i = 0; i < B * T * C; i++) pre[i] += b[i % C];  // the pre-activation gelu_forward keeps
     memset(db, 0, sizeof db);
-    gelu_backward(dx, pre, db, B * T, C);
+    gelu_backward(dx, pre, db, B * T, C, NULL);
     e = fd_check(gelu_fwd, &c, x, B * T * C, B * T * C, probe, dx);
     CHECKF(e < 2e-3, "gelu gradient: %.3g", e);
     for (int k = 0; k < C; k++) {  // the bias gradient is the column sum of the input gradient
@@ -105,7 +105,7 @@ TEST(test_layer_gradients_finite_differences) {
     // attention (input is qkv)
     fill(&r, x, B * T * 3 * C, 1.0f); fill(&r, probe, B * T * C, 1.0f);
     attn_fwd(x, out, &c);
-    attention_backward(dx, probe, x, c.att, B, T, C, NH, NULL, T);
+    attention_backward(dx, probe, x, c.att, B, T, C, NH, NULL, T, NULL);
     e = fd_check(attn_fwd, &c, x, B * T * 3 * C, B * T * C, probe, dx);
     CHECKF(e < 2e-3, "attention qkv gradient: %.3g", e);
 
@@ -117,7 +117,7 @@ TEST(test_layer_gradients_finite_differences) {
     for (int i = 0; i < B * TQ; i++)
         for (int k = 0; k < C; k++) CHECK(fabsf(out[i * C + k] - full[((i / TQ) * T + qrows[i]) * C + k]) < 1e-6f);
     for (size_t i = 0; i < sizeof dx / sizeof dx[0]; i++) dx[i] = 1e9f;  // must all be overwritten
-    attention_backward(dx, probe, x, c.att, B, T, C, NH, qrows, TQ);
+    attention_backward(dx, probe, x, c.att, B, T, C, NH, qrows, TQ, NULL);
     e = fd_check(attn_rows_fwd, &c, x, B * T * 3 * C, B * TQ * C, probe, dx);
     CHECKF(e < 2e-3, "attention qkv gradient, query rows only: %.3g", e);
 }
@@ -136,7 +136,7 @@ TEST(test_gelu_rows_with_tails) {
         CHECKF(fabs(out[i] - 0.5 * z * (1.0 + erf(z / sqrt(2.0)))) < 2e-6, "gelu(%g) = %g", z, (double)out[i]);
     }
     for (int i = 0; i < R * K; i++) d[i] = 1.0f;
-    gelu_backward(d, pre, db, R, K);
+    gelu_backward(d, pre, db, R, K, NULL);
     for (int k = 0; k < K; k++) {
         double sum = 0;
         for (int r = 0; r < R; r++) {
@@ -162,7 +162,7 @@ static void attention_vs_naive(int Bn, int Tn, int Cn, int NHn, int sub) {
     for (size_t i = 0; i < (size_t)Bn * Tn * C3; i++) qkv[i] = rng_normal(&r);
     for (int b = 0; b < Bn; b++)
         for (int t = 0; t < Tq; t++) rows[b * Tq + t] = sub ? (t * 7 + b) % Tn : t;  // distinct, out of order
-    attention_forward(out, att, qkv, Bn, Tn, Cn, NHn, sub ? rows : NULL, Tq);
+    attention_forward(out, att, qkv, Bn, Tn, Cn, NHn, sub ? rows : NULL, Tq, NULL);
     double worst = 0;
     for (int b = 0; b < Bn; b++)
         for (int h = 0; h < NHn; h++)
@@ -197,4 +197,171 @@ TEST(test_attention_forward_matches_naive) {
     attention_vs_naive(1, 16, 64, 2, 0);   // exactly one column tile
     attention_vs_naive(3, 50, 128, 2, 0);  // hs 64, as ViT
     attention_vs_naive(1, 197, 64, 2, 1);  // the MAE decoder's 197 tokens, hs 32
+}
+
+/* ---- embed.c and loss.c layers against finite differences ---- */
+
+enum { EB = 2, EN = 6, ELK = 3, ED = 4, EC = 2, ES = 4, EP = 2, EK = 3 };  /* grid 2: N = 4 patches of 2x2x2 */
+typedef struct {
+    float pixels[EB * EC * ES * ES], patches[EB * 4 * EC * EP * EP], w[ED * EC * EP * EP], b[ED];
+    float cls[ED], pos[(1 + EN) * ED], emb[EB * ELK * ED], mask_token[ED];
+    int ids_keep[EB * ELK], ids_restore[EB * EN], src[EB * (1 + EN)];
+    float mask[EB * EN], target[EB * EN * 8];
+    int Tp, masked_only;
+    float y[EB * (1 + ELK) * ED];   /* unshuffle's / share_rows' inputs, kept for calls */
+} ectx;
+
+static void fill_rand(float *x, size_t n, sx_rng *r) { for (size_t i = 0; i < n; i++) x[i] = rng_normal(r); }
+
+static void pe_fwd_w(const float *w, float *out, void *v) {   /* patch_embed as a function of its weight */
+    ectx *c = v;
+    patch_embed_forward(out, c->patches, c->pixels, c->ids_keep, w, c->b, EB, 2, EC, ES, EP, ED);
+}
+static void pe_fwd_b(const float *b, float *out, void *v) {
+    ectx *c = v;
+    patch_embed_forward(out, c->patches, c->pixels, c->ids_keep, c->w, b, EB, 2, EC, ES, EP, ED);
+}
+static void emb_fwd_e(const float *e, float *out, void *v) { ectx *c = v; embed_forward(out, e, c->cls, c->pos, c->ids_keep, EB, ELK, ED); }
+static void emb_fwd_c(const float *cl, float *out, void *v) { ectx *c = v; embed_forward(out, c->emb, cl, c->pos, c->ids_keep, EB, ELK, ED); }
+static void un_fwd_y(const float *y, float *out, void *v) {
+    ectx *c = v;
+    unshuffle_forward(out, y, c->mask_token, c->pos, c->ids_restore, EB, EN, ELK, ED);
+}
+static void un_fwd_m(const float *mt, float *out, void *v) {
+    ectx *c = v;
+    unshuffle_forward(out, c->y, mt, c->pos, c->ids_restore, EB, EN, ELK, ED);
+}
+/* share_rows of unshuffle's output, as a function of the latter's input y and of mask_token */
+static void sh_fwd_y(const float *y, float *out, void *v) {
+    ectx *c = v;
+    float z[EB * (1 + EN) * ED];
+    unshuffle_forward(z, y, c->mask_token, c->pos, c->ids_restore, EB, EN, ELK, ED);
+    share_rows_forward(out, c->src, z, c->mask_token, c->pos, c->ids_restore, EB, EN, ELK, ED);
+}
+static void sh_fwd_m(const float *mt, float *out, void *v) {
+    ectx *c = v;
+    float z[EB * (1 + EN) * ED];
+    unshuffle_forward(z, c->y, mt, c->pos, c->ids_restore, EB, EN, ELK, ED);
+    share_rows_forward(out, c->src, z, mt, c->pos, c->ids_restore, EB, EN, ELK, ED);
+}
+static void mse_fwd(const float *pred, float *out, void *v) {
+    ectx *c = v;
+    float t[sizeof c->target / sizeof(float)];
+    memcpy(t, c->target, sizeof t);
+    out[0] = masked_mse_forward(t, pred, c->mask, EB, EN, 8, c->Tp, c->masked_only, 1);
+}
+static void head_fwd_w(const float *w, float *out, void *v) { ectx *c = v; cls_head_forward(out, c->y, w, c->b, EB, 1 + ELK, ED, EK); }
+static void head_fwd_l(const float *l, float *out, void *v) { ectx *c = v; cls_head_forward(out, l, c->w, c->b, EB, 1 + ELK, ED, EK); }
+
+static void setup_masking(ectx *c, sx_rng *r) {
+    float noise[EB * EN];
+    fill_rand(noise, EB * EN, r);
+    /* a permutation per image: keep the ELK smallest noise values, as mae_masking */
+    for (int b = 0; b < EB; b++) {
+        int order[EN];
+        for (int n = 0; n < EN; n++) order[n] = n;
+        for (int i = 0; i < EN; i++)
+            for (int j = i + 1; j < EN; j++)
+                if (noise[b * EN + order[j]] < noise[b * EN + order[i]]) { int t = order[i]; order[i] = order[j]; order[j] = t; }
+        for (int j = 0; j < EN; j++) c->ids_restore[b * EN + order[j]] = j;
+        for (int j = 0; j < ELK; j++) c->ids_keep[b * ELK + j] = order[j];
+        for (int n = 0; n < EN; n++) c->mask[b * EN + n] = c->ids_restore[b * EN + n] >= ELK;
+    }
+}
+
+static void ectx_init(ectx *c, sx_rng *r, uint64_t seed) {
+    memset(c, 0, sizeof *c);
+    rng_seed(r, seed);
+    setup_masking(c, r);
+}
+
+TEST(test_embed_layers_match_finite_differences) {
+    ectx c;
+    sx_rng r;
+    ectx_init(&c, &r, 21);
+    fill_rand(c.pixels, sizeof c.pixels / 4, &r); fill_rand(c.w, sizeof c.w / 4, &r); fill_rand(c.b, ED, &r);
+    fill_rand(c.cls, ED, &r); fill_rand(c.pos, sizeof c.pos / 4, &r); fill_rand(c.emb, sizeof c.emb / 4, &r);
+    fill_rand(c.mask_token, ED, &r); fill_rand(c.y, sizeof c.y / 4, &r);
+    int ids2[EB * 2] = {3, 0, 1, 2};   /* patch_embed over 2 of the 4 patches of the 4x4 image */
+    memcpy(c.ids_keep, ids2, sizeof ids2);
+    // patch_embed: out (EB,2,ED); gradients of w and b
+    float probe[EB * (1 + EN) * ED * 2], dw[sizeof c.w / 4] = {0}, db[ED] = {0}, out[EB * 2 * ED];
+    fill_rand(probe, sizeof probe / 4, &r);
+    pe_fwd_w(c.w, out, &c);
+    patch_embed_backward(dw, db, probe, c.patches, EB, 2, EC * EP * EP, ED);
+    CHECK(fd_check(pe_fwd_w, &c, c.w, sizeof c.w / 4, EB * 2 * ED, probe, dw) < 1e-3);
+    CHECK(fd_check(pe_fwd_b, &c, c.b, ED, EB * 2 * ED, probe, db) < 1e-3);
+    // the gather is the conv's patch: patch 3 of image 0 starts at pixel (2, 2)
+    CHECK(c.patches[0] == c.pixels[2 * ES + 2] && c.patches[1] == c.pixels[2 * ES + 3]);
+    setup_masking(&c, &r);
+    // embed: gradients of emb (overwritten) and cls (accumulated)
+    float demb[sizeof c.emb / 4], dcls[ED] = {0};
+    embed_backward(demb, dcls, probe, EB, ELK, ED);
+    CHECK(fd_check(emb_fwd_e, &c, c.emb, sizeof c.emb / 4, EB * (1 + ELK) * ED, probe, demb) < 1e-3);
+    CHECK(fd_check(emb_fwd_c, &c, c.cls, ED, EB * (1 + ELK) * ED, probe, dcls) < 1e-3);
+    // unshuffle: gradients of y and mask_token
+    float dy[sizeof c.y / 4], dmt[ED] = {0};
+    unshuffle_backward(dy, dmt, probe, c.ids_restore, EB, EN, ELK, ED);
+    CHECK(fd_check(un_fwd_y, &c, c.y, sizeof c.y / 4, EB * (1 + EN) * ED, probe, dy) < 1e-3);
+    CHECK(fd_check(un_fwd_m, &c, c.mask_token, ED, EB * (1 + EN) * ED, probe, dmt) < 1e-3);
+    // share_rows after unshuffle: R = EB*(1+ELK) + EN distinct rows
+    int R = EB * (1 + ELK) + EN;
+    float z[EB * (1 + EN) * ED], xu[(EB * (1 + ELK) + EN) * ED], dz[EB * (1 + EN) * ED] = {0}, dmt2[ED] = {0};
+    unshuffle_forward(z, c.y, c.mask_token, c.pos, c.ids_restore, EB, EN, ELK, ED);
+    share_rows_forward(xu, c.src, z, c.mask_token, c.pos, c.ids_restore, EB, EN, ELK, ED);
+    for (int i = 0; i < EB * (1 + EN); i++)   // every row of z is its row of xu
+        CHECK(!memcmp(z + (size_t)i * ED, xu + (size_t)c.src[i] * ED, sizeof(float) * ED));
+    share_rows_backward(dz, dmt2, probe, c.src, EB, EN, ELK, ED);
+    unshuffle_backward(dy, dmt2, dz, c.ids_restore, EB, EN, ELK, ED);
+    CHECK(fd_check(sh_fwd_y, &c, c.y, sizeof c.y / 4, (size_t)R * ED, probe, dy) < 1e-3);
+    CHECK(fd_check(sh_fwd_m, &c, c.mask_token, ED, (size_t)R * ED, probe, dmt2) < 1e-3);
+    // masked_rows_index lists each image's hidden patches, ascending
+    int im[EB * (EN - ELK)];
+    masked_rows_index(im, c.ids_restore, EB, EN, ELK);
+    for (int b = 0; b < EB; b++)
+        for (int j = 0; j < EN - ELK; j++) {
+            CHECK(c.mask[b * EN + im[b * (EN - ELK) + j] - 1] == 1.0f);
+            if (j) CHECK(im[b * (EN - ELK) + j] > im[b * (EN - ELK) + j - 1]);
+        }
+}
+
+TEST(test_loss_layers_match_finite_differences) {
+    ectx c;
+    sx_rng r;
+    ectx_init(&c, &r, 22);
+    fill_rand(c.target, sizeof c.target / 4, &r);
+    int P = 8, Td = 1 + EN, Lm = EN - ELK;
+    float pred[EB * (1 + EN) * 8], dpred[EB * (1 + EN) * 8], one = 1.0f;
+    fill_rand(pred, sizeof pred / 4, &r);
+    // all rows (Tp = 1+N), with norm_pix
+    c.Tp = Td; c.masked_only = 0;
+    float t[sizeof c.target / 4];
+    memcpy(t, c.target, sizeof t);
+    float full = masked_mse_forward(t, pred, c.mask, EB, EN, P, Td, 0, 1);
+    masked_mse_backward(dpred, pred, t, c.mask, EB, EN, P, Td, 0, 1.0f);
+    CHECK(fd_check(mse_fwd, &c, pred, sizeof pred / 4, 1, &one, dpred) < 1e-3);
+    // normalised targets: each patch has mean 0
+    double m0 = 0;
+    for (int i = 0; i < P; i++) m0 += t[i];
+    CHECK(fabs(m0) < 1e-5);
+    // hidden rows only (Tp = N - Lk): the same loss
+    float rows[EB * (EN - ELK) * 8];
+    for (int b = 0; b < EB; b++)
+        for (int n = 0, j = 0; n < EN; n++)
+            if (c.mask[b * EN + n] != 0.0f) memcpy(rows + ((size_t)b * Lm + j++) * P, pred + ((size_t)b * Td + 1 + n) * P, sizeof(float) * P);
+    memcpy(t, c.target, sizeof t);
+    CHECK_NEAR(masked_mse_forward(t, rows, c.mask, EB, EN, P, Lm, 1, 1), full, 1e-6);
+    c.Tp = Lm; c.masked_only = 1;
+    masked_mse_backward(dpred, rows, t, c.mask, EB, EN, P, Lm, 1, 1.0f);
+    CHECK(fd_check(mse_fwd, &c, rows, sizeof rows / 4, 1, &one, dpred) < 1e-3);
+    // classifier head on the CLS rows of a (EB, 1+ELK, ED) latent
+    fill_rand(c.y, sizeof c.y / 4, &r); fill_rand(c.w, EK * ED, &r); fill_rand(c.b, EK, &r);
+    float probe[EB * EK], dw[EK * ED] = {0}, db[EK] = {0}, dl[sizeof c.y / 4] = {0};
+    fill_rand(probe, EB * EK, &r);
+    cls_head_backward(dl, dw, db, probe, c.y, c.w, EB, 1 + ELK, ED, EK);
+    CHECK(fd_check(head_fwd_w, &c, c.w, EK * ED, EB * EK, probe, dw) < 1e-3);
+    CHECK(fd_check(head_fwd_l, &c, c.y, sizeof c.y / 4, EB * EK, probe, dl) < 1e-3);
+    double sb = 0;
+    for (int b = 0; b < EB; b++) sb += probe[b * EK];
+    CHECK_NEAR(db[0], sb, 1e-5);
 }
