@@ -167,7 +167,7 @@ int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err) 
     int rc;
 
     mae_model m;
-    if (checkpoint_load_encoder(o->model, &m, err)) return -1;
+    if (checkpoint_load_encoder_inference(o->model, &m, err)) return -1;
     int F = 2 * m.cfg.hidden_size;
     float *feats = sx_malloc(sizeof(float) * (t->n ? t->n : 1) * F);
     const char **paths = sx_malloc(sizeof(char *) * (t->n ? t->n : 1));

@@ -36,8 +36,6 @@ int api_code_of(const char *msg, int dflt);
 int api_fail_sx(skx_error *err, const sx_err *e, int dflt);
 void api_ok(skx_error *err);
 
-/* Return a forward-only model's gradient arrays (see api_core.c). */
-void api_drop_grads(mae_model *m);
 
 /* Run the calling thread's compute with ctx's thread count; restore after. */
 int api_threads_begin(const skx_ctx *ctx);

@@ -32,7 +32,7 @@ int cmd_bench_masking(int argc, char **argv) {
     if (!model || !image) return cli_usage_error("bench masking", "--model and --image are required");
     sx_err err;
     mae_model m;
-    if (checkpoint_load(model, &m, &err)) { fprintf(stderr, "skelex bench masking: %s\n", err.msg); return 1; }
+    if (checkpoint_load_inference(model, &m, &err)) { fprintf(stderr, "skelex bench masking: %s\n", err.msg); return 1; }
     int S = m.cfg.image_size;
     size_t npix = (size_t)S * S;
     float *maps = sx_malloc(sizeof(float) * npix * seeds), *px = sx_malloc(sizeof(float) * 3 * npix);

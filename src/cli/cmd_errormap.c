@@ -94,7 +94,7 @@ int cmd_errormap(int argc, char **argv) {
         return cli_usage_error("errormap", "--boxes %s: %s", boxes, errno == ENOENT || !errno ? "no such folder" : strerror(errno));
     sx_err err;
     mae_model m;
-    if (checkpoint_load(model, &m, &err)) { fprintf(stderr, "skelex errormap: %s\n", err.msg); return 1; }
+    if (checkpoint_load_inference(model, &m, &err)) { fprintf(stderr, "skelex errormap: %s\n", err.msg); return 1; }
     if (mask_ratio >= 0) {
         m.cfg.mask_ratio = mask_ratio;
         if (config_validate(&m.cfg, &err)) { fprintf(stderr, "skelex errormap: %s\n", err.msg); mae_free(&m); return 2; }

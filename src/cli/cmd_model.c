@@ -83,7 +83,7 @@ int cmd_info(int argc, char **argv) {
     if (!dir) return cli_usage_error("info", "a model directory is required");
     sx_err err;
     mae_model m;
-    if (checkpoint_load(dir, &m, &err)) { fprintf(stderr, "skelex info: %s\n", err.msg); return 1; }
+    if (checkpoint_load_inference(dir, &m, &err)) { fprintf(stderr, "skelex info: %s\n", err.msg); return 1; }
     const mae_config *c = &m.cfg;
     size_t enc = 0, dec = 0;
     for (int i = 0; i < m.n_info; i++) {

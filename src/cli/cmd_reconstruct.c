@@ -47,7 +47,7 @@ int cmd_reconstruct(int argc, char **argv) {
     if (!model || !image || !out) return cli_usage_error("reconstruct", "--model, --image and --out are required");
     sx_err err;
     mae_model m;
-    if (checkpoint_load(model, &m, &err)) { fprintf(stderr, "skelex reconstruct: %s\n", err.msg); return 1; }
+    if (checkpoint_load_inference(model, &m, &err)) { fprintf(stderr, "skelex reconstruct: %s\n", err.msg); return 1; }
     const mae_config *c = &m.cfg;
     int S = c->image_size, N = config_num_patches(c), P = config_patch_dim(c), rc = 1;
     float *pixels = sx_malloc(sizeof(float) * 3 * S * S), *noise = sx_malloc(sizeof(float) * (size_t)N);

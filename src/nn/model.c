@@ -179,7 +179,7 @@ int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m
 int mae_build_inference(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, 1, err); }
 
 int mae_build_replica(mae_model *r, const mae_model *src, sx_err *err) {
-    if (build(r, &src->cfg, src->params, 0, err)) return -1;
+    if (build(r, &src->cfg, src->params, src->inference, err)) return -1;   /* a replica of an inference model has no gradients either */
     mae_set_precision(r, mae_precision(src));
     r->encoder_only = src->encoder_only;
     r->loss_only = src->loss_only;

@@ -105,7 +105,7 @@ void mae_free(mae_model *m);
 /* A second model over src's parameters (not copied: updates to src reach it)
  * with its own gradients and activations, for a share of a batch (team.h).
  * It copies encoder_only and loss_only. Free it with mae_free before src. */
-int  mae_build_replica(mae_model *r, const mae_model *src, sx_err *err);
+int  mae_build_replica(mae_model *r, const mae_model *src, sx_err *err);   /* inference when src is */
 /* This model's product precision: PREC_DEFAULT (after mae_build) follows
  * gemm_set_precision; PREC_FP32 / PREC_BF16 fix it for this model alone. */
 void mae_set_precision(mae_model *m, sx_precision p);
