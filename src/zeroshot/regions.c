@@ -1,5 +1,6 @@
 /* regions.c: regions from an error map or boxes, max over regions, the tumour rule. */
 #include "zeroshot/regions.h"
+#include "io/image.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,19 @@ int regions_from_boxes(const norm_box *b, int nb, int W, int H, region *out) {
     }
     out[n++] = whole(W, H);
     return n;
+}
+
+int regions_crop_u8(const uint8_t *img, int W, int H, const pix_box *box, int size, uint8_t *dst, sx_err *err) {
+    double x0 = fmax(0, floor(box->x0)), y0 = fmax(0, floor(box->y0));
+    double x1 = fmin(W, ceil(box->x1)), y1 = fmin(H, ceil(box->y1));
+    if (!(x1 > x0) || !(y1 > y0) || size < 1)
+        return sx_fail(err, "region [%g %g %g %g] is outside the %d x %d image", box->x0, box->y0, box->x1, box->y1, W, H);
+    int w = (int)(x1 - x0), h = (int)(y1 - y0);
+    uint8_t *win = sx_malloc((size_t)w * h);
+    for (int y = 0; y < h; y++) memcpy(win + (size_t)y * w, img + (size_t)(y0 + y) * W + (size_t)x0, (size_t)w);
+    image_resize_bilinear_u8(win, w, h, dst, size, size);
+    free(win);
+    return 0;
 }
 
 void regions_max(const float *probs, int R, int n_out, float *pmax, int *argmax) {

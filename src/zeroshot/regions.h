@@ -51,6 +51,12 @@ int regions_from_errormap(const float *map, int S, int W, int H, const region_pa
  * ones dropped), then the whole image; out holds nb + 1; returns the count. */
 int regions_from_boxes(const norm_box *b, int nb, int W, int H, region *out);
 
+/* The model input for one region: the box's pixels of an 8-bit W x H image
+ * (rounded outwards to whole pixels, clipped; at least one pixel) resized
+ * to size x size (image.h's antialiased bilinear). -1 with err when the box
+ * does not overlap the image. */
+int regions_crop_u8(const uint8_t *img, int W, int H, const pix_box *box, int size, uint8_t *dst, sx_err *err);
+
 /* Per output, the maximum over R regions of probs (R, n_out) and the first
  * region that gives it. */
 void regions_max(const float *probs, int R, int n_out, float *pmax, int *argmax);

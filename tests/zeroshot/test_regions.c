@@ -109,6 +109,16 @@ TEST(test_regions_from_boxes) {
     CHECK_NEAR(out[0].box.y0, 60, 1e-3);
     CHECK_NEAR(out[0].box.y1, 140, 1e-3);
     CHECK(out[1].box.x0 == 0);   /* clipped */
+    /* a region's model input is its pixels, resized */
+    uint8_t img[W * H], dst[16 * 16];
+    for (int i = 0; i < W * H; i++) img[i] = (uint8_t)(i % W < 150 ? 10 : 200);
+    pix_box left = {0, 0, 150.5f, (float)H}, right = {150, 10, (float)W + 20, 50}, off = {W + 1, 0, W + 5, 5};
+    sx_err err;
+    CHECK(regions_crop_u8(img, W, H, &right, 16, dst, &err) == 0);
+    for (int i = 0; i < 16 * 16; i++) CHECK(dst[i] == 200);
+    CHECK(regions_crop_u8(img, W, H, &left, 16, dst, &err) == 0);
+    CHECK(dst[0] == 10 && dst[15] > 10);   /* rounded outwards: 150.5 takes in the bright column 150 */
+    CHECK(regions_crop_u8(img, W, H, &off, 16, dst, &err) == -1 && strstr(err.msg, "outside"));
     CHECK(!strcmp(region_source_name(out[0].source), "box") && !strcmp(region_source_name(REGION_WHOLE), "whole") &&
           !strcmp(region_source_name(REGION_ERRORMAP), "errormap"));
 }
