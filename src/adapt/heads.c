@@ -180,6 +180,23 @@ void heads_to_json(const head_layout *L, cJSON *obj) {
     }
 }
 
+int heads_mark(const head_layout *L, int g, int j, float value, float *targets, uint8_t *known, sx_err *err) {
+    if (g < 0 || g >= L->n_groups || j < 0 || j >= L->n_out || L->group_of[j] != g)
+        return sx_fail(err, "output %d is not in group %d", j, g);
+    const head_group *hg = &L->groups[g];
+    if (hg->kind == HEAD_SIGMOID) {
+        if (!(value >= 0 && value <= 1)) return sx_fail(err, "%s: a sigmoid target must be in [0, 1] (got %g)", L->names[j], value);
+        targets[j] = value;
+        known[j] = 1;
+        return 0;
+    }
+    for (int i = 0; i < hg->n; i++) {
+        targets[hg->outputs[i]] = hg->outputs[i] == j;
+        known[hg->outputs[i]] = 1;
+    }
+    return 0;
+}
+
 /* ---- loss ---- */
 
 static double softplus_neg_abs(double z) { return log1p(exp(-fabs(z))); }

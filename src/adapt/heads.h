@@ -67,6 +67,12 @@ void heads_free(head_layout *L);
 int heads_output_index(const head_layout *L, const char *name);
 int heads_group_index(const head_layout *L, const char *name);
 
+/* Record one label in a row of targets / known (n_out each): for a softmax
+ * group, its answer is output j (every output of the group becomes known,
+ * target 1 at j and 0 elsewhere); for a sigmoid output j, the value
+ * (0..1). -1 with err when j is not in group g or the value is out of range. */
+int heads_mark(const head_layout *L, int g, int j, float value, float *targets, uint8_t *known, sx_err *err);
+
 /* The masked multi-head loss above of B rows; known[b*n_out+j] != 0 marks a
  * known entry. grad (B, n_out), when non-NULL, receives d(loss)/d(logits)
  * (0 where an entry takes no part). Computed in double. */

@@ -139,6 +139,13 @@ TEST(test_heads_loss_by_hand) {
     memset(k, 0, sizeof k);
     CHECK(heads_loss(&L, z, t, k, 2, g) == 0);
     for (int i = 0; i < 6; i++) CHECK(g[i] == 0);
+    /* labels recorded into a row: the softmax group becomes known whole */
+    float tr[3] = {9, 9, 9};
+    uint8_t kr[3] = {0, 0, 0};
+    CHECK(heads_mark(&L, 1, 1, 1, tr, kr, &err) == 0 && tr[1] == 1 && tr[2] == 0 && kr[1] && kr[2] && !kr[0] && tr[0] == 9);
+    CHECK(heads_mark(&L, 0, 0, 0.25f, tr, kr, &err) == 0 && tr[0] == 0.25f && kr[0]);
+    CHECK(heads_mark(&L, 0, 1, 1, tr, kr, &err) == -1 && strstr(err.msg, "not in group"));
+    CHECK(heads_mark(&L, 0, 0, 2, tr, kr, &err) == -1 && strstr(err.msg, "[0, 1]"));
     /* probabilities: sigmoid, and softmax within the group */
     float p[6];
     heads_probs(&L, z, 2, p);
