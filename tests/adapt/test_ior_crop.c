@@ -5,6 +5,7 @@
  * jitter) and the same seed gives the same crops. */
 #include "adapt/ior_crop.h"
 #include "io/image.h"
+#include "zeroshot/errormap.h"
 #include "testlib.h"
 #include <stdlib.h>
 #include <string.h>
@@ -183,4 +184,55 @@ TEST(test_ior_crop_deterministic_per_seed) {
     CHECK_NEAR(pb.y0, 20, 1e-4);
     CHECK_NEAR(pb.y1, 30, 1e-4);
     free(img);
+}
+
+/* On real FracAtlas radiographs with their fracture boxes (skipped without
+ * ../shared/data): every accepted window keeps a box above the threshold,
+ * and most crops are accepted. */
+TEST(test_ior_crop_fracatlas) {
+    const char *root = "../shared/data/fracatlas";
+    char path[512];
+    snprintf(path, sizeof path, "%s/Annotations/YOLO/IMG0000019.txt", root);
+    FILE *probe = fopen(path, "r");
+    if (!probe) TEST_SKIP("../shared/data/fracatlas absent");
+    fclose(probe);
+    static const char *stems[] = {"IMG0000019", "IMG0000025", "IMG0000057", "IMG0000058", "IMG0000059",
+                                  "IMG0000092", "IMG0000100", "IMG0000143", "IMG0000144", "IMG0000151"};
+    ior_params p;
+    ior_default_params(&p, 224);
+    sx_rng r;
+    rng_seed(&r, 1);
+    sx_err err;
+    uint8_t *out = malloc(224 * 224);
+    int images = 0, crops = 0, accepted = 0;
+    for (size_t s = 0; s < sizeof stems / sizeof stems[0]; s++) {
+        norm_box nb[16];
+        pix_box pb[16];
+        snprintf(path, sizeof path, "%s/Annotations/YOLO/%s.txt", root, stems[s]);
+        int n = boxes_read_yolo(path, nb, 16, &err);
+        if (n <= 0) continue;
+        gray_image g;
+        snprintf(path, sizeof path, "%s/images/Fractured/%s.jpg", root, stems[s]);
+        if (image_load_gray(path, &g, &err)) continue;
+        uint8_t *u8 = malloc((size_t)g.width * g.height);
+        image_minmax_u8(&g, u8);
+        ior_boxes_from_yolo(nb, n, g.width, g.height, pb);
+        images++;
+        for (int c = 0; c < 50; c++, crops++) {
+            ior_info info;
+            CHECK(ior_crop(u8, g.width, g.height, pb, n, &p, &r, out, &info, &err) == 0);
+            if (!info.accepted) continue;
+            accepted++;
+            double best = 0;
+            for (int i = 0; i < n; i++) best = fmax(best, overlap_by_pixels(&pb[i], &info));
+            /* pixel counting vs the exact fractional overlap: within a pixel row/column of the box */
+            CHECKF(ior_overlap(&pb[info.box], info.x0, info.y0, info.w, info.h) > 0.6 && best > 0.5, "%s: %.3f", stems[s], best);
+        }
+        free(u8);
+        gray_image_free(&g);
+    }
+    free(out);
+    CHECKF(images >= 5, "%d FracAtlas images with boxes found", images);
+    CHECKF(accepted > crops / 2, "%d of %d accepted", accepted, crops);
+    fprintf(stderr, "    fracatlas: %d images, %d of %d crops accepted within 10 tries\n", images, accepted, crops);
 }
