@@ -117,6 +117,8 @@ static int read_groups(const cJSON *gs, const char *what, head_layout *L, sx_err
             if (j < 0)
                 rc = sx_fail(err, "%s: group \"%s\": output %s is not in id2label", what, name,
                              cJSON_IsString(s) ? s->valuestring : "(not a string)");
+            else if (L->group_of[j] == g)
+                rc = sx_fail(err, "%s: group \"%s\" lists output \"%s\" twice", what, name, L->names[j]);
             else if (L->group_of[j] >= 0)
                 rc = sx_fail(err, "%s: output \"%s\" is in two groups (\"%s\" and \"%s\")", what, L->names[j],
                              L->groups[L->group_of[j]].name, name);

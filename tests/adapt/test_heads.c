@@ -176,6 +176,7 @@ TEST(test_heads_layout_checks) {
     CHECK(parse_fails("{" ID2 "\"groups\":[{\"name\":\"g\",\"kind\":\"softmax\",\"outputs\":[\"a\",\"b\",\"c\"]},"
                       "{\"name\":\"h\",\"kind\":\"sigmoid\",\"outputs\":[\"c\"]}]}", "in two groups"));
     CHECK(parse_fails("{" ID2 "\"groups\":[{\"name\":\"g\",\"kind\":\"softmax\",\"outputs\":[\"a\",\"b\",\"d\"]}]}", "d is not in id2label"));
+    CHECK(parse_fails("{" ID2 "\"groups\":[{\"name\":\"g\",\"kind\":\"softmax\",\"outputs\":[\"a\",\"a\",\"b\"]}]}", "lists output \"a\" twice"));
     CHECK(parse_fails("{" ID2 "\"groups\":[{\"name\":\"g\",\"kind\":\"softmax\",\"outputs\":[\"a\"]},"
                       "{\"name\":\"h\",\"kind\":\"sigmoid\",\"outputs\":[\"b\",\"c\"]}]}", "at least 2"));
     CHECK(parse_fails("{" ID2 "\"groups\":[{\"name\":\"g\",\"kind\":\"relu\",\"outputs\":[\"a\",\"b\",\"c\"]}]}", "kind must be"));
