@@ -39,6 +39,10 @@ Sub-commands
   selftest                          validate the twin (manual attention, numpy
                                     reference forward, gradcheck, masking,
                                     AdamW formula)
+  heads --out tests/fixtures/heads  the masked multi-head loss (src/adapt/heads.c)
+                                    on fixed batches: layouts, logits, targets,
+                                    known-masks, loss and d(loss)/d(logits),
+                                    float64, as heads.json
 """
 import os
 import sys
@@ -1026,6 +1030,97 @@ def cmd_selftest(args):
 
 
 # --------------------------------------------------------------------------
+# heads: the masked multi-head loss of a grouped classifier head
+# --------------------------------------------------------------------------
+
+
+def multihead_loss(logits, targets, known, groups):
+    """SKELEX's masked multi-head loss. logits, targets, known: (B, n_out)
+    (known is 0/1); groups: [(kind, [output indices])]. One BCE-with-logits
+    term over every known entry of the sigmoid outputs (mean over those
+    entries) plus, per softmax group, the cross-entropy mean over the rows
+    where every output of the group is known. Empty terms add 0."""
+    loss = logits.new_zeros(())
+    sig = [j for kind, idx in groups if kind == "sigmoid" for j in idx]
+    if sig:
+        m = known[:, sig]
+        if m.sum() > 0:
+            bce = F.binary_cross_entropy_with_logits(logits[:, sig], targets[:, sig], reduction="none")
+            loss = loss + (bce * m).sum() / m.sum()
+    for kind, idx in groups:
+        if kind != "softmax":
+            continue
+        rows = known[:, idx].min(dim=1).values > 0
+        if rows.any():
+            logp = F.log_softmax(logits[rows][:, idx], dim=1)
+            loss = loss - (targets[rows][:, idx] * logp).sum(dim=1).mean()
+    return loss
+
+
+def _heads_case(name, outputs, groups, seed, B, scale):
+    rng = np.random.default_rng(seed)
+    n = len(outputs)
+    gidx = [(g["kind"], [outputs.index(o) for o in g["outputs"]]) for g in groups]
+    # logits exactly representable in float32 (the C side takes float logits)
+    z = (rng.standard_normal((B, n)) * scale).astype(np.float32).astype(np.float64)
+    z[0, 0], z[1, 0] = 30.0, -30.0     # saturated sigmoids
+    t = np.zeros((B, n))
+    k = np.ones((B, n))
+    for b in range(B):
+        for kind, idx in gidx:
+            if kind == "sigmoid":
+                t[b, idx] = rng.integers(0, 2, len(idx))
+            else:
+                t[b, idx[rng.integers(0, len(idx))]] = 1.0
+    t[2, gidx[0][1][0]] = 0.25         # a soft sigmoid target
+    soft = next((idx for kind, idx in gidx if kind == "softmax"), None)
+    if soft:
+        t[3, soft] = 0.0
+        t[3, soft[0]], t[3, soft[1]] = 0.5, 0.5     # a soft softmax target
+    # row 0 all known; row 1 nothing known; rows 2.. drop whole groups and single entries
+    k[1, :] = 0
+    for b in range(2, B):
+        for kind, idx in gidx:
+            r = rng.random()
+            if r < 0.3:
+                k[b, idx] = 0                     # the whole group masked
+            elif r < 0.45:
+                k[b, idx[rng.integers(0, len(idx))]] = 0   # one entry masked
+    k[2, gidx[0][1]] = 0                          # row 2: the first group masked whole
+    k[3, gidx[-1][1][-1]] = 0                     # row 3: one entry of the last group masked
+    zt = torch.tensor(z, requires_grad=True)
+    loss = multihead_loss(zt, torch.tensor(t), torch.tensor(k), gidx)
+    loss.backward()
+    return {"name": name, "outputs": outputs, "groups": groups, "B": B,
+            "logits": z.ravel().tolist(), "targets": t.ravel().tolist(), "known": k.astype(int).ravel().tolist(),
+            "loss": float(loss), "grad": zt.grad.numpy().ravel().tolist()}
+
+
+def cmd_heads(args):
+    torch.set_num_threads(1)
+    small_out = ["o%d" % j for j in range(11)]
+    small = [{"name": "abnormal", "kind": "sigmoid", "outputs": ["o0"]},
+             {"name": "tumour", "kind": "softmax", "outputs": ["o1", "o2", "o3", "o4"]},
+             {"name": "location", "kind": "softmax", "outputs": ["o7", "o5", "o8"]},   # out of order
+             {"name": "fracture", "kind": "softmax", "outputs": ["o6", "o9"]},
+             {"name": "implant", "kind": "sigmoid", "outputs": ["o10"]}]
+    with open(args.layout) as f:
+        sk = json.load(f)
+    cases = [_heads_case("small", small_out, small, 1, 9, 2.0),
+             _heads_case("skelex", sk["outputs"], sk["groups"], 2, 12, 3.0),
+             _heads_case("all_sigmoid", ["a", "b", "c"], [{"name": "labels", "kind": "sigmoid",
+                                                          "outputs": ["a", "b", "c"]}], 3, 5, 1.5)]
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "heads.json")
+    with open(path, "w") as f:
+        json.dump({"made_by": "tools/mae_twin.py heads (PyTorch %s, float64)" % torch.__version__,
+                   "cases": cases}, f, indent=0)
+        f.write("\n")
+    for c in cases:
+        print("%s: B=%d n_out=%d loss=%.17g" % (c["name"], c["B"], len(c["outputs"]), c["loss"]))
+
+
+# --------------------------------------------------------------------------
 
 
 def main(argv=None):
@@ -1056,9 +1151,13 @@ def main(argv=None):
     p.add_argument("dir")
     p.add_argument("images", nargs="+", help="8-bit PNGs at the model's image size (skelex preprocess)")
     sub.add_parser("selftest", help="validate the twin")
+    p = sub.add_parser("heads", help="write tests/fixtures/heads/heads.json (masked multi-head loss)")
+    p.add_argument("--out", default="tests/fixtures/heads")
+    p.add_argument("--layout", default="tasks/skelex_tumor_heads.json", help="the 38-output SKELEX layout")
     args = ap.parse_args(argv)
     fn = {"fixtures": cmd_fixtures, "check": cmd_check, "bench": cmd_bench, "bench-infer": cmd_bench_infer,
-          "selftest": cmd_selftest, "check-classifier": cmd_check_classifier}[args.cmd]
+          "selftest": cmd_selftest, "check-classifier": cmd_check_classifier,
+          "heads": cmd_heads}[args.cmd]
     return fn(args) or 0
 
 
