@@ -14,7 +14,7 @@ CXX     ?= g++
 WARN    := -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE
 CXXWARN := -std=c++17 -Wall -Wextra -Werror -D_GNU_SOURCE
 DCMTK   := -ldcmimage -ldcmimgle -ldcmjpeg -lijg8 -lijg12 -lijg16 -ldcmjpls -ldcmtkcharls -ldcmdata -loflog -lofstd
-LIBS    := -ldnnl -lcjson -lspng -lpng16 -ljpeg $(DCMTK) -lstdc++ -lm
+LIBS    := -ldnnl -lcjson -lspng -lpng16 -ljpeg -lmicrohttpd $(DCMTK) -lstdc++ -lpthread -lm
 OPT     := -O3 -march=native -fno-math-errno -fopenmp
 SAN     := -O1 -g -march=native -fno-math-errno -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -fopenmp
 # The shim: -O2 for the program; sanitized for the tests (vptr checks off:
@@ -32,6 +32,10 @@ OPTOBJ  := $(patsubst src/%.c,build/opt/%.o,$(LIBSRC))
 SANOBJ  := $(patsubst src/%.c,build/san/%.o,$(LIBSRC))
 CLIOBJ  := $(patsubst src/%.c,build/opt/%.o,$(CLISRC))
 TESTOBJ := $(patsubst tests/%.c,build/san/tests/%.o,$(TESTSRC))
+# The web page (src/serve/web/) compiled into the program as a C file.
+ASSETS  := $(sort $(wildcard src/serve/web/*.html src/serve/web/*.css src/serve/web/*.js))
+OPTOBJ  += build/opt/gen/serve_assets.o
+SANOBJ  += build/san/gen/serve_assets.o
 
 # Fuzzing: clang-14 with libFuzzer (scripts/dev-deps.sh installs it). Each
 # harness links only the parsers it exercises.
@@ -59,6 +63,18 @@ build/san/%.o: src/%.c
 build/san/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(SAN) $(INC) -Itests -MMD -MP -c -o $@ $<
+
+build/gen/serve_assets.c: $(ASSETS) src/serve/embed_assets.sh
+	@mkdir -p $(dir $@)
+	sh src/serve/embed_assets.sh $@ $(ASSETS)
+
+build/opt/gen/serve_assets.o: build/gen/serve_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(OPT) $(INC) -c -o $@ $<
+
+build/san/gen/serve_assets.o: build/gen/serve_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(SAN) $(INC) -c -o $@ $<
 
 build/opt/dicom_shim.o: $(SHIM)
 	@mkdir -p $(dir $@)
