@@ -94,6 +94,12 @@ lib: build/libskelex.a
 print-libs:
 	@echo $(LIBS) -fopenmp
 
+# The example sees the public header only (-Iinclude, never -Isrc).
+build/api_errormap: examples/api_errormap.c include/skelex.h build/libskelex.a
+	$(CC) $(WARN) -O2 -Iinclude -o $@ examples/api_errormap.c build/libskelex.a $(LIBS) -fopenmp
+
+example: build/api_errormap
+
 skelex: $(CLIOBJ) build/libskelex.a
 	$(CC) $(OPT) -o $@ $(CLIOBJ) build/libskelex.a $(LIBS)
 
@@ -101,7 +107,7 @@ build/test_skelex: $(SANOBJ) $(TESTOBJ) build/san/dicom_shim.o
 	$(CC) $(SAN) -o $@ $^ $(LIBS)
 
 # The test binary runs from the repo root so it finds tests/fixtures.
-test: build/test_skelex skelex
+test: build/test_skelex skelex example
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 \
 	  OMP_NUM_THREADS=2 ./build/test_skelex
 

@@ -159,12 +159,23 @@ static float sample_map(const float *map, int S, int W, int H, int x, int y) {
     return wsum > 0 ? acc / wsum : NAN;
 }
 
-int viz_errormap_overlay(const char *path, const gray_image *img, const float *map, int S, float vmax, float alpha,
-                         sx_err *err) {
+int viz_errormap_overlay_png(const gray_image *img, const float *map, int S, float vmax, float alpha, int colorbar,
+                             void **png, size_t *len, sx_err *err) {
+    *png = NULL;
+    *len = 0;
     int W = img->width, H = img->height;
     int scale = H >= 600 ? 3 : (H >= 300 ? 2 : 1);
-    int bar_w = 14 * scale, label_w = 4 * scale * 8, OW = W + bar_w + label_w + 12 * scale;
-    uint8_t *grey = sx_malloc((size_t)W * H), *rgb = sx_calloc((size_t)OW * H * 3, 1);
+    int bar_w = 14 * scale, label_w = 4 * scale * 8, OW = colorbar ? W + bar_w + label_w + 12 * scale : W;
+    /* the PNG writer's limit, checked before the pixels are made */
+    if (W <= 0 || H <= 0 || OW > 16384 || H > 16384)
+        return sx_fail(err, "overlay of %dx%d%s is over the PNG limit of 16384 px a side", OW, H,
+                       colorbar ? " (with its colour bar)" : "");
+    uint8_t *grey = malloc((size_t)W * H), *rgb = calloc((size_t)OW * H * 3, 1);
+    if (!grey || !rgb) {
+        free(grey);
+        free(rgb);
+        return sx_fail(err, "out of memory for a %dx%d overlay", OW, H);
+    }
     image_minmax_u8(img, grey);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
@@ -178,19 +189,30 @@ int viz_errormap_overlay(const char *path, const gray_image *img, const float *m
         }
     /* colour bar with its values */
     int bx = W + 6 * scale, top = 8 * scale, bot = H - 8 * scale;
-    for (int y = top; y < bot; y++) {
+    for (int y = top; colorbar && y < bot; y++) {
         uint8_t c[3];
         colormap((float)(bot - 1 - y) / (float)(bot - top - 1), c);
         for (int x = bx; x < bx + bar_w; x++) memcpy(rgb + ((size_t)y * OW + x) * 3, c, 3);
     }
-    for (int k = 0; k <= 4; k++) {
+    for (int k = 0; colorbar && k <= 4; k++) {
         char label[32];
         snprintf(label, sizeof label, "%.3g", (double)vmax * k / 4);
         int y = bot - 1 - (int)((float)k / 4 * (float)(bot - top - 1)) - 2 * scale;
         draw_text(rgb, OW, H, bx + bar_w + 3 * scale, y, label, scale);
     }
-    int rc = png_write_u8(path, rgb, OW, H, 3, err);
+    int rc = png_encode_u8(rgb, OW, H, 3, png, len, err);
     free(grey);
     free(rgb);
+    return rc;
+}
+
+int viz_errormap_overlay(const char *path, const gray_image *img, const float *map, int S, float vmax, float alpha,
+                         sx_err *err) {
+    void *png;
+    size_t len;
+    sx_err e;
+    if (viz_errormap_overlay_png(img, map, S, vmax, alpha, 1, &png, &len, &e)) return sx_fail(err, "%s: %s", path, e.msg);
+    int rc = io_write_file(path, png, len, err);
+    free(png);
     return rc;
 }

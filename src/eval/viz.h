@@ -21,6 +21,12 @@ void viz_reconstruction(const mae_model *m, const float *pixels, int b, float *o
 int viz_errormap_overlay(const char *path, const gray_image *img, const float *map, int S, float vmax, float alpha,
                          sx_err *err);
 
+/* The same overlay as PNG bytes in memory (*png malloc'd, *len its size),
+ * the colour bar only when colorbar is non-zero. An overlay over the PNG
+ * limit (16384 px a side, colour bar included) is an error. */
+int viz_errormap_overlay_png(const gray_image *img, const float *map, int S, float vmax, float alpha, int colorbar,
+                             void **png, size_t *len, sx_err *err);
+
 /* A line plot of up to 4 series sharing x; log_y plots log10(y). */
 typedef struct { const char *label; const double *y; } viz_series;
 int viz_plot_svg(const char *path, const char *title, const char *xlabel, const char *ylabel, const double *x,

@@ -38,6 +38,11 @@ typedef struct {
 int dicom_load_gray(const char *path, const dicom_limits *lim, float **data, int *width, int *height,
                     sx_err *warning, sx_err *err);
 
+/* The same from the whole file's bytes in memory (an upload); name stands
+ * for the path in messages. Nothing is written to disk. */
+int dicom_load_gray_mem(const void *buf, size_t len, const char *name, const dicom_limits *lim, float **data,
+                        int *width, int *height, sx_err *warning, sx_err *err);
+
 /* Whether the first n bytes of a file look like DICOM: "DICM" at offset 128,
  * or (no preamble) a first tag of group 0x0002 or 0x0008, as DCMTK accepts. */
 int dicom_sniff(const uint8_t *head, size_t n);

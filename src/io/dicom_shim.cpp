@@ -31,6 +31,7 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcpixseq.h>
@@ -113,14 +114,11 @@ static int refuse_xfer(const char *path, const OFString &uid, sx_err *err) {
  * the dataset. 1: found (uid set); 0: no preamble or no such element (DCMTK
  * then detects the encoding); -1: truncated or malformed (err set). Reads
  * at most the first 64 KiB; every length is checked against what was read. */
-static int meta_transfer_syntax(const char *path, OFString &uid, sx_err *err) {
-    FILE *f = sx_fopen_input(path, NULL, err);
-    if (!f) return -1;
-    static const size_t CAP = 65536;
-    std::unique_ptr<uint8_t[]> buf(new uint8_t[CAP]);
-    size_t n = std::fread(buf.get(), 1, CAP, f);
-    std::fclose(f);
-    const uint8_t *b = buf.get();
+static const size_t META_CAP = 65536;
+
+/* The same on the first n (<= META_CAP) bytes b of the file. */
+static int meta_transfer_syntax_of(const uint8_t *b, size_t n, const char *path, OFString &uid, sx_err *err) {
+    const size_t CAP = META_CAP;
     if (n < 132 || std::memcmp(b + 128, "DICM", 4) != 0) return 0;
     size_t at = 132;
     while (at + 8 <= n) {
@@ -150,6 +148,15 @@ static int meta_transfer_syntax(const char *path, OFString &uid, sx_err *err) {
     }
     if (n < CAP) return sx_fail(err, "%s: truncated DICOM file (the meta header ends early)", path);
     return sx_fail(err, "%s: DICOM meta header is malformed or over 64 KiB", path);
+}
+
+static int meta_transfer_syntax(const char *path, OFString &uid, sx_err *err) {
+    FILE *f = sx_fopen_input(path, NULL, err);
+    if (!f) return -1;
+    std::unique_ptr<uint8_t[]> buf(new uint8_t[META_CAP]);
+    size_t n = std::fread(buf.get(), 1, META_CAP, f);
+    std::fclose(f);
+    return meta_transfer_syntax_of(buf.get(), n, path, uid, err);
 }
 
 /* A parse failure: the end of the file came early, or something else. The
@@ -273,8 +280,10 @@ static int render(const char *path, DicomImage &di, float **data, sx_err *err) {
     return 0;
 }
 
-static int load(const char *path, const dicom_limits *lim, float **data, int *width, int *height, sx_err *warning,
-                sx_err *err) {
+/* From the file at path, or, when mem is set, from its mem_len bytes (path
+ * then only names it in messages). */
+static int load(const char *path, const uint8_t *mem, size_t mem_len, const dicom_limits *lim, float **data,
+                int *width, int *height, sx_err *warning, sx_err *err) {
     dicom_init();
     if (!dcmDataDict.isDictionaryLoaded())
         return sx_fail(err, "%s: cannot read DICOM: DCMTK's data dictionary is not installed (libdcmtk17)", path);
@@ -282,13 +291,25 @@ static int load(const char *path, const dicom_limits *lim, float **data, int *wi
     /* 1. The transfer syntax, from the meta header: refuse what we cannot
      *    decode before DCMTK parses anything. */
     OFString uid;
-    int has_meta = meta_transfer_syntax(path, uid, err);
+    int has_meta = mem ? meta_transfer_syntax_of(mem, mem_len < META_CAP ? mem_len : META_CAP, path, uid, err)
+                       : meta_transfer_syntax(path, uid, err);
     if (has_meta < 0) return -1;
     if (has_meta && refuse_xfer(path, uid, err)) return -1;
 
     /* 2. The dataset. */
     DcmFileFormat ff;
-    OFCondition c = ff.loadFile(path, EXS_Unknown, EGL_noChange, READ_NOW, ERM_autoDetect);
+    OFCondition c;
+    if (mem) {
+        /* the whole object is in the buffer: DcmFileFormat reads it as a
+         * file's stream (meta header and preamble auto-detected) */
+        DcmInputBufferStream in;
+        in.setBuffer(mem, (offile_off_t)mem_len);
+        in.setEos();
+        ff.transferInit();
+        c = ff.read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+        ff.transferEnd();
+    } else
+        c = ff.loadFile(path, EXS_Unknown, EGL_noChange, READ_NOW, ERM_autoDetect);
     if (c.bad()) return parse_failure(path, c, err);
     DcmDataset *ds = ff.getDataset();
     E_TransferSyntax xfer = ds->getOriginalXfer();
@@ -349,10 +370,25 @@ extern "C" int dicom_load_gray(const char *path, const dicom_limits *lim, float 
     *width = *height = 0;
     if (warning) warning->msg[0] = 0;
     try {
-        return load(path, lim, data, width, height, warning, err);
+        return load(path, NULL, 0, lim, data, width, height, warning, err);
     } catch (const std::bad_alloc &) {
         return sx_fail(err, "%s: out of memory while reading DICOM", path);
     } catch (...) {
         return sx_fail(err, "%s: internal error while reading DICOM", path);
+    }
+}
+
+extern "C" int dicom_load_gray_mem(const void *buf, size_t len, const char *name, const dicom_limits *lim,
+                                   float **data, int *width, int *height, sx_err *warning, sx_err *err) {
+    *data = NULL;
+    *width = *height = 0;
+    if (warning) warning->msg[0] = 0;
+    if (!buf || !len) return sx_fail(err, "%s: empty DICOM data", name);
+    try {
+        return load(name, static_cast<const uint8_t *>(buf), len, lim, data, width, height, warning, err);
+    } catch (const std::bad_alloc &) {
+        return sx_fail(err, "%s: out of memory while reading DICOM", name);
+    } catch (...) {
+        return sx_fail(err, "%s: internal error while reading DICOM", name);
     }
 }

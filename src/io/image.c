@@ -248,7 +248,35 @@ static void jpeg_report_warning(const image_load_opts *o, const char *path, cons
     else fprintf(stderr, "skelex: warning: %s: %s\n", path, what);
 }
 
-static int jpeg_decode(jpeg_job *job, FILE *f, const char *path, const image_load_opts *o,
+/* Where encoded bytes come from: a FILE (f) or memory (buf, len); size is
+ * the encoded size either way (the budget of decoded pixels is set by it). */
+typedef struct { FILE *f; const uint8_t *buf; size_t len; uint64_t size; } img_src;
+
+/* Declared size vs data: no decoder may be asked for more pixels than its
+ * input can plausibly hold (a few hundred bytes declaring 16384 x 16384
+ * would cost a gigabyte before the data runs out). Bounds, with a 1 Mpixel
+ * floor that every small image is under:
+ *  - JPEG: JPEG_PIXELS_PER_BYTE pixels per byte of file. A flat 8x8 block
+ *    costs at least ~2 bits in baseline Huffman coding (about 256 pixels a
+ *    byte); progressive end-of-band runs do better on blank images, which
+ *    are not radiographs; 1024 leaves a 4x margin over baseline.
+ *  - PNG: deflate expands at most 1032:1 (a 258-byte match in under 2 bits
+ *    per symbol), so the filtered rows (height x (1 + row bytes)) can be at
+ *    most PNG_INFLATE_RATIO x the file size. */
+#define JPEG_PIXELS_PER_BYTE 1024u
+#define PNG_INFLATE_RATIO 1032u
+#define BUDGET_FLOOR_PIXELS ((uint64_t)1 << 20)
+
+static int check_budget(const char *path, const char *fmt, uint64_t need, uint64_t size, uint64_t per_byte,
+                        const char *unit, sx_err *err) {
+    uint64_t can = size * per_byte;
+    if (need <= BUDGET_FLOOR_PIXELS || need <= can) return 0;
+    return sx_fail(err, "%s: %s declares %llu %s but the file has only %llu bytes (at most %llu per byte): "
+                        "refused before decoding", path, fmt, (unsigned long long)need, unit,
+                   (unsigned long long)size, (unsigned long long)per_byte);
+}
+
+static int jpeg_decode(jpeg_job *job, const img_src *src, const char *path, const image_load_opts *o,
                        gray_image *img, sx_err *err) {
     struct jpeg_decompress_struct *ci = &job->cinfo;
     ci->err = jpeg_std_error(&job->jerr.pub);
@@ -258,10 +286,14 @@ static int jpeg_decode(jpeg_job *job, FILE *f, const char *path, const image_loa
         return sx_fail(err, "%s: corrupt or unsupported JPEG: %s", path, job->jerr.error);
     jpeg_create_decompress(ci);
     job->created = 1;
-    jpeg_stdio_src(ci, f);
+    if (src->f) jpeg_stdio_src(ci, src->f);
+    else jpeg_mem_src(ci, src->buf, (unsigned long)src->len);
     jpeg_save_markers(ci, JPEG_APP0 + 1, 0xFFFF);
     jpeg_read_header(ci, TRUE);
     if (check_dims(path, ci->image_width, ci->image_height, max_pixels_of(o), err)) return -1;
+    if (check_budget(path, "JPEG", (uint64_t)ci->image_width * ci->image_height, src->size, JPEG_PIXELS_PER_BYTE,
+                     "pixels", err))
+        return -1;
 
     int cmyk = ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK;
     ci->out_color_space = ci->jpeg_color_space == JCS_GRAYSCALE ? JCS_GRAYSCALE
@@ -298,10 +330,10 @@ static int jpeg_decode(jpeg_job *job, FILE *f, const char *path, const image_loa
     return 0;
 }
 
-static int load_jpeg(FILE *f, const char *path, const image_load_opts *o, gray_image *img, sx_err *err) {
+static int load_jpeg(const img_src *src, const char *path, const image_load_opts *o, gray_image *img, sx_err *err) {
     jpeg_job job;
     memset(&job, 0, sizeof job);
-    int rc = jpeg_decode(&job, f, path, o, img, err);
+    int rc = jpeg_decode(&job, src, path, o, img, err);
     if (job.created) jpeg_destroy_decompress(&job.cinfo);
     free(job.row);
     free(job.pix);
@@ -349,8 +381,8 @@ static void png_row_to_gray(const uint8_t *row, png_layout L, uint32_t x0, uint3
     }
 }
 
-static int png_decode(spng_ctx *ctx, const char *path, uint64_t max_pixels, gray_image *img, uint8_t **row,
-                      sx_err *err) {
+static int png_decode(spng_ctx *ctx, const char *path, uint64_t max_pixels, uint64_t size, gray_image *img,
+                      uint8_t **row, sx_err *err) {
     static const uint32_t adam7_x0[7] = {0, 4, 0, 2, 0, 1, 0}, adam7_dx[7] = {8, 8, 4, 4, 2, 2, 1};
     struct spng_ihdr ih;
     int r = spng_get_ihdr(ctx, &ih);
@@ -358,6 +390,14 @@ static int png_decode(spng_ctx *ctx, const char *path, uint64_t max_pixels, gray
         return sx_fail(err, "%s: image too large (limit %d px a side)", path, IMG_MAX_SIDE);
     if (r) return sx_fail(err, "%s: bad PNG header: %s", path, spng_strerror(r));
     if (check_dims(path, ih.width, ih.height, max_pixels, err)) return -1;
+    {
+        static const int samples[7] = {1, 0, 3, 1, 2, 0, 4}; /* per colour type */
+        uint64_t bits = (uint64_t)ih.width * samples[ih.color_type <= 6 ? ih.color_type : 0] * ih.bit_depth;
+        uint64_t filtered = (uint64_t)ih.height * (1 + (bits + 7) / 8);
+        if (filtered > BUDGET_FLOOR_PIXELS &&
+            check_budget(path, "PNG", filtered, size, PNG_INFLATE_RATIO, "bytes of filtered rows", err))
+            return -1;
+    }
 
     png_layout L = png_layout_for(&ih);
     size_t row_bytes = (size_t)ih.width * L.channels * L.bytes;
@@ -384,16 +424,16 @@ static int png_decode(spng_ctx *ctx, const char *path, uint64_t max_pixels, gray
     return 0;
 }
 
-static int load_png(FILE *f, const char *path, uint64_t max_pixels, gray_image *img, sx_err *err) {
+static int load_png(const img_src *src, const char *path, uint64_t max_pixels, gray_image *img, sx_err *err) {
     spng_ctx *ctx = spng_ctx_new(0);
     if (!ctx) return sx_fail(err, "%s: cannot create PNG decoder", path);
     uint8_t *row = NULL;
     int rc = -1;
-    if (spng_set_png_file(ctx, f) || spng_set_image_limits(ctx, IMG_MAX_SIDE, IMG_MAX_SIDE) ||
+    if ((src->f ? spng_set_png_file(ctx, src->f) : spng_set_png_buffer(ctx, src->buf, src->len)) || spng_set_image_limits(ctx, IMG_MAX_SIDE, IMG_MAX_SIDE) ||
         spng_set_chunk_limits(ctx, PNG_CHUNK_LIMIT, PNG_CHUNK_LIMIT))
         sx_fail(err, "%s: cannot set up PNG decoder", path);
     else
-        rc = png_decode(ctx, path, max_pixels, img, &row, err);
+        rc = png_decode(ctx, path, max_pixels, src->size, img, &row, err);
     free(row);
     spng_ctx_free(ctx);
     return rc;
@@ -402,14 +442,17 @@ static int load_png(FILE *f, const char *path, uint64_t max_pixels, gray_image *
 /* ------------------------------------------------------------------------ */
 /* Loading                                                                  */
 
-/* DICOM through the shim; a multi-frame warning goes where JPEG's go. */
-static int load_dicom(const char *path, uint64_t file_size, const image_load_opts *o, gray_image *img,
+/* DICOM through the shim (from the file at path, or from memory when
+ * src->buf is set); a multi-frame warning goes where JPEG's go. */
+static int load_dicom(const img_src *src, const char *path, const image_load_opts *o, gray_image *img,
                       sx_err *err) {
-    dicom_limits lim = {.max_side = IMG_MAX_SIDE, .max_pixels = max_pixels_of(o), .file_size = file_size};
+    dicom_limits lim = {.max_side = IMG_MAX_SIDE, .max_pixels = max_pixels_of(o), .file_size = src->size};
     sx_err warn;
     float *data;
     int w, h;
-    if (dicom_load_gray(path, &lim, &data, &w, &h, &warn, err)) return -1;
+    int rc = src->buf ? dicom_load_gray_mem(src->buf, src->len, path, &lim, &data, &w, &h, &warn, err)
+                      : dicom_load_gray(path, &lim, &data, &w, &h, &warn, err);
+    if (rc) return -1;
     if (warn.msg[0]) {
         /* the shim's warning starts with the path, as jpeg_report_warning's */
         size_t lp = strlen(path);
@@ -434,17 +477,36 @@ static int sniff(const uint8_t *m, size_t n) {
     return FMT_UNKNOWN;
 }
 
+static int too_big_file(const char *path, uint64_t size, sx_err *err) {
+    if (size <= IMG_MAX_FILE_BYTES) return 0;
+    return sx_fail(err, "%s: file too large (%llu bytes; limit %llu)", path, (unsigned long long)size,
+                   (unsigned long long)IMG_MAX_FILE_BYTES);
+}
+
 /* Open path and check it is a readable file within the size limit. */
 static FILE *open_image(const char *path, uint64_t *size, sx_err *err) {
     FILE *f = sx_fopen_input(path, size, err);
     if (!f) return NULL;
-    if (*size > IMG_MAX_FILE_BYTES) {
-        sx_fail(err, "%s: file too large (%llu bytes; limit %llu)", path, (unsigned long long)*size,
-                (unsigned long long)IMG_MAX_FILE_BYTES);
+    if (too_big_file(path, *size, err)) {
         fclose(f);
         return NULL;
     }
     return f;
+}
+
+/* Decode src (its first n bytes are magic[0..n)) by its format. */
+static int decode(const img_src *src, const uint8_t *magic, size_t n, const char *path, const image_load_opts *o,
+                  gray_image *img, sx_err *err) {
+    int fmt = sniff(magic, n);
+    if (n == 0) return sx_fail(err, "%s: empty file", path);
+    if (fmt == FMT_DICOM)
+        /* DCMTK reads a file by path; a non-regular file (pipe) has no size to bound it */
+        return src->size > 0 ? load_dicom(src, path, o, img, err)
+                             : sx_fail(err, "%s: DICOM must be read from a regular file", path);
+    if (src->f && fseek(src->f, 0, SEEK_SET) != 0) return sx_fail(err, "%s: cannot seek: %s", path, strerror(errno));
+    if (fmt == FMT_PNG) return load_png(src, path, max_pixels_of(o), img, err);
+    if (fmt == FMT_JPEG) return load_jpeg(src, path, o, img, err);
+    return sx_fail(err, "%s: not an image: not a PNG, JPEG or DICOM file (unrecognised signature)", path);
 }
 
 int image_load_gray_opts(const char *path, const image_load_opts *opts, gray_image *img, sx_err *err) {
@@ -457,25 +519,23 @@ int image_load_gray_opts(const char *path, const image_load_opts *opts, gray_ima
     if (!f) return -1;
     uint8_t magic[132] = {0};
     size_t n = fread(magic, 1, sizeof magic, f);
-    int rc, fmt = sniff(magic, n);
-    if (n == 0 && ferror(f))
-        rc = sx_fail(err, "%s: cannot read: %s", path, strerror(errno));
-    else if (n == 0)
-        rc = sx_fail(err, "%s: empty file", path);
-    else if (fmt == FMT_DICOM) {
-        /* DCMTK reads by path; a non-regular file (pipe) has no size to bound it */
-        rc = size > 0 ? load_dicom(path, size, &o, img, err)
-                      : sx_fail(err, "%s: DICOM must be read from a regular file", path);
-    } else if (fseek(f, 0, SEEK_SET) != 0)
-        rc = sx_fail(err, "%s: cannot seek: %s", path, strerror(errno));
-    else if (fmt == FMT_PNG)
-        rc = load_png(f, path, max_pixels_of(&o), img, err);
-    else if (fmt == FMT_JPEG)
-        rc = load_jpeg(f, path, &o, img, err);
-    else
-        rc = sx_fail(err, "%s: not an image: not a PNG, JPEG or DICOM file (unrecognised signature)", path);
+    int rc;
+    if (n == 0 && ferror(f)) rc = sx_fail(err, "%s: cannot read: %s", path, strerror(errno));
+    else rc = decode(&(img_src){.f = f, .size = size}, magic, n, path, &o, img, err);
     fclose(f);
     return rc;
+}
+
+int image_load_gray_mem(const void *data, size_t len, const char *name, const image_load_opts *opts, gray_image *img,
+                        sx_err *err) {
+    image_load_opts o = opts ? *opts : (image_load_opts){0};
+    if (o.warning) o.warning->msg[0] = 0;
+    img->width = img->height = 0;
+    img->data = NULL;
+    if (!name) name = "(memory)";
+    if (!data && len) return sx_fail(err, "%s: no data", name);
+    if (too_big_file(name, len, err)) return -1;
+    return decode(&(img_src){.buf = data, .len = len, .size = len}, data, len < 132 ? len : 132, name, &o, img, err);
 }
 
 int image_load_gray(const char *path, gray_image *img, sx_err *err) {
@@ -663,40 +723,60 @@ void image_chw_to_rgb8(const float *chw, int size, uint8_t *rgb) {
 /* ------------------------------------------------------------------------ */
 /* PNG writing                                                              */
 
-static int png_encode(FILE *f, const uint8_t *px, int w, int h, int channels) {
+int png_encode_u8(const uint8_t *px, int w, int h, int channels, void **png, size_t *len, sx_err *err) {
+    *png = NULL;
+    *len = 0;
+    if (w <= 0 || h <= 0 || w > IMG_MAX_SIDE || h > IMG_MAX_SIDE)
+        return sx_fail(err, "cannot write PNG of size %dx%d (limit %d px a side)", w, h, IMG_MAX_SIDE);
+    if (channels != 1 && channels != 3)
+        return sx_fail(err, "cannot write PNG with %d channels (want 1 or 3)", channels);
     spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
-    if (!ctx) return SPNG_EMEM;
+    if (!ctx) return sx_fail(err, "out of memory for the PNG encoder");
     struct spng_ihdr ih = {
         .width = (uint32_t)w,
         .height = (uint32_t)h,
         .bit_depth = 8,
         .color_type = channels == 1 ? SPNG_COLOR_TYPE_GRAYSCALE : SPNG_COLOR_TYPE_TRUECOLOR,
     };
-    size_t len = (size_t)w * (size_t)h * (size_t)channels;
-    int r = spng_set_png_file(ctx, f);
+    size_t n = (size_t)w * (size_t)h * (size_t)channels;
+    int r = spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
     if (!r) r = spng_set_ihdr(ctx, &ih);
     /* reports and overlays, not archives: fast zlib level, one filter heuristic */
     if (!r) r = spng_set_option(ctx, SPNG_IMG_COMPRESSION_LEVEL, 3);
     if (!r) r = spng_set_option(ctx, SPNG_FILTER_CHOICE, SPNG_FILTER_CHOICE_PAETH);
-    if (!r) r = spng_encode_image(ctx, px, len, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
+    if (!r) r = spng_encode_image(ctx, px, n, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
+    if (!r) {
+        *png = spng_get_png_buffer(ctx, len, &r);
+        if (!*png && !r) r = SPNG_EMEM;
+    }
     spng_ctx_free(ctx);
-    return r;
+    if (r) {
+        free(*png);
+        *png = NULL;
+        *len = 0;
+        return sx_fail(err, "cannot encode PNG: %s", spng_strerror(r));
+    }
+    return 0;
+}
+
+int io_write_file(const char *path, const void *data, size_t len, sx_err *err) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return sx_fail(err, "%s: cannot create: %s", path, strerror(errno));
+    int bad = fwrite(data, 1, len, f) != len, e = errno;
+    if (fclose(f) != 0 && !bad) { bad = 1; e = errno; }
+    if (bad) {
+        remove(path);
+        return sx_fail(err, "%s: cannot write: %s", path, strerror(e));
+    }
+    return 0;
 }
 
 int png_write_u8(const char *path, const uint8_t *px, int w, int h, int channels, sx_err *err) {
-    if (w <= 0 || h <= 0 || w > IMG_MAX_SIDE || h > IMG_MAX_SIDE)
-        return sx_fail(err, "%s: cannot write PNG of size %dx%d", path, w, h);
-    if (channels != 1 && channels != 3)
-        return sx_fail(err, "%s: cannot write PNG with %d channels (want 1 or 3)", path, channels);
-    FILE *f = fopen(path, "wb");
-    if (!f) return sx_fail(err, "%s: cannot create: %s", path, strerror(errno));
-    int r = png_encode(f, px, w, h, channels);
-    int close_failed = fclose(f) != 0;
-    if (r || close_failed) {
-        int e = errno;
-        remove(path);
-        return r ? sx_fail(err, "%s: cannot write PNG: %s", path, spng_strerror(r))
-                 : sx_fail(err, "%s: cannot write PNG: %s", path, strerror(e));
-    }
-    return 0;
+    void *png;
+    size_t len;
+    sx_err e;
+    if (png_encode_u8(px, w, h, channels, &png, &len, &e)) return sx_fail(err, "%s: %s", path, e.msg);
+    int rc = io_write_file(path, png, len, err);
+    free(png);
+    return rc;
 }

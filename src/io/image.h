@@ -38,6 +38,12 @@ int image_load_gray_min(const char *path, int min_side, gray_image *img, sx_err 
 typedef struct { int min_side; sx_err *warning; uint64_t max_pixels; } image_load_opts;
 int image_load_gray_opts(const char *path, const image_load_opts *opts, gray_image *img, sx_err *err);
 
+/* image_load_gray_opts from an encoded image in memory (an upload): the
+ * same formats, limits and messages, name standing for the path in them
+ * (NULL: "(memory)"). Nothing is written to disk. */
+int image_load_gray_mem(const void *data, size_t len, const char *name, const image_load_opts *opts,
+                        gray_image *img, sx_err *err);
+
 /* Per-image min-max to 8 bits: lrintf((v-min)/(max-min)*255); constant -> 0. */
 void image_minmax_u8(const gray_image *in, uint8_t *out);
 
@@ -65,7 +71,13 @@ void image_preprocess_u8(const gray_image *img, int size, uint8_t *sq);
  * clamping to [0,255]. */
 void image_chw_to_rgb8(const float *chw, int size, uint8_t *rgb);
 
-/* Write 8-bit PNG: channels 1 (grey) or 3 (RGB). */
+/* Write 8-bit PNG: channels 1 (grey) or 3 (RGB), at most 16384 px a side
+ * (a larger image is an error, nothing is written). */
 int png_write_u8(const char *path, const uint8_t *px, int w, int h, int channels, sx_err *err);
+/* The same into memory: *png is malloc'd (free it), *len its size. */
+int png_encode_u8(const uint8_t *px, int w, int h, int channels, void **png, size_t *len, sx_err *err);
+/* Write len bytes to path (created or truncated); on failure the partial
+ * file is removed and err says why. */
+int io_write_file(const char *path, const void *data, size_t len, sx_err *err);
 
 #endif

@@ -50,27 +50,55 @@ static int shape_count(int ndim, const int64_t *shape, size_t *count) {
     return 0;
 }
 
-int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape, sx_err *err) {
-    size_t count, bytes;
-    if (ndim < 0 || ndim > NPY_MAX_DIMS)
-        return sx_fail(err, "%s: cannot write npy with %d dimensions (max %d)", path, ndim, NPY_MAX_DIMS);
-    if (shape_count(ndim, shape, &count) || sx_mul_size(count, sizeof(float), &bytes))
-        return sx_fail(err, "%s: cannot write npy: invalid or overflowing shape", path);
-
-    char head[512];
+/* The padded header of a float32 array into head (512 bytes); its length,
+ * or 0 with err. */
+static size_t npy_build_header(char *head, int ndim, const int64_t *shape, size_t *bytes, const char *what, sx_err *err) {
+    size_t count;
+    if (ndim < 0 || ndim > NPY_MAX_DIMS) {
+        sx_fail(err, "%s: cannot write npy with %d dimensions (max %d)", what, ndim, NPY_MAX_DIMS);
+        return 0;
+    }
+    if (shape_count(ndim, shape, &count) || sx_mul_size(count, sizeof(float), bytes)) {
+        sx_fail(err, "%s: cannot write npy: invalid or overflowing shape", what);
+        return 0;
+    }
     memcpy(head, NPY_MAGIC "\x01\x00", 8); /* magic, version 1.0 */
-    int dl = format_header_dict(head + 10, sizeof head - 10 - 64, ndim, shape);
-    if (dl < 0) return sx_fail(err, "%s: cannot write npy: header too long", path);
+    int dl = format_header_dict(head + 10, 512 - 10 - 64, ndim, shape);
+    if (dl < 0) {
+        sx_fail(err, "%s: cannot write npy: header too long", what);
+        return 0;
+    }
     size_t total = 10 + (size_t)dl + 1;      /* + '\n' */
     size_t padded = (total + 63) / 64 * 64;
     memset(head + 10 + dl, ' ', padded - total);
     head[padded - 1] = '\n';
     head[8] = (char)((padded - 10) & 0xFF);
     head[9] = (char)((padded - 10) >> 8);
+    return padded;
+}
 
+int npy_encode_f32(const float *data, int ndim, const int64_t *shape, void **out, size_t *len, sx_err *err) {
+    char head[512];
+    size_t bytes, padded = npy_build_header(head, ndim, shape, &bytes, "npy", err);
+    *out = NULL;
+    *len = 0;
+    if (!padded) return -1;
+    uint8_t *b = malloc(padded + bytes);
+    if (!b) return sx_fail(err, "npy: out of memory for %zu bytes", padded + bytes);
+    memcpy(b, head, padded);
+    if (bytes) memcpy(b + padded, data, bytes);
+    *out = b;
+    *len = padded + bytes;
+    return 0;
+}
+
+int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape, sx_err *err) {
+    char head[512];
+    size_t bytes, padded = npy_build_header(head, ndim, shape, &bytes, path, err);
+    if (!padded) return -1;
     FILE *f = fopen(path, "wb");
     if (!f) return sx_fail(err, "%s: cannot create: %s", path, strerror(errno));
-    int ok = fwrite(head, 1, padded, f) == padded && (count == 0 || fwrite(data, 1, bytes, f) == bytes);
+    int ok = fwrite(head, 1, padded, f) == padded && (bytes == 0 || fwrite(data, 1, bytes, f) == bytes);
     int e = errno;
     if (fclose(f) != 0 && ok) { ok = 0; e = errno; }
     if (!ok) {

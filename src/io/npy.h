@@ -7,6 +7,8 @@
 
 /* Write little-endian float32, C order. */
 int npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape, sx_err *err);
+/* The same file's bytes into memory: *out is malloc'd (free it), *len its size. */
+int npy_encode_f32(const float *data, int ndim, const int64_t *shape, void **out, size_t *len, sx_err *err);
 
 /* Read a C-order '<f4' or '<f8' array (f8 converted to float). *data is
  * malloc'd; the caller frees it. Hostile input gives an error, never a crash:

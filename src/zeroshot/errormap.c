@@ -1,6 +1,7 @@
 /* errormap.c: multi-mask reconstruction error and localisation metrics. */
 #include "zeroshot/errormap.h"
 #include "io/image.h"
+#include "eval/metrics.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,39 +97,12 @@ void boxes_rasterize(const norm_box *b, int nb, int W, int H, uint8_t *inside) {
     }
 }
 
-typedef struct { float s; uint8_t l; } scored;
-
-static int cmp_scored(const void *a, const void *b) {
-    float x = ((const scored *)a)->s, y = ((const scored *)b)->s;
-    return (x > y) - (x < y);
-}
-
-double auroc(const float *score, const uint8_t *label, size_t n) {
-    /* Mann-Whitney U with average ranks for ties */
-    scored *v = sx_malloc(sizeof(scored) * (n ? n : 1));
-    size_t npos = 0;
-    for (size_t i = 0; i < n; i++) { v[i] = (scored){score[i], label[i]}; npos += label[i] != 0; }
-    size_t nneg = n - npos;
-    if (!npos || !nneg) { free(v); return NAN; }
-    qsort(v, n, sizeof *v, cmp_scored);
-    double rank_sum = 0;
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        while (j < n && v[j].s == v[i].s) j++;
-        double avg = 0.5 * ((double)i + 1 + (double)j);  /* ranks i+1 .. j */
-        for (size_t k = i; k < j; k++) if (v[k].l) rank_sum += avg;
-        i = j;
-    }
-    free(v);
-    return (rank_sum - (double)npos * (npos + 1) / 2.0) / ((double)npos * nneg);
-}
-
 int localization_metrics(const float *map, const uint8_t *inside, int W, int H, loc_metrics *out) {
     size_t n = (size_t)W * H, nv = 0, nin = 0;
     double mass = 0, mass_in = 0;
     float best = -INFINITY;
-    float *sc = sx_malloc(sizeof(float) * n);
-    uint8_t *lb = sx_malloc(n);
+    double *sc = sx_malloc(sizeof(double) * (n ? n : 1));
+    int *lb = sx_malloc(sizeof(int) * (n ? n : 1));
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < n; i++) {
         if (isnan(map[i])) continue;
@@ -144,7 +118,7 @@ int localization_metrics(const float *map, const uint8_t *inside, int W, int H, 
     out->hit = nv && inside[(size_t)out->peak_y * W + out->peak_x];
     out->mass_share = mass > 0 ? mass_in / mass : 0;
     out->area_share = nv ? (double)nin / nv : 0;
-    out->auroc = rc ? NAN : auroc(sc, lb, nv);
+    out->auroc = rc ? NAN : metric_auroc(sc, lb, nv);
     free(sc);
     free(lb);
     return rc;

@@ -44,9 +44,6 @@ typedef struct {
  * is inside or none outside (AUROC undefined). */
 int localization_metrics(const float *map, const uint8_t *inside, int W, int H, loc_metrics *out);
 
-/* AUROC of scores for binary labels (ties counted half), n items. */
-double auroc(const float *score, const uint8_t *label, size_t n);
-
 /* Read a YOLO label file: lines "class cx cy w h". Returns the number of
  * boxes (0 for an empty file), or -1 with err when unreadable or malformed. */
 int boxes_read_yolo(const char *path, norm_box *boxes, int cap, sx_err *err);
