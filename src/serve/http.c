@@ -442,11 +442,11 @@ int sv_start(const sv_options *o, sv_server **out, sx_err *err) {
     }
     unsigned climit = (unsigned)(o->workers + o->queue + 32);
     s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, handler, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_CONNECTION_LIMIT, climit,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
                             MHD_OPTION_END);
     if (!s->d) {
         sv_stop(s);

@@ -61,6 +61,22 @@ static const char *find_mem(const char *h, size_t hlen, const char *n, size_t nl
     return memmem(h, hlen, n, nlen);
 }
 
+/* The next delimiter at or after from: "\r\n--boundary" followed by "--"
+ * or by optional spaces and CRLF (a boundary that is a prefix of longer
+ * text in the content is not a delimiter). */
+static const char *find_delim(const char *body, size_t len, size_t from, const char *delim, size_t dl) {
+    while (from < len) {
+        const char *f = find_mem(body + from, len - from, delim, dl);
+        if (!f) return NULL;
+        size_t a = (size_t)(f - body) + dl;
+        if (len - a >= 2 && body[a] == '-' && body[a + 1] == '-') return f;
+        while (a < len && (body[a] == ' ' || body[a] == '\t')) a++;
+        if (len - a >= 2 && body[a] == '\r' && body[a + 1] == '\n') return f;
+        from = (size_t)(f - body) + 1;
+    }
+    return NULL;
+}
+
 static int fail(char *why, size_t cap, const char *msg) {
     if (why && cap) snprintf(why, cap, "%s", msg);
     return -1;
@@ -114,7 +130,7 @@ int mp_find_field(const char *body, size_t len, const char *boundary, const char
     if (len >= dl - 2 && memcmp(body, delim + 2, dl - 2) == 0) {
         pos = dl - 2;
     } else {
-        const char *f = find_mem(body, len, delim, dl);
+        const char *f = find_delim(body, len, 0, delim, dl);
         if (!f) return fail(why, cap, "multipart: no opening boundary");
         pos = (size_t)(f - body) + dl;
     }
@@ -138,7 +154,7 @@ int mp_find_field(const char *body, size_t len, const char *boundary, const char
         size_t hlen = (size_t)(hend - (body + pos));
         int want = disposition_names(body + pos, hlen, field);
         size_t cstart = (size_t)(hend - body) + 2;
-        const char *next = find_mem(body + cstart, len - cstart, delim, dl);
+        const char *next = cstart <= len ? find_delim(body, len, cstart, delim, dl) : NULL;
         if (!next) return fail(why, cap, "multipart: no closing boundary");
         if (want) {
             *data = body + cstart;
