@@ -48,7 +48,7 @@ FUZZ_LIBSRC  := src/core/common.c src/io/image.c src/io/safetensors.c src/nn/con
 FUZZ_BINS    := $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 FUZZ_OBJS    := $(patsubst src/%.c,build/fuzz/%.o,$(FUZZ_LIBSRC))
 
-.PHONY: all lib example print-libs test clean fixtures fuzz fuzz-build
+.PHONY: all lib example print-libs test test-browser clean fixtures fuzz fuzz-build
 
 all: skelex
 
@@ -110,6 +110,13 @@ build/test_skelex: $(SANOBJ) $(TESTOBJ) build/san/dicom_shim.o
 test: build/test_skelex skelex example
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 \
 	  OMP_NUM_THREADS=2 ./build/test_skelex
+	@$(MAKE) --no-print-directory test-browser
+
+# The page in Debian's chromium via playwright-core (tests/browser); prints
+# its own PASS/SKIP/FAIL line and skips when chromium or node_modules are absent.
+test-browser: skelex
+	@if command -v node >/dev/null 2>&1; then node tests/browser/page.test.mjs; \
+	 else echo "browser test: SKIP (node not installed; scripts/deps.sh installs nodejs)"; fi
 
 build/fuzz/dicom_shim.o: $(SHIM)
 	@mkdir -p build/fuzz
