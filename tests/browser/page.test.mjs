@@ -5,7 +5,9 @@
 // screenshot. Prints one line: "browser test: PASS|SKIP|FAIL ...".
 // Run from the repository root: node tests/browser/page.test.mjs
 // Env: SKELEX_BROWSER_IMAGE (a radiograph to upload; default: a synthetic
-// one), SKELEX_BROWSER_SHOT (the screenshot path; default build/browser/page.png).
+// one), SKELEX_BROWSER_SHOT (the screenshot path; default build/browser/page.png;
+// the side-by-side view goes next to it as *-side.png), SKELEX_BROWSER_MODEL
+// (an MAE directory to serve instead of the tiny one made here).
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -62,7 +64,8 @@ const run = (args) => execFileSync(skelex, args, { cwd: tmp, stdio: ['ignore', '
 async function main() {
   const cfg = path.join(tmp, 'cfg.json');
   fs.writeFileSync(cfg, JSON.stringify({ image_size: 32, patch_size: 8, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, decoder_hidden_size: 16, decoder_num_hidden_layers: 1, decoder_num_attention_heads: 2, decoder_intermediate_size: 32 }));
-  run(['init', '--config', cfg, '--out', path.join(tmp, 'mae'), '--seed', '1']);
+  const mae = process.env.SKELEX_BROWSER_MODEL || path.join(tmp, 'mae');
+  if (!process.env.SKELEX_BROWSER_MODEL) run(['init', '--config', cfg, '--out', mae, '--seed', '1']);
   for (const [c, big] of [['normal', false], ['lesion', true]]) {
     fs.mkdirSync(path.join(tmp, 'data', c), { recursive: true });
     for (let k = 0; k < 6; k++) fs.writeFileSync(path.join(tmp, 'data', c, 'img' + k + '.png'), radiograph(40, 40, k, big));
@@ -73,7 +76,7 @@ async function main() {
   if (!fs.existsSync(path.join(cls, 'config.json'))) fail('finetune left no classifier in ' + cls);
 
   // ---- the server, on a free port ----
-  server = spawn(skelex, ['serve', '--model', path.join(tmp, 'mae'), '--classifier', cls, '--port', '0', '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  server = spawn(skelex, ['serve', '--model', mae, '--classifier', cls, '--port', '0', '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: '1' } });
   let log = '';
   server.stderr.on('data', (d) => { log += d; });
   const url = await new Promise((res, rej) => {
@@ -112,7 +115,6 @@ async function main() {
   const heads = await page.$$eval('#heads .head', (hs) => hs.map((h) => h.textContent));
   if (heads.length < 1) fail('no classifier bars');
   const size = await page.$eval('#overlay', (c) => [c.width, c.height]);
-  const expect = await page.evaluate(() => { const t = document.getElementById('figures').textContent; return t; });
   for (const id of ['dl-overlay', 'dl-npy', 'dl-report']) {
     const href = await page.$eval('#' + id, (a) => a.getAttribute('href'));
     const r = await page.evaluate(async (h) => (await fetch(h)).status, href);
@@ -120,8 +122,13 @@ async function main() {
   }
   await page.$eval('#opacity', (el) => { el.value = '60'; el.dispatchEvent(new Event('input', { bubbles: true })); });
   await page.screenshot({ path: shot });
+  // side by side: two views, the overlay in the second
+  await page.check('#side');
+  await page.waitForFunction(() => document.querySelectorAll('#views .view').length === 2 && document.querySelector('#overlay[data-ready="1"]'), null, { timeout: 10000 });
+  const sideShot = shot.replace(/\.png$/, '') + '-side.png';
+  await page.screenshot({ path: sideShot });
   if (errors.length) fail('page errors: ' + errors.join('; '));
-  console.log('browser test: PASS (overlay ' + size.join('x') + ', ' + (100 * painted).toFixed(0) + '% painted, heads: ' + heads.join(' | ') + '; ' + expect.slice(0, 0) + 'screenshot ' + path.relative(root, shot) + ')');
+  console.log('browser test: PASS (overlay ' + size.join('x') + ', ' + (100 * painted).toFixed(0) + '% painted, heads: ' + heads.join(' | ') + '; side by side ok; screenshots ' + path.relative(root, shot) + ', ' + path.relative(root, sideShot) + ')');
 }
 
 main().then(async () => { if (browser) await browser.close(); process.exit(0); })
