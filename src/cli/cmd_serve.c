@@ -26,7 +26,9 @@ static const char *HELP =
     "  --token T            every request must carry 'Authorization: Bearer T' or the cookie\n"
     "                       set by the login form at /; the environment variable\n"
     "                       SKELEX_SERVE_TOKEN sets it too, without showing it in ps\n"
-    "  --passes N           the default number of masks per error map (default 10, at most 32)\n"
+    "  --passes N           the default number of masks per error map (default 10)\n"
+    "  --max-passes N       the most a request may ask for (default 16); each worker's\n"
+    "                       workspace holds this many images' activations\n"
     "  --time-limit S       seconds an analysis may take, waiting included (default 300)\n"
     "\n"
     "Uploads stay in memory; results are kept for 30 minutes (at most 64) for download.\n"
@@ -58,12 +60,14 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(argv[i], "--max-upload-mb"))
             o.max_upload = (size_t)(cli_double("--max-upload-mb", cli_value(argc, argv, &i), 0.001, 1024) * 1048576.0);
         else if (!strcmp(argv[i], "--token")) token = cli_value(argc, argv, &i);
-        else if (!strcmp(argv[i], "--passes")) o.default_passes = (int)cli_long("--passes", cli_value(argc, argv, &i), 1, 32);
+        else if (!strcmp(argv[i], "--passes")) o.default_passes = (int)cli_long("--passes", cli_value(argc, argv, &i), 1, 1024);
+        else if (!strcmp(argv[i], "--max-passes")) o.max_passes = (int)cli_long("--max-passes", cli_value(argc, argv, &i), 1, 1024);
         else if (!strcmp(argv[i], "--time-limit")) o.time_limit_s = cli_double("--time-limit", cli_value(argc, argv, &i), 1, 86400);
         else return cli_usage_error("serve", "unknown option '%s'", argv[i]);
     }
     if (!o.model_dir) return cli_usage_error("serve", "--model is required");
     if (token && !*token) return cli_usage_error("serve", "--token is empty");
+    if (o.default_passes > o.max_passes) return cli_usage_error("serve", "--passes %d is over --max-passes %d", o.default_passes, o.max_passes);
     o.token = token;
     o.log = log_line;
 

@@ -51,7 +51,7 @@ void sv_options_default(sv_options *o) {
     o->result_ttl_s = 1800;
     o->time_limit_s = 300;
     o->default_passes = 10;
-    o->max_passes = 32;
+    o->max_passes = 16;
 }
 
 static void logf_(sv_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

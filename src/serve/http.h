@@ -29,7 +29,8 @@ typedef struct {
 } sv_options;
 
 /* The defaults: 127.0.0.1:8080, 2 workers, queue 16, 64 MiB, 64 results
- * for 30 minutes, 300 s limit, 10 passes (at most 32). */
+ * for 30 minutes, 300 s limit, 10 passes (at most 16:
+ * each worker's workspace holds max_passes images' activations). */
 void sv_options_default(sv_options *o);
 
 typedef struct sv_server sv_server;

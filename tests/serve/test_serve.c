@@ -255,7 +255,7 @@ TEST(test_serve_error_statuses) {
     /* 400: empty, bad options, malformed multipart */
     CHECK(tc_http(port, "POST", "/api/analyze", NULL, "", 0, 0, &r) == 0 && r.status == 400);
     tc_free(&r);
-    const char *bad[] = {"/api/analyze?passes=0", "/api/analyze?passes=33", "/api/analyze?passes=2x",
+    const char *bad[] = {"/api/analyze?passes=0", "/api/analyze?passes=17", "/api/analyze?passes=2x",
                          "/api/analyze?masking=grid", "/api/analyze?seed=-1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         CHECK(tc_http(port, "POST", bad[i], NULL, "abc", 3, 0, &r) == 0);
@@ -369,4 +369,28 @@ TEST(test_serve_start_errors) {
     o.token = NULL;
     o.model_dir = tl_path("nowhere");
     CHECK(sv_start(&o, &s, &err) == -1);
+}
+
+TEST(test_serve_cli_url_and_ctrl_c) {
+    char mae[600], cmd[4096], out[8192];
+    CHECK(tc_make_models(mae, NULL, sizeof mae) == 0);
+    CHECK(tl_run("./skelex serve --help", out, sizeof out) == 0 && strstr(out, "--max-upload-mb") && strstr(out, "--token"));
+    CHECK(tl_run("./skelex serve --port 1", out, sizeof out) == 2 && strstr(out, "--model"));
+    CHECK(tl_run("./skelex serve --model x --port 70000", out, sizeof out) == 2);
+    snprintf(cmd, sizeof cmd, "./skelex serve --model %s/nothing --port 0", tl_tmpdir());
+    CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "skelex serve:"));
+    /* start it, read the URL, ask /healthz through it, then SIGINT: exit 0 */
+    char script[4096];
+    snprintf(script, sizeof script,
+             "d=%s; ./skelex serve --model %s --port 0 --workers 1 > $d/url.txt 2> $d/log.txt & p=$!; "
+             "for i in $(seq 200); do grep -q 'open http' $d/url.txt && break; sleep 0.05; done; "
+             "port=$(sed -n 's|.*http://127.0.0.1:\\([0-9]*\\)/.*|\\1|p' $d/url.txt); "
+             "exec 3<>/dev/tcp/127.0.0.1/$port; printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3; head -n 1 <&3; exec 3<&-; "
+             "kill -INT $p; wait $p; echo exit=$?; cat $d/log.txt",
+             tl_tmpdir(), mae);
+    CHECK(tl_write_text(tl_path("run.sh"), script) == 0);
+    snprintf(cmd, sizeof cmd, "bash %s", tl_path("run.sh"));
+    CHECK(tl_run(cmd, out, sizeof out) == 0);
+    CHECKF(strstr(out, " 200 OK") && strstr(out, "exit=0") && strstr(out, "SIGINT received") &&
+           strstr(out, "GET /healthz 200"), "%s", out);
 }
