@@ -43,8 +43,9 @@ FUZZCC       ?= clang-14
 FUZZCXX      ?= clang++-14
 FUZZ_SECONDS ?= 60
 FUZZFLAGS    := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE
-FUZZ_TARGETS := image safetensors config list npy
-FUZZ_LIBSRC  := src/core/common.c src/io/image.c src/io/safetensors.c src/nn/config.c src/io/npy.c src/data/data.c src/core/rng.c
+FUZZ_TARGETS := image safetensors config list npy http
+FUZZ_LIBSRC  := src/core/common.c src/io/image.c src/io/safetensors.c src/nn/config.c src/io/npy.c src/data/data.c src/core/rng.c \
+                src/serve/multipart.c src/serve/request.c
 FUZZ_BINS    := $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 FUZZ_OBJS    := $(patsubst src/%.c,build/fuzz/%.o,$(FUZZ_LIBSRC))
 

@@ -93,7 +93,8 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
     char *rep = NULL;
     cJSON *o = NULL;
     rs_item *it = NULL;
-    double probs[AN_MAX_HEADS];
+    double probs[AN_MAX_HEADS], rprobs[AN_MAX_HEADS];
+    float box[4] = {0};
     int nh = 0;
     if (skx_image_load_memory(t->data, t->len, "upload", &img, &e) != 0) {
         /* 415 names what is readable; the decoder's reason is about the
@@ -116,6 +117,24 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
     if (m->cls) {
         nh = m->cls_info.n_outputs < AN_MAX_HEADS ? m->cls_info.n_outputs : AN_MAX_HEADS;
         if (skx_classify(w->cls, img, NULL, probs, AN_MAX_HEADS, &e) != 0) {
+            set_error(t, status_of(e.code), e.msg);
+            goto done;
+        }
+        /* the region the error map points at: a square a third of the
+         * shorter side, centred on the map's peak, inside the image */
+        int W0 = skx_image_width(img), H0 = skx_image_height(img);
+        float side = (float)(W0 < H0 ? W0 : H0) / 3.0f;
+        if (side < 1) side = 1;
+        float x0 = (float)em.peak_x - side / 2, y0 = (float)em.peak_y - side / 2;
+        if (x0 > (float)W0 - side) x0 = (float)W0 - side;
+        if (y0 > (float)H0 - side) y0 = (float)H0 - side;
+        if (x0 < 0) x0 = 0;
+        if (y0 < 0) y0 = 0;
+        box[0] = x0;
+        box[1] = y0;
+        box[2] = x0 + side;
+        box[3] = y0 + side;
+        if (skx_classify(w->cls, img, box, rprobs, AN_MAX_HEADS, &e) != 0) {
             set_error(t, status_of(e.code), e.msg);
             goto done;
         }
@@ -199,6 +218,19 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
             cJSON_AddNumberToObject(h, "probability", probs[i]);
             cJSON_AddItemToArray(hs, h);
         }
+        cJSON *rs = cJSON_AddArrayToObject(o, "regions");
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "source", "error map peak");
+        cJSON *bx = cJSON_AddArrayToObject(r, "box");
+        for (int k = 0; k < 4; k++) cJSON_AddItemToArray(bx, cJSON_CreateNumber(box[k]));
+        cJSON *rh = cJSON_AddArrayToObject(r, "heads");
+        for (int i = 0; i < nh; i++) {
+            cJSON *h = cJSON_CreateObject();
+            cJSON_AddStringToObject(h, "name", names[i] ? names[i] : "");
+            cJSON_AddNumberToObject(h, "probability", rprobs[i]);
+            cJSON_AddItemToArray(rh, h);
+        }
+        cJSON_AddItemToArray(rs, r);
     }
     cJSON_AddNumberToObject(o, "seconds", sx_now() - t0);
     char *js = cJSON_PrintUnformatted(o);

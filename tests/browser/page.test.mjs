@@ -114,6 +114,8 @@ async function main() {
   if (Math.abs(parseFloat(op) - 0.25) > 1e-6) fail('opacity slider did not set the overlay opacity: ' + op);
   const heads = await page.$$eval('#heads .head', (hs) => hs.map((h) => h.textContent));
   if (heads.length < 1) fail('no classifier bars');
+  const boxes = await page.$$eval('#views svg rect.region', (rs) => rs.length);
+  if (boxes < 1) fail('no region box on the image');
   const size = await page.$eval('#overlay', (c) => [c.width, c.height]);
   for (const id of ['dl-overlay', 'dl-npy', 'dl-report']) {
     const href = await page.$eval('#' + id, (a) => a.getAttribute('href'));

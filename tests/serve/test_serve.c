@@ -100,6 +100,16 @@ static cJSON *analyze(int port, const void *img, size_t n, int multipart, int wa
         for (int i = 0; i < cJSON_GetArraySize(hs); i++) sum += cJSON_GetObjectItem(cJSON_GetArrayItem(hs, i), "probability")->valuedouble;
         CHECK_NEAR(sum, 1.0, 1e-5);   /* softmax over the 3 classes */
         CHECK(!strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(hs, 1), "name")->valuestring, "fracture"));
+        /* one region around the map's peak, inside the image, with its own heads */
+        cJSON *rg = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "regions"), 0), *bx = cJSON_GetObjectItem(rg, "box");
+        CHECK(cJSON_GetArraySize(bx) == 4 && cJSON_GetArraySize(cJSON_GetObjectItem(rg, "heads")) == 3);
+        if (cJSON_GetArraySize(bx) == 4) {
+            double b[4];
+            for (int k = 0; k < 4; k++) b[k] = cJSON_GetArrayItem(bx, k)->valuedouble;
+            CHECKF(b[0] >= 0 && b[1] >= 0 && b[2] <= want_w + 1e-3 && b[3] <= want_h + 1e-3 && b[2] > b[0] && b[3] > b[1] &&
+                   px >= b[0] - 1e-3 && px <= b[2] + 1e-3 && py >= b[1] - 1e-3 && py <= b[3] + 1e-3,
+                   "box %g %g %g %g peak %g %g", b[0], b[1], b[2], b[3], px, py);
+        }
     }
     const char *keys[4] = {"overlay", "map", "image", "report"};
     for (int k = 0; k < 4; k++) {

@@ -232,6 +232,11 @@
         const f = document.createElement('div'); f.className = 'fill'; f.style.width = Math.max(0, Math.min(100, 100 * h.probability)) + '%';
         tr.appendChild(f); d.appendChild(n); d.appendChild(tr); hb.appendChild(d);
       });
+      (r.regions || []).forEach((g) => {
+        const d = document.createElement('div'); d.className = 'region-heads';
+        d.textContent = 'Box around the error peak (green): ' + (g.heads || []).map((h) => h.name + ' ' + (100 * h.probability).toFixed(1) + '%').join(', ');
+        hb.appendChild(d);
+      });
       $('heads-box').classList.remove('hidden');
     } else $('heads-box').classList.add('hidden');
     $('dl-overlay').href = r.overlay;
