@@ -83,6 +83,17 @@ static void add_path(cJSON *o, const char *key, const char *id, const char *file
     cJSON_AddStringToObject(o, key, p);
 }
 
+/* "heads": [{"name", "probability"}...] into o */
+static void add_heads(cJSON *o, const char *const *names, const double *p, int n) {
+    cJSON *hs = cJSON_AddArrayToObject(o, "heads");
+    for (int i = 0; i < n; i++) {
+        cJSON *h = cJSON_CreateObject();
+        cJSON_AddStringToObject(h, "name", names[i] ? names[i] : "");
+        cJSON_AddNumberToObject(h, "probability", p[i]);
+        cJSON_AddItemToArray(hs, h);
+    }
+}
+
 void an_run(const an_models *m, an_worker *w, an_task *t) {
     double t0 = sx_now();
     skx_error e = {0};
@@ -211,25 +222,13 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
     cJSON_AddStringToObject(mo, "version", skx_version());
     if (m->cls) {
         cJSON_AddStringToObject(mo, "classifier", m->cls_info.name ? m->cls_info.name : "");
-        cJSON *hs = cJSON_AddArrayToObject(o, "heads");
-        for (int i = 0; i < nh; i++) {
-            cJSON *h = cJSON_CreateObject();
-            cJSON_AddStringToObject(h, "name", names[i] ? names[i] : "");
-            cJSON_AddNumberToObject(h, "probability", probs[i]);
-            cJSON_AddItemToArray(hs, h);
-        }
+        add_heads(o, names, probs, nh);
         cJSON *rs = cJSON_AddArrayToObject(o, "regions");
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "source", "error map peak");
         cJSON *bx = cJSON_AddArrayToObject(r, "box");
         for (int k = 0; k < 4; k++) cJSON_AddItemToArray(bx, cJSON_CreateNumber(box[k]));
-        cJSON *rh = cJSON_AddArrayToObject(r, "heads");
-        for (int i = 0; i < nh; i++) {
-            cJSON *h = cJSON_CreateObject();
-            cJSON_AddStringToObject(h, "name", names[i] ? names[i] : "");
-            cJSON_AddNumberToObject(h, "probability", rprobs[i]);
-            cJSON_AddItemToArray(rh, h);
-        }
+        add_heads(r, names, rprobs, nh);
         cJSON_AddItemToArray(rs, r);
     }
     cJSON_AddNumberToObject(o, "seconds", sx_now() - t0);

@@ -378,6 +378,21 @@ static int load_model(const char *dir, skx_model_kind want, skx_model **m, skx_m
     return 0;
 }
 
+/* host (an IPv4 or IPv6 literal) and port as a socket address; 0 or -1. */
+static int make_addr(const char *host, int port, struct sockaddr_storage *ss) {
+    memset(ss, 0, sizeof *ss);
+    if (strchr(host, ':')) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        return inet_pton(AF_INET6, host, &a6->sin6_addr) == 1 ? 0 : -1;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    return inet_pton(AF_INET, host, &a4->sin_addr) == 1 ? 0 : -1;
+}
+
 int sv_start(const sv_options *o, sv_server **out, sx_err *err) {
     *out = NULL;
     if (!o->model_dir) return sx_fail(err, "a model directory is required");
@@ -420,26 +435,13 @@ int sv_start(const sv_options *o, sv_server **out, sx_err *err) {
         return -1;
     }
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
-    if (strchr(s->o.host, ':')) {
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)o->port);
-        if (inet_pton(AF_INET6, s->o.host, &a6->sin6_addr) != 1) {
-            sv_stop(s);
-            return sx_fail(err, "host '%s' is not an IPv4 or IPv6 address", o->host);
-        }
-        flags |= MHD_USE_IPv6;
-    } else {
-        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)o->port);
-        if (inet_pton(AF_INET, s->o.host, &a4->sin_addr) != 1) {
-            sv_stop(s);
-            return sx_fail(err, "host '%s' is not an IPv4 or IPv6 address", o->host);
-        }
+    int v6 = strchr(s->o.host, ':') != NULL;
+    if (make_addr(s->o.host, o->port, &ss) != 0) {
+        sv_stop(s);
+        return sx_fail(err, "host '%s' is not an IPv4 or IPv6 address", o->host);
     }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
+                     (v6 ? MHD_USE_IPv6 : 0);
     unsigned climit = (unsigned)(o->workers + o->queue + 32);
     s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, handler, s,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,

@@ -134,10 +134,15 @@ static cJSON *analyze(int port, const void *img, size_t n, int multipart, int wa
     return j;
 }
 
-TEST(test_serve_analyze_png_jpeg_dicom) {
+/* A server on a tiny MAE made for the test (NULL when that failed). */
+static sv_server *start_tiny(int workers, const char *token, size_t max_upload) {
     char mae[600];
     CHECK(tc_make_models(mae, NULL, sizeof mae) == 0);
-    sv_server *s = start(mae, NULL, NULL, 0, 2);
+    return start(mae, NULL, token, max_upload, workers);
+}
+
+TEST(test_serve_analyze_png_jpeg_dicom) {
+    sv_server *s = start_tiny(2, NULL, 0);
     if (!s) return;
     int port = sv_port(s);
     tc_resp r;
@@ -241,9 +246,7 @@ TEST(test_serve_dicom_identifiers_never_leak) {
 }
 
 TEST(test_serve_error_statuses) {
-    char mae[600];
-    CHECK(tc_make_models(mae, NULL, sizeof mae) == 0);
-    sv_server *s = start(mae, NULL, NULL, 100000, 1);
+    sv_server *s = start_tiny(1, NULL, 100000);
     if (!s) return;
     int port = sv_port(s);
     tc_resp r;
@@ -294,9 +297,7 @@ TEST(test_serve_error_statuses) {
 }
 
 TEST(test_serve_token) {
-    char mae[600];
-    CHECK(tc_make_models(mae, NULL, sizeof mae) == 0);
-    sv_server *s = start(mae, NULL, "s3cret-T0ken", 0, 1);
+    sv_server *s = start_tiny(1, "s3cret-T0ken", 0);
     if (!s) return;
     int port = sv_port(s);
     tc_resp r;
@@ -336,9 +337,7 @@ static void *conc_run(void *p) {
 }
 
 TEST(test_serve_eight_concurrent) {
-    char mae[600];
-    CHECK(tc_make_models(mae, NULL, sizeof mae) == 0);
-    sv_server *s = start(mae, NULL, NULL, 0, 2);
+    sv_server *s = start_tiny(2, NULL, 0);
     if (!s) return;
     uint8_t px[80 * 64];
     phantom(px, 80, 64);
