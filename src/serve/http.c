@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -31,11 +32,15 @@ struct sv_server {
     rs_store *store;
     struct MHD_Daemon *d;
     int port;
+    /* bytes of request bodies held now, bounded by budget so that many
+     * slow uploads at once cannot exhaust memory (503 beyond it) */
+    atomic_size_t held;
+    size_t budget;
 };
 
 typedef struct {
     char *buf;
-    size_t len, cap, limit;
+    size_t len, cap, limit, reserved;
     int analyze, rejected;
     double t0;
 } conn;
@@ -239,6 +244,19 @@ static enum MHD_Result do_login(sv_server *s, struct MHD_Connection *c, conn *cn
     return reply_asset(s, c, cn, method, url, 401, "login.html");
 }
 
+/* Grow cn's share of the body budget to total bytes; 0 when over it. */
+static int reserve(sv_server *s, conn *cn, size_t total) {
+    if (total <= cn->reserved) return 1;
+    size_t more = total - cn->reserved;
+    size_t now = atomic_fetch_add(&s->held, more);
+    if (now + more > s->budget) {
+        atomic_fetch_sub(&s->held, more);
+        return 0;
+    }
+    cn->reserved = total;
+    return 1;
+}
+
 static int is_page(const char *url) {
     return !strcmp(url, "/") || !strcmp(url, "/index.html");
 }
@@ -274,6 +292,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                     snprintf(msg, sizeof msg, "the upload is over the limit of %zu bytes", cn->limit);
                     return reply_error(s, c, cn, method, url, 413, msg);
                 }
+                if (!reserve(s, cn, (size_t)v)) {
+                    cn->rejected = 1;
+                    return reply_error(s, c, cn, method, url, 503, "the server holds too many uploads at once: try again shortly");
+                }
                 if (v > 0 && !(cn->buf = malloc((size_t)v))) return MHD_NO;
                 cn->cap = (size_t)v;
             }
@@ -295,6 +317,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             size_t nc = cn->cap ? cn->cap : 65536;
             while (nc < cn->len + *upload_size) nc *= 2;
             if (nc > cn->limit) nc = cn->limit;
+            if (!reserve(s, cn, nc)) {
+                logf_(s, "%s %s closed: the server holds too many uploads at once", method, url);
+                return MHD_NO;
+            }
             char *nb = realloc(cn->buf, nc);
             if (!nb) return MHD_NO;
             cn->buf = nb;
@@ -320,11 +346,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls;
     (void)c;
     (void)toe;
     conn *cn = *con_cls;
     if (!cn) return;
+    atomic_fetch_sub(&((sv_server *)cls)->held, cn->reserved);
     free(cn->buf);
     free(cn);
     *con_cls = NULL;
@@ -424,6 +450,9 @@ int sv_start(const sv_options *o, sv_server **out, sx_err *err) {
         return -1;
     }
     s->m.max_passes = o->max_passes;
+    atomic_init(&s->held, 0);
+    /* room for every worker's and queued upload at full size, and two more */
+    s->budget = o->max_upload * (size_t)(o->workers + o->queue + 2);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     s->m.threads = o->threads > 0 ? o->threads : o->workers == 1 ? 0 : (int)(ncpu / o->workers > 1 ? ncpu / o->workers : 1);
     s->store = rs_new(o->max_results, o->result_ttl_s);

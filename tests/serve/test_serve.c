@@ -7,7 +7,11 @@
 #include "serve_client.h"
 #include "testlib.h"
 #include <cjson/cJSON.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -402,4 +406,50 @@ TEST(test_serve_cli_url_and_ctrl_c) {
     CHECK(tl_run(cmd, out, sizeof out) == 0);
     CHECKF(strstr(out, " 200 OK") && strstr(out, "exit=0") && strstr(out, "SIGINT received") &&
            strstr(out, "GET /healthz 200"), "%s", out);
+}
+
+/* Bodies held at once are bounded: uploads announced but not yet sent
+ * hold their share; past the budget a new upload gets 503, and once they
+ * go away there is room again. */
+TEST(test_serve_upload_budget) {
+    char mae[600];
+    CHECK(tc_make_models(mae, NULL, sizeof mae) == 0);
+    sv_options o;
+    sv_options_default(&o);
+    o.model_dir = mae;
+    o.port = 0;
+    o.workers = 1;
+    o.queue = 0;
+    o.max_upload = 100000;   /* budget: 3 uploads of 100000 */
+    sv_server *s = NULL;
+    sx_err err;
+    CHECKF(sv_start(&o, &s, &err) == 0, "%s", err.msg);
+    if (!s) return;
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sv_port(s))};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        CHECK(connect(fds[i], (struct sockaddr *)&a, sizeof a) == 0);
+        const char *h = "POST /api/analyze HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc";
+        CHECK(send(fds[i], h, strlen(h), MSG_NOSIGNAL) == (ssize_t)strlen(h));
+    }
+    tc_resp r;
+    int st = 0;
+    for (int k = 0; k < 100 && st != 503; k++) {   /* until the three are in */
+        CHECK(tc_http(sv_port(s), "POST", "/api/analyze", NULL, "xyz", 3, 0, &r) == 0);
+        st = r.status;
+        tc_free(&r);
+        if (st != 503) usleep(20000);
+    }
+    CHECKF(st == 503, "%d", st);
+    for (int i = 0; i < 3; i++) close(fds[i]);
+    for (int k = 0; k < 100 && st == 503; k++) {
+        usleep(20000);
+        CHECK(tc_http(sv_port(s), "POST", "/api/analyze", NULL, "xyz", 3, 0, &r) == 0);
+        st = r.status;
+        tc_free(&r);
+    }
+    CHECKF(st == 415, "%d", st);
+    sv_stop(s);
 }
