@@ -51,6 +51,8 @@ int an_gray_png(const uint8_t *px, int w, int h, void **png, size_t *len, sx_err
     if (!c) return sx_fail(err, "out of memory");
     struct spng_ihdr ihdr = {.width = (uint32_t)w, .height = (uint32_t)h, .bit_depth = 8, .color_type = SPNG_COLOR_TYPE_GRAYSCALE};
     int rc = spng_set_option(c, SPNG_ENCODE_TO_BUFFER, 1);
+    /* fast over small: it is sent once over loopback or a LAN */
+    if (!rc) rc = spng_set_option(c, SPNG_IMG_COMPRESSION_LEVEL, 1);
     if (!rc) rc = spng_set_ihdr(c, &ihdr);
     if (!rc) rc = spng_encode_image(c, px, (size_t)w * (size_t)h, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);
     int e2 = 0;
@@ -156,18 +158,13 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
         goto done;
     }
     sx_err se;
-    void *bar = NULL;
-    size_t barlen = 0;
     int W = skx_image_width(img), H = skx_image_height(img);
     if (skx_errormap_overlay_png(img, &em, 0.6f, 0, &it->blob[RS_OVERLAY], &it->len[RS_OVERLAY], &e) != 0 ||
-        skx_errormap_npy(&em, &it->blob[RS_NPY], &it->len[RS_NPY], &e) != 0 ||
-        skx_errormap_overlay_png(img, &em, 0.6f, 1, &bar, &barlen, &e) != 0) {
-        free(bar);
+        skx_errormap_npy(&em, &it->blob[RS_NPY], &it->len[RS_NPY], &e) != 0) {
         set_error(t, status_of(e.code), e.msg);
         goto done;
     }
     if (an_gray_png(skx_image_gray8(img), W, H, &it->blob[RS_IMAGE], &it->len[RS_IMAGE], &se) != 0) {
-        free(bar);
         set_error(t, 500, se.msg);
         goto done;
     }
@@ -179,8 +176,8 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
     const char *names[AN_MAX_HEADS];
     for (int i = 0; i < nh; i++) names[i] = skx_model_output_name(m->cls, i);
     const char *masking = em.masking == SKX_MASKING_RANDOM ? "random" : "balanced";
-    rp_input ri = {.image_png = it->blob[RS_IMAGE], .image_len = it->len[RS_IMAGE], .overlay_png = bar,
-                   .overlay_len = barlen, .width = W, .height = H, .mean = em.mean, .max = em.max,
+    rp_input ri = {.image_png = it->blob[RS_IMAGE], .image_len = it->len[RS_IMAGE], .overlay_png = it->blob[RS_OVERLAY],
+                   .overlay_len = it->len[RS_OVERLAY], .width = W, .height = H, .mean = em.mean, .max = em.max,
                    .peak_x = em.peak_x, .peak_y = em.peak_y, .scale_max = em.scale_max, .passes = em.passes,
                    .never_masked = em.never_masked, .masking = masking, .mask_ratio = em.mask_ratio,
                    .model_name = m->mae_info.name, .version = skx_version(),
@@ -188,7 +185,6 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
                    .head_probs = probs, .date = date, .id = it->id};
     size_t replen = 0;
     rep = rp_html(&ri, &replen);
-    free(bar);
     if (!rep) {
         set_error(t, 503, "out of memory");
         goto done;

@@ -148,6 +148,7 @@ static enum MHD_Result do_healthz(sv_server *s, struct MHD_Connection *c, conn *
     cJSON_AddNumberToObject(o, "pending", jb_pending(s->pool));
     cJSON_AddNumberToObject(o, "results", rs_count(s->store));
     cJSON_AddNumberToObject(o, "max_upload", (double)s->o.max_upload);
+    cJSON_AddNumberToObject(o, "upload_bytes_held", (double)atomic_load(&s->held));
     cJSON_AddNumberToObject(o, "max_passes", s->o.max_passes);
     char *js = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

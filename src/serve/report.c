@@ -100,6 +100,9 @@ char *rp_html(const rp_input *in, size_t *len) {
             ".imgs{display:flex;gap:1em}.imgs figure{flex:1;margin:0}"
             ".imgs img{width:100%%;height:auto;border:1px solid #ccc}"
             "figcaption{font-size:.85em;color:#444}"
+            ".bar{height:12px;margin-top:4px;border:1px solid #999;-webkit-print-color-adjust:exact;print-color-adjust:exact;"
+            "background:linear-gradient(to right,#000004,#1f0c48,#550f6d,#88226a,#ba3655,#e35933,#f98c0a,#f9c932,#fcffa4)}"
+            ".ticks{display:flex;justify-content:space-between;font-size:.8em;color:#333}"
             "table{border-collapse:collapse;margin-top:1em}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:left}"
             ".note{font-size:.8em;color:#555;margin-top:1.5em}"
             "@media print{body{margin:1cm}.noprint{display:none}}"
@@ -109,9 +112,10 @@ char *rp_html(const rp_input *in, size_t *len) {
             "<figcaption>Radiograph, %d &times; %d px</figcaption></figure>\n",
         img ? img : "", in->width, in->height);
     put(&b, "<figure><img alt=\"error map overlay\" src=\"data:image/png;base64,%s\">"
-            "<figcaption>Reconstruction error (inferno colours; the colour bar's top is the map's 99th "
-            "percentile, %.4g)</figcaption></figure></div>\n",
-        ov ? ov : "", in->scale_max);
+            "<div class=\"bar\"></div><div class=\"ticks\"><span>0</span><span>%.4g</span><span>&ge; %.4g</span></div>"
+            "<figcaption>Reconstruction error (squared, inferno colours; the scale's top is the map's 99th "
+            "percentile)</figcaption></figure></div>\n",
+        ov ? ov : "", in->scale_max / 2, in->scale_max);
     put(&b, "<table><tr><th>Mean error</th><td>%.6g</td></tr><tr><th>Maximum error</th><td>%.6g</td></tr>"
             "<tr><th>Peak at (x, y)</th><td>%.1f, %.1f px</td></tr><tr><th>Passes</th><td>%d</td></tr>"
             "<tr><th>Masking</th><td>%s, ratio %.2f</td></tr><tr><th>Pixels never masked</th><td>%d</td></tr>"

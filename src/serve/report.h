@@ -1,5 +1,5 @@
 /* report.h: the printable one-page HTML report of one analysis: the grey
- * radiograph, its overlay with colour bar (both embedded as data: URIs, so
+ * radiograph, its overlay and a colour bar with values (images embedded as data: URIs, so
  * the page stands alone), the figures, the model's name and version and the
  * date. It is built from pixels and figures only: no patient identifier
  * can reach it. */
@@ -9,7 +9,7 @@
 
 typedef struct {
     const void *image_png; size_t image_len;       /* grey radiograph */
-    const void *overlay_png; size_t overlay_len;   /* overlay with colour bar */
+    const void *overlay_png; size_t overlay_len;   /* the overlay (the report draws the colour bar) */
     int width, height;
     double mean, max, peak_x, peak_y, scale_max;
     int passes, never_masked;

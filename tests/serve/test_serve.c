@@ -435,13 +435,17 @@ TEST(test_serve_upload_budget) {
         CHECK(send(fds[i], h, strlen(h), MSG_NOSIGNAL) == (ssize_t)strlen(h));
     }
     tc_resp r;
-    int st = 0;
-    for (int k = 0; k < 100 && st != 503; k++) {   /* until the three are in */
-        CHECK(tc_http(sv_port(s), "POST", "/api/analyze", NULL, "xyz", 3, 0, &r) == 0);
-        st = r.status;
+    int st = 0, in = 0;
+    for (int k = 0; k < 1000 && !in; k++) {   /* until the three are in (healthz tells) */
+        CHECK(tc_http(sv_port(s), "GET", "/healthz", NULL, NULL, 0, 0, &r) == 0);
+        in = r.body && strstr(r.body, "\"upload_bytes_held\":300000");
         tc_free(&r);
-        if (st != 503) usleep(20000);
+        if (!in) usleep(10000);
     }
+    CHECK(in);
+    CHECK(tc_http(sv_port(s), "POST", "/api/analyze", NULL, "xyz", 3, 0, &r) == 0);
+    st = r.status;
+    tc_free(&r);
     CHECKF(st == 503, "%d", st);
     for (int i = 0; i < 3; i++) close(fds[i]);
     for (int k = 0; k < 100 && st == 503; k++) {
