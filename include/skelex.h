@@ -55,8 +55,12 @@ typedef struct skx_image skx_image;
  * windowed as a viewer shows it, MONOCHROME1 inverted; JPEG, JPEG-LS, RLE
  * compressed), recognised by content, never by name. Refuses non-regular
  * files (FIFOs, devices), files over 1 GiB, images over 16384 px a side or
- * 256 Mpixel, and images whose declared size the data cannot fill.
- * Thread-safe. */
+ * 256 Mpixel, and images whose declared size the data cannot fill: before
+ * any pixel buffer, a JPEG may declare at most 1024 pixels per byte of
+ * file and a PNG at most 1032 bytes of filtered rows per byte (deflate's
+ * limit); under 1 Mpixel is always allowed (SKX_ETOOBIG otherwise).
+ * Decoder warnings (a truncated JPEG decoded as far as it goes, the first
+ * frame of a multi-frame DICOM) are not reported. Thread-safe. */
 int  skx_image_load_file(const char *path, skx_image **out, skx_error *err);
 /* The same from bytes in memory (an upload): nothing is written to disk.
  * name is used in messages only (may be NULL). Thread-safe. */
@@ -84,7 +88,8 @@ typedef struct {
     int64_t parameters;
     float mask_ratio;           /* MAE: the ratio it was trained with */
     int norm_pix_loss;          /* MAE: errors are in per-patch normalised space */
-    int n_outputs;              /* classifier: number of outputs (0 for an MAE) */
+    int n_outputs;              /* classifier: number of outputs: its classes (2 for binary: P(class 0),
+                                   P(class 1)), 1 for regression; 0 for an MAE */
     const char *name;           /* the directory's last component, or config "_name_or_path" */
 } skx_model_info;
 
@@ -108,8 +113,10 @@ typedef struct skx_ctx skx_ctx;
 /* A workspace for one thread over m's shared weights (its own activations,
  * sized for up to max_batch images in one forward; error maps use one image
  * per pass, so max_batch >= the passes you will ask for). threads: the
- * OpenMP threads its products may use (0: all cores). Make one per worker
- * thread; a ctx must not be used by two threads at once. */
+ * OpenMP threads its products may use (0: the calling thread's current
+ * setting); set with omp_set_num_threads for the calling thread around
+ * each compute call and restored after. Make one per worker thread; a ctx
+ * must not be used by two threads at once. Thread-safe. */
 int  skx_ctx_new(const skx_model *m, int max_batch, int threads, skx_ctx **out, skx_error *err);
 void skx_ctx_free(skx_ctx *ctx);
 

@@ -45,6 +45,14 @@ void api_threads_end(int saved) { omp_set_num_threads(saved); }
 
 /* ---------------------------------------------------------------- models */
 
+/* Models and contexts here only run forwards: the gradient arrays the
+ * builder made are returned at once (their views in m->g are never used;
+ * mae_free skips a NULL). */
+void api_drop_grads(mae_model *m) {
+    sx_free_large(m->grads, m->n_floats * sizeof(float));
+    m->grads = NULL;
+}
+
 /* Whether dir/config.json describes a classifier (ViTForImageClassification
  * or a ViT with labels), and its "_name_or_path" into name when present. */
 static int config_kind(const char *dir, char *name, size_t cap, int *classifier, sx_err *err) {
@@ -89,6 +97,7 @@ int skx_model_load(const char *dir, skx_model **out, skx_error *err) {
     } else if (!rc) {
         m->kind = SKX_MODEL_MAE;
         rc = checkpoint_load(dir, &m->mae, &e);
+        if (!rc) api_drop_grads(&m->mae);
     }
     if (rc) {
         free(m);
@@ -147,12 +156,14 @@ int skx_ctx_new(const skx_model *m, int max_batch, int threads, skx_ctx **out, s
     sx_err e;
     if (m->kind == SKX_MODEL_MAE) {
         if (mae_build_replica(&c->rep, &m->mae, &e)) { free(c); return api_fail_sx(err, &e, SKX_ENOMEM); }
+        api_drop_grads(&c->rep);
         c->have_rep = 1;
     } else {
         /* the encoder as a replica over the loaded weights; the head is
          * read-only in a forward, so its arrays are shared, not copied */
         const classifier *s = &m->cls;
         if (mae_build_replica(&c->cls.enc, &s->enc, &e)) { free(c); return api_fail_sx(err, &e, SKX_ENOMEM); }
+        api_drop_grads(&c->cls.enc);
         c->cls.type = s->type;
         c->cls.n_classes = s->n_classes;
         c->cls.class_names = s->class_names;

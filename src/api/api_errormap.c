@@ -25,6 +25,7 @@ static int ctx_set_ratio(skx_ctx *ctx, double ratio, skx_error *err) {
     if (ctx->have_rep) mae_free(&ctx->rep);
     ctx->have_rep = 0;
     if (mae_build_replica(&ctx->rep, &ctx->m->mae, &e)) return api_fail_sx(err, &e, SKX_ENOMEM);
+    api_drop_grads(&ctx->rep);
     ctx->have_rep = 1;
     ctx->rep.cfg.mask_ratio = ratio;
     return 0;

@@ -4,13 +4,20 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The handle, with its 8-bit view made now (so that reading it later is
+ * a plain read, safe from any number of threads). */
 static int finish(gray_image *g, skx_image **out, skx_error *err) {
     skx_image *im = calloc(1, sizeof *im);
-    if (!im) {
+    uint8_t *g8 = malloc((size_t)g->width * g->height);
+    if (!im || !g8) {
+        free(im);
+        free(g8);
         gray_image_free(g);
         return api_fail(err, SKX_ENOMEM, "out of memory");
     }
+    image_minmax_u8(g, g8);
     im->g = *g;
+    im->gray8 = g8;
     *out = im;
     api_ok(err);
     return 0;
@@ -43,16 +50,7 @@ int skx_image_load_memory(const void *data, size_t len, const char *name, skx_im
 int skx_image_width(const skx_image *img) { return img->g.width; }
 int skx_image_height(const skx_image *img) { return img->g.height; }
 
-const uint8_t *skx_image_gray8(const skx_image *img) {
-    skx_image *im = (skx_image *)img; /* made once, on first use */
-    if (!im->gray8) {
-        uint8_t *g = malloc((size_t)im->g.width * im->g.height);
-        if (!g) return NULL;
-        image_minmax_u8(&im->g, g);
-        im->gray8 = g;
-    }
-    return im->gray8;
-}
+const uint8_t *skx_image_gray8(const skx_image *img) { return img->gray8; }
 
 void skx_image_free(skx_image *img) {
     if (!img) return;

@@ -9,7 +9,7 @@
 
 struct skx_image {
     gray_image g;       /* raw intensities, as the loaders give them */
-    uint8_t *gray8;     /* g after the per-image min-max (made on demand) */
+    uint8_t *gray8;     /* g after the per-image min-max (made at load) */
 };
 
 struct skx_model {
@@ -35,6 +35,9 @@ int api_code_of(const char *msg, int dflt);
 /* api_fail with api_code_of(e->msg, dflt). */
 int api_fail_sx(skx_error *err, const sx_err *e, int dflt);
 void api_ok(skx_error *err);
+
+/* Return a forward-only model's gradient arrays (see api_core.c). */
+void api_drop_grads(mae_model *m);
 
 /* Run the calling thread's compute with ctx's thread count; restore after. */
 int api_threads_begin(const skx_ctx *ctx);

@@ -1,7 +1,7 @@
 /* cmd_bench.c: `skelex bench train|infer`: speed of the MAE training step
  * (forward + backward + AdamW) or of inference, on random data. */
 #include "cli/cli.h"
-#include "zeroshot/errormap.h"
+#include "zeroshot/pipeline.h"
 #include "nn/gemm.h"
 #include "nn/layers.h"
 #include "nn/model.h"
@@ -85,8 +85,6 @@ int cmd_bench(int argc, char **argv) {
     sx_rng r;
     rng_seed(&r, 1);
     for (size_t i = 0; i < npx; i++) pixels[i] = rng_normal(&r);
-    float *emap_buf = sx_malloc(sizeof(float) * (size_t)S * S);
-    int *emap_count = sx_malloc(sizeof(int) * (size_t)S * S);
     adamw opt;
     adamw_init(&opt, &m, 1.5e-4f, 0.9f, 0.95f, 1e-8f, 0.05f);
     mae_team team = {1, &m, NULL};  /* as skelex pretrain: the batch split across the cores */
@@ -98,17 +96,17 @@ int cmd_bench(int argc, char **argv) {
         for (size_t i = 0; i < (size_t)B * N; i++) noise[i] = rng_uniform(&r);
         double t0 = sx_now(), u0, s0;
         cpu_times(&u0, &s0);
-        if (emap) {  /* one image, B mask passes, then the per-pixel accumulation */
-            errormap_noise(MASKING_BALANCED, B, N, config_len_keep(&cfg), &r, noise);
-            for (int k = 1; k < B; k++) memcpy(pixels + (size_t)k * 3 * S * S, pixels, sizeof(float) * 3 * S * S);
-        }
-        if (train) {
+        if (emap) {  /* one image through the error-map pipeline: B mask passes, accumulation, statistics */
+            zs_map z;
+            rc = zs_errormap_pixels(&m, pixels, &(zs_opts){.passes = B, .masking = MASKING_BALANCED, .seed = (uint64_t)s},
+                                    &z, &err);
+            zs_map_free(&z);
+        } else if (train) {
             mae_zero_grad(&m);
             rc = mae_team_step(&team, pixels, noise, B, &err);
             if (!rc) adamw_step(&opt, &m);
         } else {
             rc = mae_forward(&m, pixels, noise, B, &err);
-            if (!rc && emap) errormap_accumulate(&m, pixels, B, emap_buf, emap_count);
         }
         double dt = sx_now() - t0, u1, s1;
         cpu_times(&u1, &s1);
@@ -133,8 +131,6 @@ int cmd_bench(int argc, char **argv) {
     free(step_s);
     adamw_free(&opt);
     mae_team_free(&team);
-    free(emap_buf);
-    free(emap_count);
     free(pixels);
     free(noise);
     mae_free(&m);

@@ -3,7 +3,7 @@
  * the per-pixel variance of the map over seeds. */
 #include "io/checkpoint.h"
 #include "cli/cli.h"
-#include "zeroshot/errormap.h"
+#include "zeroshot/pipeline.h"
 #include "io/image.h"
 #include <math.h>
 #include <stdio.h>
@@ -33,26 +33,20 @@ int cmd_bench_masking(int argc, char **argv) {
     sx_err err;
     mae_model m;
     if (checkpoint_load(model, &m, &err)) { fprintf(stderr, "skelex bench masking: %s\n", err.msg); return 1; }
-    const mae_config *c = &m.cfg;
-    int S = c->image_size, N = config_num_patches(c);
-    size_t npx = (size_t)3 * S * S, npix = (size_t)S * S;
-    float *px = sx_malloc(sizeof(float) * npx * passes), *noise = sx_malloc(sizeof(float) * (size_t)passes * N);
-    float *maps = sx_malloc(sizeof(float) * npix * seeds);
-    int *count = sx_malloc(sizeof(int) * npix);
+    int S = m.cfg.image_size;
+    size_t npix = (size_t)S * S;
+    float *maps = sx_malloc(sizeof(float) * npix * seeds), *px = sx_malloc(sizeof(float) * 3 * npix);
     if (image_preprocess_file(image, S, px, &err)) { fprintf(stderr, "skelex bench masking: %s\n", err.msg); return 1; }
-    for (int k = 1; k < passes; k++) memcpy(px + (size_t)k * npx, px, sizeof(float) * npx);
     printf("masking,passes,seeds,mean_coverage,mean_pixel_variance,pixels_in_variance\n");
     for (int kind = 0; kind < 2; kind++) {
         double cover = 0;
         for (int s = 0; s < seeds; s++) {
-            sx_rng r;
-            rng_seed(&r, (uint64_t)s + 1000);
-            errormap_noise(kind ? MASKING_BALANCED : MASKING_RANDOM, passes, N, config_len_keep(c), &r, noise);
-            if (mae_forward(&m, px, noise, passes, &err)) { fprintf(stderr, "%s\n", err.msg); return 1; }
-            errormap_accumulate(&m, px, passes, maps + (size_t)s * npix, count);
-            size_t covered = 0;
-            for (size_t i = 0; i < npix; i++) covered += count[i] > 0;
-            cover += (double)covered / npix / seeds;
+            zs_map z;
+            zs_opts o = {.passes = passes, .masking = kind ? MASKING_BALANCED : MASKING_RANDOM, .seed = (uint64_t)s + 1000};
+            if (zs_errormap_pixels(&m, px, &o, &z, &err)) { fprintf(stderr, "skelex bench masking: %s\n", err.msg); return 1; }
+            memcpy(maps + (size_t)s * npix, z.map, sizeof(float) * npix);
+            cover += (double)(npix - (size_t)z.never_masked) / npix / seeds;
+            zs_map_free(&z);
         }
         double var = 0;
         size_t nv = 0;
@@ -68,7 +62,7 @@ int cmd_bench_masking(int argc, char **argv) {
         }
         printf("%s,%d,%d,%.4f,%.6g,%zu\n", kind ? "balanced" : "random", passes, seeds, cover, nv ? var / nv : NAN, nv);
     }
-    free(px); free(noise); free(maps); free(count);
+    free(px); free(maps);
     mae_free(&m);
     return 0;
 }

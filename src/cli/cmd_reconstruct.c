@@ -6,7 +6,6 @@
 #include "io/npy.h"
 #include "core/rng.h"
 #include "eval/viz.h"
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,22 +29,6 @@ static const char *HELP =
     "                     [1, 3, S, S] float32, e.g. to feed the same input to PyTorch\n"
     "\n"
     "Prints loss=<value>: the model's loss on the masked patches.\n";
-
-static int load_noise(const char *path, int N, float *noise, sx_err *err) {
-    float *data;
-    int ndim;
-    int64_t shape[NPY_MAX_DIMS];
-    if (npy_read_f32(path, &data, &ndim, shape, err)) return -1;
-    size_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= (size_t)shape[d];
-    int rc = 0;
-    if (n != (size_t)N) rc = sx_fail(err, "%s: holds %zu values, the model has %d patches", path, n, N);
-    for (size_t i = 0; !rc && i < n; i++)
-        if (!isfinite(data[i])) rc = sx_fail(err, "%s: value %zu is not finite", path, i);
-    if (!rc) memcpy(noise, data, sizeof(float) * (size_t)N);
-    free(data);
-    return rc;
-}
 
 int cmd_reconstruct(int argc, char **argv) {
     const char *model = NULL, *image = NULL, *noise_path = NULL, *out = NULL;
@@ -72,7 +55,7 @@ int cmd_reconstruct(int argc, char **argv) {
     if (c->num_channels != 3) { fprintf(stderr, "skelex reconstruct: the model has %d channels; images are fed as 3\n", c->num_channels); goto done; }
     if (image_preprocess_file(image, S, pixels, &err)) goto fail;
     if (noise_path) {
-        if (load_noise(noise_path, N, noise, &err)) goto fail;
+        if (npy_read_values_f32(noise_path, (size_t)N, "patches", noise, &err)) goto fail;
     } else {
         sx_rng r;
         rng_seed(&r, (uint64_t)seed);

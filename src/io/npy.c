@@ -15,6 +15,7 @@
 #include "io/npy.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,5 +319,21 @@ int npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[NPY_MA
     else
         rc = read_body(f, path, (uint64_t)st.st_size, hlen, hstart + hlen, data, ndim, shape, err);
     fclose(f);
+    return rc;
+}
+
+int npy_read_values_f32(const char *path, size_t n, const char *what, float *out, sx_err *err) {
+    float *data;
+    int ndim;
+    int64_t shape[NPY_MAX_DIMS];
+    if (npy_read_f32(path, &data, &ndim, shape, err)) return -1;
+    size_t got = 1;
+    for (int d = 0; d < ndim; d++) got *= (size_t)shape[d];
+    int rc = 0;
+    if (got != n) rc = sx_fail(err, "%s: holds %zu values, the model has %zu %s", path, got, n, what);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (!isfinite(data[i])) rc = sx_fail(err, "%s: value %zu is not finite", path, i);
+    if (!rc) memcpy(out, data, sizeof(float) * n);
+    free(data);
     return rc;
 }

@@ -15,4 +15,8 @@ int npy_encode_f32(const float *data, int ndim, const int64_t *shape, void **out
  * header and sizes are checked against the file size before any allocation. */
 int npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[NPY_MAX_DIMS], sx_err *err);
 
+/* Read exactly n finite values (any shape holding n) into out; what names
+ * them in the error ("... the model has n <what>", e.g. "patches"). */
+int npy_read_values_f32(const char *path, size_t n, const char *what, float *out, sx_err *err);
+
 #endif
