@@ -457,3 +457,35 @@ TEST(test_serve_upload_budget) {
     CHECKF(st == 415, "%d", st);
     sv_stop(s);
 }
+
+/* The per-request time limit: a request that cannot be answered in time
+ * gets 503, the abandoned analysis is freed by its worker (the leak check
+ * sees to that), and the server goes on. */
+TEST(test_serve_time_limit) {
+    char mae[600];
+    CHECK(tc_make_models(mae, NULL, sizeof mae) == 0);
+    sv_options o;
+    sv_options_default(&o);
+    o.model_dir = mae;
+    o.port = 0;
+    o.workers = 1;
+    o.threads = 1;
+    o.time_limit_s = 1e-6;
+    sv_server *s = NULL;
+    sx_err err;
+    CHECKF(sv_start(&o, &s, &err) == 0, "%s", err.msg);
+    if (!s) return;
+    uint8_t px[64 * 64];
+    phantom(px, 64, 64);
+    CHECK(png_write_u8(tl_path("t.png"), px, 64, 64, 1, &err) == 0);
+    size_t n;
+    void *png = tl_read_file(tl_path("t.png"), &n);
+    tc_resp r;
+    CHECK(tc_http(sv_port(s), "POST", "/api/analyze", NULL, png, n, 0, &r) == 0);
+    CHECKF(r.status == 503 && strstr(r.body, "time limit"), "%d %s", r.status, r.body ? r.body : "");
+    tc_free(&r);
+    CHECK(tc_http(sv_port(s), "GET", "/healthz", NULL, NULL, 0, 0, &r) == 0 && r.status == 200);
+    tc_free(&r);
+    free(png);
+    sv_stop(s);
+}
