@@ -114,6 +114,18 @@ async function main() {
   if (Math.abs(parseFloat(op) - 0.25) > 1e-6) fail('opacity slider did not set the overlay opacity: ' + op);
   const heads = await page.$$eval('#heads .head', (hs) => hs.map((h) => h.textContent));
   if (heads.length < 1) fail('no classifier bars');
+  // window/level repaints the grey image; zoom changes the shared transform
+  const mean = () => page.$eval('#views canvas.base', (c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let t = 0; for (let i = 0; i < d.length; i += 4) t += d[i]; return t / (d.length / 4); });
+  const m0 = await mean();
+  await page.$eval('#level', (el) => { el.value = '60'; el.dispatchEvent(new Event('input', { bubbles: true })); });
+  const m1 = await mean();
+  if (!(m1 > m0 + 5)) fail('level did not brighten the image: ' + m0 + ' -> ' + m1);
+  await page.$eval('#level', (el) => { el.value = '128'; el.dispatchEvent(new Event('input', { bubbles: true })); });
+  const t0 = await page.$eval('#views .stage', (e) => e.style.transform);
+  await page.click('#zoom-in');
+  const t1 = await page.$eval('#views .stage', (e) => e.style.transform);
+  if (t0 === t1) fail('zoom did not change the view');
+  await page.click('#zoom-fit');
   const boxes = await page.$$eval('#views svg rect.region', (rs) => rs.length);
   if (boxes < 1) fail('no region box on the image');
   const size = await page.$eval('#overlay', (c) => [c.width, c.height]);
