@@ -1,7 +1,8 @@
 /* cmd_serve.c: `skelex serve`: the web application (src/serve/http.h). */
 #include "cli/cli.h"
 #include "serve/http.h"
-#include <pthread.h>
+#include <errno.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,16 @@ static const char *HELP =
     "Uploads stay in memory; results are kept for 30 minutes (at most 64) for download.\n"
     "Prints the URL to open, then one line per request on stderr. Ctrl-C stops it.\n"
     "Exit status: 0 after Ctrl-C/SIGTERM, 1 when it cannot start, 2 for a usage error.\n";
+
+/* SIGINT/SIGTERM, whichever thread takes them (OpenMP's threads exist
+ * before this command runs, so a blocked mask would not cover them): the
+ * handler only posts a semaphore (async-signal-safe); main waits on it. */
+static sem_t stop_sem;
+static volatile sig_atomic_t stop_sig;
+static void on_signal(int sig) {
+    stop_sig = sig;
+    sem_post(&stop_sem);
+}
 
 static void log_line(void *user, const char *line) {
     (void)user;
@@ -71,13 +82,13 @@ int cmd_serve(int argc, char **argv) {
     o.token = token;
     o.log = log_line;
 
-    /* SIGINT/SIGTERM are taken by this thread alone (sigwait below): block
-     * them before any thread starts, so every thread inherits the mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sem_init(&stop_sem, 0, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     sx_err err;
@@ -91,9 +102,9 @@ int cmd_serve(int argc, char **argv) {
     printf("skelex serve: open http://%s%s%s:%d/%s\n", v6 && shown[0] != '[' ? "[" : "", shown,
            v6 && shown[0] != '[' ? "]" : "", sv_port(s), token ? "  (log in with the token)" : "");
     fflush(stdout);
-    int sig = 0;
-    sigwait(&set, &sig);
-    fprintf(stderr, "skelex serve: %s received, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    while (sem_wait(&stop_sem) != 0 && errno == EINTR) {
+    }
+    fprintf(stderr, "skelex serve: %s received, stopping\n", stop_sig == SIGINT ? "SIGINT" : "SIGTERM");
     sv_stop(s);
     return 0;
 }
