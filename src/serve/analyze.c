@@ -182,7 +182,8 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
                    .never_masked = em.never_masked, .masking = masking, .mask_ratio = em.mask_ratio,
                    .model_name = m->mae_info.name, .version = skx_version(),
                    .classifier_name = m->cls ? m->cls_info.name : NULL, .n_heads = nh, .head_names = names,
-                   .head_probs = probs, .date = date, .id = it->id};
+                   .head_probs = probs, .region_box = m->cls ? box : NULL,
+                   .region_probs = rprobs, .date = date, .id = it->id};
     size_t replen = 0;
     rep = rp_html(&ri, &replen);
     if (!rep) {

@@ -125,11 +125,17 @@ char *rp_html(const rp_input *in, size_t *len) {
     if (in->classifier_name) put(&b, "<tr><th>Classifier</th><td>%s</td></tr>", cls);
     put(&b, "</table>\n");
     if (in->n_heads > 0) {
-        put(&b, "<table><tr><th>Output</th><th>Probability</th></tr>");
+        if (in->region_box)
+            put(&b, "<table><tr><th>Output</th><th>Whole image</th><th>Box (%.0f, %.0f)&ndash;(%.0f, %.0f) px around the error peak</th></tr>",
+                in->region_box[0], in->region_box[1], in->region_box[2], in->region_box[3]);
+        else
+            put(&b, "<table><tr><th>Output</th><th>Probability</th></tr>");
         for (int i = 0; i < in->n_heads; i++) {
             char nm[256];
             rp_escape(in->head_names[i], nm, sizeof nm);
-            put(&b, "<tr><td>%s</td><td>%.3f</td></tr>", nm, in->head_probs[i]);
+            put(&b, "<tr><td>%s</td><td>%.3f</td>", nm, in->head_probs[i]);
+            if (in->region_box) put(&b, "<td>%.3f</td>", in->region_probs[i]);
+            put(&b, "</tr>");
         }
         put(&b, "</table>\n");
     }

@@ -20,6 +20,8 @@ typedef struct {
     int n_heads;
     const char *const *head_names;
     const double *head_probs;
+    const float *region_box;                       /* x0 y0 x1 y1, or NULL */
+    const double *region_probs;                    /* n_heads values on that box */
     const char *date;                              /* "YYYY-MM-DD HH:MM UTC" */
     const char *id;
 } rp_input;

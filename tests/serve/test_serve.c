@@ -131,6 +131,7 @@ static cJSON *analyze(int port, const void *img, size_t n, int multipart, int wa
             CHECK(f.blen > 10 && !memcmp(f.body, "\x93NUMPY", 6) && f.blen >= (size_t)S * S * 4);
         } else {
             CHECK(strstr(f.body, "<!doctype html>") && strstr(f.body, "data:image/png;base64,") && strstr(f.body, "0.3"));
+            CHECK(!heads || (strstr(f.body, "fracture") && strstr(f.body, "around the error peak")));
         }
         if (files) files[k] = f;
         else tc_free(&f);
