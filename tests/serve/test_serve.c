@@ -139,6 +139,25 @@ static cJSON *analyze(int port, const void *img, size_t n, int multipart, int wa
     return j;
 }
 
+/* Options for a tiny MAE made for the test (in mae), one worker, one
+ * thread, an ephemeral port; the caller adjusts them. */
+static void tiny_options(sv_options *o, char *mae, size_t cap) {
+    CHECK(tc_make_models(mae, NULL, cap) == 0);
+    sv_options_default(o);
+    o->model_dir = mae;
+    o->port = 0;
+    o->workers = 1;
+    o->threads = 1;
+    o->log = log_cb;
+}
+
+static sv_server *start_with(const sv_options *o) {
+    sv_server *s = NULL;
+    sx_err err;
+    CHECKF(sv_start(o, &s, &err) == 0, "%s", err.msg);
+    return s;
+}
+
 /* A server on a tiny MAE made for the test (NULL when that failed). */
 static sv_server *start_tiny(int workers, const char *token, size_t max_upload) {
     char mae[600];
@@ -414,17 +433,11 @@ TEST(test_serve_cli_url_and_ctrl_c) {
  * go away there is room again. */
 TEST(test_serve_upload_budget) {
     char mae[600];
-    CHECK(tc_make_models(mae, NULL, sizeof mae) == 0);
     sv_options o;
-    sv_options_default(&o);
-    o.model_dir = mae;
-    o.port = 0;
-    o.workers = 1;
+    tiny_options(&o, mae, sizeof mae);
     o.queue = 0;
     o.max_upload = 100000;   /* budget: 3 uploads of 100000 */
-    sv_server *s = NULL;
-    sx_err err;
-    CHECKF(sv_start(&o, &s, &err) == 0, "%s", err.msg);
+    sv_server *s = start_with(&o);
     if (!s) return;
     int fds[3];
     for (int i = 0; i < 3; i++) {
@@ -464,18 +477,12 @@ TEST(test_serve_upload_budget) {
  * sees to that), and the server goes on. */
 TEST(test_serve_time_limit) {
     char mae[600];
-    CHECK(tc_make_models(mae, NULL, sizeof mae) == 0);
     sv_options o;
-    sv_options_default(&o);
-    o.model_dir = mae;
-    o.port = 0;
-    o.workers = 1;
-    o.threads = 1;
+    tiny_options(&o, mae, sizeof mae);
     o.time_limit_s = 1e-6;
-    sv_server *s = NULL;
-    sx_err err;
-    CHECKF(sv_start(&o, &s, &err) == 0, "%s", err.msg);
+    sv_server *s = start_with(&o);
     if (!s) return;
+    sx_err err;
     uint8_t px[64 * 64];
     phantom(px, 64, 64);
     CHECK(png_write_u8(tl_path("t.png"), px, 64, 64, 1, &err) == 0);
