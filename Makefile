@@ -14,7 +14,7 @@ CXX     ?= g++
 WARN    := -std=c17 -Wall -Wextra -Werror -D_GNU_SOURCE
 CXXWARN := -std=c++17 -Wall -Wextra -Werror -D_GNU_SOURCE
 DCMTK   := -ldcmimage -ldcmimgle -ldcmjpeg -lijg8 -lijg12 -lijg16 -ldcmjpls -ldcmtkcharls -ldcmdata -loflog -lofstd
-LIBS    := -ldnnl -lcjson -lspng -lpng16 -ljpeg $(DCMTK) -lstdc++ -lm
+LIBS    := -ldnnl -lcjson -lspng -lpng16 -ljpeg -lmicrohttpd $(DCMTK) -lstdc++ -lpthread -lm
 OPT     := -O3 -march=native -fno-math-errno -fopenmp
 SAN     := -O1 -g -march=native -fno-math-errno -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -fopenmp
 # The shim: -O2 for the program; sanitized for the tests (vptr checks off:
@@ -32,6 +32,10 @@ OPTOBJ  := $(patsubst src/%.c,build/opt/%.o,$(LIBSRC))
 SANOBJ  := $(patsubst src/%.c,build/san/%.o,$(LIBSRC))
 CLIOBJ  := $(patsubst src/%.c,build/opt/%.o,$(CLISRC))
 TESTOBJ := $(patsubst tests/%.c,build/san/tests/%.o,$(TESTSRC))
+# The web page (src/serve/web/) compiled into the program as a C file.
+ASSETS  := $(sort $(wildcard src/serve/web/*.html src/serve/web/*.css src/serve/web/*.js))
+OPTOBJ  += build/opt/gen/serve_assets.o
+SANOBJ  += build/san/gen/serve_assets.o
 
 # Fuzzing: clang-14 with libFuzzer (scripts/dev-deps.sh installs it). Each
 # harness links only the parsers it exercises.
@@ -39,12 +43,13 @@ FUZZCC       ?= clang-14
 FUZZCXX      ?= clang++-14
 FUZZ_SECONDS ?= 60
 FUZZFLAGS    := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE
-FUZZ_TARGETS := image safetensors config list npy csv runstate
-FUZZ_LIBSRC  := src/core/common.c src/core/json.c src/train/runstate.c src/io/image.c src/io/safetensors.c src/nn/config.c src/io/npy.c src/data/data.c src/core/rng.c
+FUZZ_TARGETS := image safetensors config list npy csv runstate http
+FUZZ_LIBSRC  := src/core/common.c src/core/json.c src/train/runstate.c src/io/image.c src/io/safetensors.c src/nn/config.c \
+                src/io/npy.c src/data/data.c src/core/rng.c src/serve/multipart.c src/serve/request.c
 FUZZ_BINS    := $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 FUZZ_OBJS    := $(patsubst src/%.c,build/fuzz/%.o,$(FUZZ_LIBSRC))
 
-.PHONY: all lib example print-libs test clean fixtures fuzz fuzz-build
+.PHONY: all lib example print-libs test test-browser clean fixtures fuzz fuzz-build
 
 all: skelex
 
@@ -59,6 +64,18 @@ build/san/%.o: src/%.c
 build/san/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(SAN) $(INC) -Itests -MMD -MP -c -o $@ $<
+
+build/gen/serve_assets.c: $(ASSETS) src/serve/embed_assets.sh
+	@mkdir -p $(dir $@)
+	sh src/serve/embed_assets.sh $@ $(ASSETS)
+
+build/opt/gen/serve_assets.o: build/gen/serve_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(OPT) $(INC) -c -o $@ $<
+
+build/san/gen/serve_assets.o: build/gen/serve_assets.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(SAN) $(INC) -c -o $@ $<
 
 build/opt/dicom_shim.o: $(SHIM)
 	@mkdir -p $(dir $@)
@@ -94,6 +111,13 @@ build/test_skelex: $(SANOBJ) $(TESTOBJ) build/san/dicom_shim.o
 test: build/test_skelex skelex example
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 \
 	  OMP_NUM_THREADS=2 ./build/test_skelex
+	@$(MAKE) --no-print-directory test-browser
+
+# The page in Debian's chromium via playwright-core (tests/browser); prints
+# its own PASS/SKIP/FAIL line and skips when chromium or node_modules are absent.
+test-browser: skelex
+	@if command -v node >/dev/null 2>&1; then node tests/browser/page.test.mjs; \
+	 else echo "browser test: SKIP (node not installed; scripts/deps.sh installs nodejs)"; fi
 
 build/fuzz/dicom_shim.o: $(SHIM)
 	@mkdir -p build/fuzz
