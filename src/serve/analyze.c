@@ -113,7 +113,7 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
         /* 415 names what is readable; the decoder's reason is about the
          * bytes' structure, never their contents */
         char msg[1200];
-        snprintf(msg, sizeof msg, "%s%s", e.code == SKX_EFORMAT ? "not a readable image (PNG, JPEG or DICOM): " : "", e.msg);
+        snprintf(msg, sizeof msg, "%s%.1100s", e.code == SKX_EFORMAT ? "not a readable image (PNG, JPEG or DICOM): " : "", e.msg);
         set_error(t, status_of(e.code), msg);
         goto done;
     }
