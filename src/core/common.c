@@ -39,13 +39,13 @@ int sx_fail(sx_err *e, const char *fmt, ...) {
 
 void *sx_malloc(size_t n) {
     void *p = malloc(n ? n : 1);
-    if (!p) { fprintf(stderr, "skelex: out of memory allocating %zu bytes\n", n); exit(3); }
+    if (!p) { fprintf(stderr, "skelex: out of memory allocating %zu bytes\n", n); exit(4); }
     return p;
 }
 
 void *sx_calloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) { fprintf(stderr, "skelex: out of memory allocating %zu x %zu bytes\n", n, size); exit(3); }
+    if (!p) { fprintf(stderr, "skelex: out of memory allocating %zu x %zu bytes\n", n, size); exit(4); }
     return p;
 }
 

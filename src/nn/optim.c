@@ -9,7 +9,7 @@ void adamw_init(adamw *o, const mae_model *model, float lr, float beta1, float b
     *o = (adamw){lr, beta1, beta2, eps, wd, 0, NULL, NULL, model->n_floats};
     o->m = sx_alloc_large(o->n * sizeof(float));
     o->v = sx_alloc_large(o->n * sizeof(float));
-    if (!o->m || !o->v) { fprintf(stderr, "skelex: out of memory for optimizer state\n"); exit(3); }
+    if (!o->m || !o->v) { fprintf(stderr, "skelex: out of memory for optimizer state\n"); exit(4); }
     memset(o->m, 0, o->n * sizeof(float));
     memset(o->v, 0, o->n * sizeof(float));
 }

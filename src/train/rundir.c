@@ -162,7 +162,7 @@ void runlog_row(run_log *l, long step, double epoch, double loss, double lr, dou
     if (l->used + (size_t)n > l->cap) {
         l->cap = l->cap ? 2 * l->cap + (size_t)n : 4096;
         l->buf = realloc(l->buf, l->cap);
-        if (!l->buf) { fprintf(stderr, "skelex: out of memory\n"); exit(3); }
+        if (!l->buf) { fprintf(stderr, "skelex: out of memory\n"); exit(4); }
     }
     memcpy(l->buf + l->used, row, (size_t)n);
     l->used += (size_t)n;
