@@ -12,7 +12,7 @@
 # Fuzzing (clang-14, libFuzzer) is for developers: scripts/dev-deps.sh.
 set -euo pipefail
 PKGS=(gcc g++ make libdnnl-dev libcjson-dev libspng-dev libjpeg62-turbo-dev libpng-dev libdcmtk-dev dcmtk
-      libmicrohttpd-dev chromium wrk)
+      libmicrohttpd-dev chromium wrk libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,7 +32,7 @@ fi
 here="$(cd "$(dirname "$0")/.." && pwd)"
 if command -v npm >/dev/null 2>&1 && [ -f "$here/tests/browser/package-lock.json" ]; then
   want=$(sed -n 's/.*"playwright-core": "\([0-9.]*\)".*/\1/p' "$here/tests/browser/package.json" | head -n 1)
-  have=$(sed -n 's/.*"version": "\([0-9.]*\)".*/\1/p' "$here/tests/browser/node_modules/playwright-core/package.json" 2>/dev/null | head -n 1)
+  have=$( { sed -n 's/.*"version": "\([0-9.]*\)".*/\1/p' "$here/tests/browser/node_modules/playwright-core/package.json" 2>/dev/null || true; } | head -n 1)
   if [ "$want" != "$have" ]; then
     echo "skelex: npm ci in tests/browser (playwright-core $want)"
     (cd "$here/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
