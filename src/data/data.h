@@ -134,11 +134,21 @@ typedef struct {
 loader *loader_create(const dataset *ds, int batch, const aug_config *aug, uint64_t seed, int threads,
                       long long start_position, const char *skip_log_path, sx_err *err);
 
+/* One rank's share of every global batch (data-parallel training): batch k
+ * holds positions start + k*stride + offset ... + batch - 1, where stride is
+ * the global batch and offset this rank's first image in it (offset + batch
+ * <= stride). The samples are those a single loader of batch `stride` gives
+ * at the same positions. loader_create is a share of the whole batch
+ * (stride = batch, offset 0). loader_position counts global samples. */
+loader *loader_create_share(const dataset *ds, int batch, long long stride, long long offset, const aug_config *aug,
+                            uint64_t seed, int threads, long long start_position, const char *skip_log_path,
+                            sx_err *err);
+
 /* The next batch into pixels, (B, 3, S, S) floats; info may be NULL.
  * Fails only when no file of the dataset can be decoded. */
 int loader_next(loader *L, float *pixels, loader_info *info, sx_err *err);
 
-/* Samples consumed so far: start_position + B * batches returned. */
+/* Samples consumed so far: start_position + stride * batches returned. */
 long long loader_position(const loader *L);
 
 /* Stops the threads and frees everything (NULL is fine). */
