@@ -232,6 +232,27 @@ int dataset_add(dataset *ds, const char *path, sx_err *err) {
     return 0;
 }
 
+/* Whether paths count0.. are in strcmp order after those before them. */
+static int ds_sorted_from(const dataset *ds, size_t from) {
+    for (size_t i = from ? from : 1; i < ds->count; i++)
+        if (strcmp(ds->arena + ds->off[i - 1], ds->arena + ds->off[i]) >= 0) return 0;
+    return 1;
+}
+
+int dataset_add_list_stream(dataset *ds, const char *path, sx_err *err) {
+    size_t count0 = ds->count, len0 = ds->arena_len;
+    struct stat st;
+    if (stat(path, &st) || S_ISDIR(st.st_mode) || has_image_ext(path)) return dataset_add(ds, path, err);
+    FILE *f = sx_fopen_input(path, NULL, err);
+    if (!f) return -1;
+    setvbuf(f, NULL, _IOFBF, 1 << 20);
+    int rc = read_list(ds, path, f, err);
+    fclose(f);
+    if (rc) { ds->count = count0; ds->arena_len = len0; return -1; }
+    if (!ds_sorted_from(ds, count0)) ds_sort_unique(ds);  /* a sorted list (sort -u) skips the sort */
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Augmentation                                                             */
 

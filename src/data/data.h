@@ -48,6 +48,14 @@ void dataset_free(dataset *ds);
  * exist or is unreadable, or when it yields no image. */
 int dataset_add(dataset *ds, const char *path, sx_err *err);
 
+/* A list file of PATH lines added for a very large dataset (millions of
+ * lines): the same rules and result as dataset_add on a list, read in 1 MiB
+ * blocks; nothing is stat'ed or opened but the list, and a list already in
+ * strcmp order without repeats (e.g. from `LC_ALL=C sort -u`) is taken as it
+ * is instead of being sorted again. Any other PATH (a directory, an image,
+ * a missing path): exactly dataset_add. */
+int dataset_add_list_stream(dataset *ds, const char *path, sx_err *err);
+
 static inline size_t dataset_count(const dataset *ds) { return ds->count; }
 static inline const char *dataset_path(const dataset *ds, size_t i) { return ds->arena + ds->off[i]; }
 /* Index of path in the dataset, or -1. */

@@ -328,7 +328,7 @@ int train_run(train_opts *o, sx_err *err) {
     // data
     dataset_init(&s.ds);
     for (int i = 0; i < o->n_data; i++)
-        if (dataset_add(&s.ds, o->data[i], err)) goto agree;
+        if (dataset_add_list_stream(&s.ds, o->data[i], err)) goto agree;
     per_step = (long)o->batch * o->accum;
     if (root && o->resume && plan.images > 0 && (long)dataset_count(&s.ds) != plan.images) {
         long now = (long)dataset_count(&s.ds);
