@@ -10,7 +10,8 @@ static const char *HELP =
     "       skelex pretrain --resume --out RUN [--steps N] [--threads T]\n"
     "\n"
     "Self-supervised MAE pretraining on radiographs. Each PATH is a directory\n"
-    "(scanned recursively for PNG and JPEG) or a text file listing image paths.\n"
+    "(scanned recursively for PNG and JPEG), a text file listing image paths, or\n"
+    "one directory of tar shards written by `skelex shard`.\n"
     "\n"
     "model\n"
     "  --config X         preset tiny|small|base|large|huge or config.json (default tiny)\n"
@@ -54,6 +55,9 @@ static const char *HELP =
     "  --zero1            shard the AdamW update over the ranks (reduce-scatter,\n"
     "                     local step, all-gather; ZeRO-1); not with --clip\n"
     "  --bucket-mb M      gradient all-reduce bucket size (default 16)\n"
+    "shards (--data DIR written by `skelex shard`: streamed, no file opened per image)\n"
+    "  --shuffle-buffer K samples mixed per rank (default 1024); each rank reads its\n"
+    "                     own shards (at least one shard per rank)\n"
     "\n"
     "Ctrl-C (SIGINT) or SIGTERM stops after the current step and saves a checkpoint.\n"
     "One process at a time per RUN (RUN/.lock); --resume removes the folders an\n"
@@ -115,6 +119,7 @@ int cmd_pretrain(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) o.threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
         else if (!strcmp(a, "--loader-threads")) o.loader_threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 64);
         else if (!strcmp(a, "--zero1")) o.zero1 = 1;
+        else if (!strcmp(a, "--shuffle-buffer")) o.shuffle_buffer = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 20);
         else if (!strcmp(a, "--bucket-mb")) o.bucket_floats = cli_long(a, cli_value(argc, argv, &i), 1, 2048) * (1L << 18);
         else if (!strcmp(a, "--precision")) {
             const char *p = cli_value(argc, argv, &i);

@@ -18,7 +18,7 @@ static const char *HELP =
     "\n"
     "  --data PATH    images to pack (repeatable)\n"
     "  --out DIR      output directory (must not hold an index.json)\n"
-    "  --shard-mb M   largest shard size in MiB (default 256)\n"
+    "  --shard-mb M   largest shard size in MiB (default 256; fractions allowed)\n"
     "  --seed S       the order the files are packed in is drawn from S (default 0)\n"
     "\n"
     "Files that cannot be read are skipped with a line each.\n"
@@ -32,7 +32,8 @@ static void print_warning(void *ctx, const char *msg) {
 int cmd_shard(int argc, char **argv) {
     const char *data[64], *out = NULL;
     int n_data = 0;
-    long mb = 256, seed = 0;
+    long seed = 0;
+    double mb = 256;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { fputs(HELP, stdout); return 0; }
@@ -41,7 +42,7 @@ int cmd_shard(int argc, char **argv) {
             data[n_data++] = cli_value(argc, argv, &i);
         }
         else if (!strcmp(a, "--out")) out = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--shard-mb")) mb = cli_long(a, cli_value(argc, argv, &i), 1, 1 << 16);
+        else if (!strcmp(a, "--shard-mb")) mb = cli_double(a, cli_value(argc, argv, &i), 0.01, 1 << 16);
         else if (!strcmp(a, "--seed")) seed = cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
         else return cli_usage_error("shard", "unknown option '%s'", a);
     }
@@ -55,7 +56,7 @@ int cmd_shard(int argc, char **argv) {
     long long written, skipped;
     int shards;
     double t0 = sx_now();
-    int rc = shard_pack(&ds, out, (uint64_t)mb << 20, (uint64_t)seed, print_warning, NULL, &written, &skipped, &shards, &err);
+    int rc = shard_pack(&ds, out, (uint64_t)(mb * 1048576.0), (uint64_t)seed, print_warning, NULL, &written, &skipped, &shards, &err);
     dataset_free(&ds);
     if (rc) { fprintf(stderr, "skelex shard: %s\n", err.msg); return 1; }
     printf("%lld images in %d shard(s) in %s (%lld skipped), %.1f s\n", written, shards, out, skipped, sx_now() - t0);

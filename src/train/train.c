@@ -11,7 +11,9 @@
 #include "eval/viz.h"
 #include "train/rundir.h"
 #include "train/runstate.h"
+#include "core/json.h"
 #include "dist/dp.h"
+#include "data/shard_loader.h"
 #include <cjson/cJSON.h>
 #include <omp.h>
 #include <errno.h>
@@ -85,7 +87,15 @@ static int read_state(const char *path, state_header *h, adamw *opt, sx_err *err
 
 /* Write RUN/checkpoint-<step>/ completely, then swap the RUN/checkpoint link
  * to it with one rename. A crash at any point leaves the old link valid. */
+static int save_checkpoint_with(const char *run, const mae_model *m, const adamw *opt, long step, int64_t position,
+                                const cJSON *shards, sx_err *err);
 static int save_checkpoint(const char *run, const mae_model *m, const adamw *opt, long step, int64_t position, sx_err *err) {
+    return save_checkpoint_with(run, m, opt, step, position, NULL, err);
+}
+
+/* shards: the stream positions of a run on tar shards (shards.json), or NULL. */
+static int save_checkpoint_with(const char *run, const mae_model *m, const adamw *opt, long step, int64_t position,
+                                const cJSON *shards, sx_err *err) {
     char tmp[4200], final[4200], path[4400], link_tmp[4200], link[4200], old[4200] = "";
     snprintf(tmp, sizeof tmp, "%s/checkpoint-%08ld.tmp", run, step);
     snprintf(final, sizeof final, "%s/checkpoint-%08ld", run, step);
@@ -97,6 +107,8 @@ static int save_checkpoint(const char *run, const mae_model *m, const adamw *opt
     state_ctx c = {&h, opt};
     snprintf(path, sizeof path, "%s/training_state.bin", tmp);
     if (sx_atomic_write(path, write_state, &c, err)) { rundir_remove_tree(tmp); return -1; }
+    snprintf(path, sizeof path, "%s/shards.json", tmp);
+    if (shards && json_write_file(path, shards, err)) { rundir_remove_tree(tmp); return -1; }
     rundir_fsync_dir(tmp);
     ssize_t n = readlink(link, old, sizeof old - 1);
     old[n > 0 ? n : 0] = 0;
@@ -146,6 +158,7 @@ typedef struct {
     adamw opt;
     dataset ds;
     loader *loader;
+    shard_loader *sloader;  /* --data DIR_OF_SHARDS instead of files */
     float *pixels, *noise, *panel_px, *panel_noise;
     int n_panel;
     loss_log log;
@@ -155,6 +168,7 @@ typedef struct {
 
 static void run_free(run_state *s) {
     if (s->loader) loader_destroy(s->loader);
+    shard_loader_destroy(s->sloader);
     dataset_free(&s->ds);
     adamw_free(&s->opt);
     mae_team_free(&s->team);  /* before the model: its replicas share the weights */
@@ -256,6 +270,46 @@ static int open_model(run_state *s, train_opts *o, long *total, long *start, int
     return 0;
 }
 
+static void warn_line(void *ctx, const char *msg) {
+    (void)ctx;
+    fprintf(stderr, "skelex: warning: %s (skipped)\n", msg);
+}
+
+/* Every rank's shard stream position, as {"world_size", "consumed": [...]}
+ * on rank 0 (out non-NULL there). Collective. */
+static int shard_positions(dist_comm *dc, const shard_loader *sl, cJSON **out, sx_err *err) {
+    double *v = sx_calloc((size_t)dc->size, sizeof *v);
+    v[dc->rank] = (double)shard_loader_consumed(sl);
+    int rc = dist_allreduce_sum_d(dc, v, dc->size, err);
+    if (!rc && out) {
+        *out = cJSON_CreateObject();
+        cJSON_AddNumberToObject(*out, "world_size", dc->size);
+        cJSON *a = cJSON_AddArrayToObject(*out, "consumed");
+        for (int r = 0; r < dc->size; r++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[r]));
+    }
+    free(v);
+    return rc;
+}
+
+/* Where this rank's shard stream stopped, from RUN/checkpoint/shards.json
+ * when the run had this world size; else the share of the position (the
+ * same data, another order: not exact). */
+static long long shard_resume_skip(const char *run, const dist_comm *dc, int64_t position, int batch, long gcnt) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/checkpoint/shards.json", run);
+    sx_err e;
+    cJSON *j = sx_json_load(path, 1 << 24, &e);
+    const cJSON *ws = j ? cJSON_GetObjectItemCaseSensitive(j, "world_size") : NULL;
+    const cJSON *a = j ? cJSON_GetObjectItemCaseSensitive(j, "consumed") : NULL;
+    long long skip = position / batch * gcnt;
+    if (cJSON_IsNumber(ws) && (int)ws->valuedouble == dc->size && cJSON_IsArray(a) && cJSON_GetArraySize(a) == dc->size) {
+        const cJSON *c = cJSON_GetArrayItem(a, dc->rank);
+        if (cJSON_IsNumber(c) && c->valuedouble >= 0 && c->valuedouble < 9e15) skip = (long long)c->valuedouble;
+    }
+    cJSON_Delete(j);
+    return skip;
+}
+
 /* Compute threads per rank when none are asked for: the node's cores shared
  * by the ranks on it. */
 static int default_threads(const dist_comm *dc) {
@@ -265,9 +319,9 @@ static int default_threads(const dist_comm *dc) {
     return t < 1 ? 1 : (int)t;
 }
 
-/* The world size a resumed run was saved with (run.json), or 0. */
-static int saved_world_size(const cJSON *rj) {
-    const cJSON *w = rj ? cJSON_GetObjectItemCaseSensitive(rj, "world_size") : NULL;
+/* A count a resumed run was saved with (run.json: world_size, shuffle_buffer), or 0. */
+static int saved_count(const cJSON *rj, const char *key) {
+    const cJSON *w = rj ? cJSON_GetObjectItemCaseSensitive(rj, key) : NULL;
     return cJSON_IsNumber(w) && w->valuedouble >= 1 && w->valuedouble <= 1 << 20 ? (int)w->valuedouble : 0;
 }
 
@@ -298,7 +352,8 @@ int train_run(train_opts *o, sx_err *err) {
     const int root = dc->rank == 0, zero1 = o->zero1 && dc->size > 1;
     long goff = 0, gcnt = o->batch;  /* this rank's share of every (micro-)batch */
     if (!o->out) return sx_fail(err, "--out RUN is required");
-    int setup = -1, S = 0, N = 0;
+    int setup = -1, S = 0, N = 0, use_shards = 0;
+    size_t n_images = 0;
     long per_step = 0;
     double lr_peak = 0;
     const mae_config *c = &s.m.cfg;
@@ -317,7 +372,8 @@ int train_run(train_opts *o, sx_err *err) {
     if (o->threads > 0) sx_threads_init(o->threads);
     gemm_set_precision(o->bf16 ? PREC_BF16 : PREC_FP32);
     if (mae_team_init(&s.team, &s.m, (int)gcnt, err)) goto agree;  /* after the precision: bf16 runs unsplit */
-    int saved_ws = saved_world_size(s.run_json);
+    int saved_ws = saved_count(s.run_json, "world_size");
+    if (o->resume && saved_count(s.run_json, "shuffle_buffer")) o->shuffle_buffer = saved_count(s.run_json, "shuffle_buffer");
     if (root && o->resume && saved_ws > 0 && saved_ws != dc->size)
         fprintf(stderr, "pretrain: resuming a run of %d rank(s) on %d: the data order, global batch and optimizer state "
                         "carry over, the continuation is not bit-exact\n", saved_ws, dc->size);
@@ -325,26 +381,36 @@ int train_run(train_opts *o, sx_err *err) {
         fprintf(stderr, "pretrain: the batch is split in %d share(s), the run used %d (threads, memory or SKELEX_SPLIT differ): "
                         "the continuation is no longer bit-exact\n", s.team.n, plan.shares);
 
-    // data
+    // data: files (folders, lists) or one folder of shards
     dataset_init(&s.ds);
-    for (int i = 0; i < o->n_data; i++)
-        if (dataset_add_list_stream(&s.ds, o->data[i], err)) goto agree;
+    use_shards = o->n_data == 1 && shard_is_dir(o->data[0]);
+    if (use_shards) {
+        shard_index ix;
+        if (shard_index_load(o->data[0], &ix, err)) goto agree;
+        n_images = (size_t)ix.total;
+        shard_index_free(&ix);
+    } else {
+        for (int i = 0; i < o->n_data; i++)
+            if (dataset_add_list_stream(&s.ds, o->data[i], err)) goto agree;
+        n_images = dataset_count(&s.ds);
+    }
     per_step = (long)o->batch * o->accum;
-    if (root && o->resume && plan.images > 0 && (long)dataset_count(&s.ds) != plan.images) {
-        long now = (long)dataset_count(&s.ds);
+    if (root && o->resume && plan.images > 0 && (long)n_images != plan.images) {
+        long now = (long)n_images;
         fprintf(stderr, "pretrain: warning: the data holds %ld images, the run started with %ld (%ld %s); continuing "
                         "on the %ld found: the data order differs, so the continuation is not exact\n", now,
                 plan.images, labs(plan.images - now), now < plan.images ? "missing" : "added", now);
     }
     if (!o->resume) {
-        total = o->steps > 0 ? o->steps : (long)ceil(o->epochs * (double)dataset_count(&s.ds) / (double)per_step);
+        total = o->steps > 0 ? o->steps : (long)ceil(o->epochs * (double)n_images / (double)per_step);
         if (total < 1) total = 1;
         if (o->warmup_steps < 0) o->warmup_steps = total / 20;
-        plan = (run_plan){omp_get_max_threads(), s.team.n, (long)dataset_count(&s.ds)};
+        plan = (run_plan){omp_get_max_threads(), s.team.n, (long)n_images};
         if (root) {
             snprintf(path, sizeof path, "%s/run.json", o->out);
             cJSON *rj = runstate_to_json(o, total, &plan);
             cJSON_AddNumberToObject(rj, "world_size", dc->size);
+            if (use_shards) cJSON_AddNumberToObject(rj, "shuffle_buffer", o->shuffle_buffer > 0 ? o->shuffle_buffer : 1024);
             int wrc = json_write_file(path, rj, err);
             cJSON_Delete(rj);
             if (wrc) goto agree;
@@ -358,9 +424,16 @@ int train_run(train_opts *o, sx_err *err) {
     aug.flip_p = o->flip_prob;
     if (aug_check(&aug, err)) goto agree;
     snprintf(path, sizeof path, "%s/skipped.txt", o->out);
-    s.loader = loader_create_share(&s.ds, (int)gcnt, o->batch, goff, &aug, (uint64_t)o->seed, o->loader_threads,
-                                   position, path, err);
-    if (!s.loader) goto agree;
+    if (use_shards) {
+        s.sloader = shard_loader_create(o->data[0], dc->rank, dc->size, (int)gcnt, &aug, (uint64_t)o->seed,
+                                        o->shuffle_buffer > 0 ? o->shuffle_buffer : 1024, o->resume ? shard_resume_skip(o->out, dc, position, o->batch, gcnt) : 0,
+                                        warn_line, NULL, err);
+        if (!s.sloader) goto agree;
+    } else {
+        s.loader = loader_create_share(&s.ds, (int)gcnt, o->batch, goff, &aug, (uint64_t)o->seed, o->loader_threads,
+                                       position, path, err);
+        if (!s.loader) goto agree;
+    }
     S = c->image_size; N = config_num_patches(c);
     s.pixels = sx_malloc(sizeof(float) * (size_t)gcnt * 3 * S * S);
     s.noise = sx_malloc(sizeof(float) * (size_t)o->batch * N);  /* the global batch's, as one process draws it */
@@ -377,7 +450,7 @@ agree:
     if (dist_bcast(dc, s.m.params, s.m.n_floats, 0, err)) { rc = -1; goto out; }
     if (root)
         fprintf(stderr, "pretrain: %zu images, %s, batch %d x %d, %ld steps (warmup %ld), peak lr %.3g, %zu parameters\n",
-                dataset_count(&s.ds), o->init ? o->init : o->config, o->batch, o->accum, total, o->warmup_steps, lr_peak,
+                n_images, o->init ? o->init : o->config, o->batch, o->accum, total, o->warmup_steps, lr_peak,
                 mae_count_params(&s.m));
     if (root && dc->size > 1)
         fprintf(stderr, "pretrain: %d ranks (MPI), %d to %d images of each batch per rank, %d thread(s) each%s\n",
@@ -400,8 +473,9 @@ agree:
         mae_zero_grad(&s.m);
         double loss = 0.0;
         for (int a = 0; a < o->accum && !rc; a++) {
-            loader_info info;
-            if (loader_next(s.loader, s.pixels, &info, err)) { rc = -1; data_failed = 1; break; }
+            loader_info info = {0};
+            if (s.sloader ? shard_loader_next(s.sloader, s.pixels, &info.epoch, err)
+                          : loader_next(s.loader, s.pixels, &info, err)) { rc = -1; data_failed = 1; break; }
             epoch = (int)info.epoch;
             draw_noise(s.noise, (size_t)o->batch * N, (uint64_t)o->seed, step, a);
             if (mae_team_step(&s.team, s.pixels, s.noise + (size_t)goff * N, (int)gcnt, err)) { rc = -1; break; }
@@ -441,7 +515,7 @@ agree:
         int wrc = 0;
         if (root) {
             log_push(&s.log, (double)done, loss, lr);
-            runlog_row(&s.logf, done, (double)loader_position(s.loader) / (double)dataset_count(&s.ds), loss, lr, ips);
+            runlog_row(&s.logf, done, (double)(position + (int64_t)(done - start) * per_step) / (double)n_images, loss, lr, ips);
             if (tty)
                 fprintf(stderr, "\rstep %ld/%ld  epoch %d  loss %.4f  lr %.3g  %.2f img/s  ETA %s   ", done, total, epoch,
                         loss, lr, ips, eta);
@@ -460,7 +534,11 @@ agree:
         if (done % o->log_every == 0 || done == total) { loss_acc = 0; steps_since = 0; }
         if (!wrc && save) {
             wrc = dp_gather_state(dc, &s.opt, zero1, err);
-            if (!wrc && root) wrc = save_checkpoint(o->out, &s.m, &s.opt, done, loader_position(s.loader), err);
+            cJSON *sj = NULL;
+            if (!wrc && s.sloader) wrc = shard_positions(dc, s.sloader, root ? &sj : NULL, err);
+            if (!wrc && root)
+                wrc = save_checkpoint_with(o->out, &s.m, &s.opt, done, (position + (int64_t)(done - start) * per_step), sj, err);
+            cJSON_Delete(sj);
             if (!wrc) saved_at = done;
         }
         if (all_agree(dc, wrc, "writing the run directory", err)) { rc = -1; break; }

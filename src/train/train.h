@@ -45,7 +45,8 @@ typedef struct {
     int augment;
     dist_comm *comm;         /* the ranks of a data-parallel run (dist/comm.h); NULL: one process */
     int zero1;               /* shard the AdamW update and state over the ranks (dist/dp.h) */
-    long bucket_floats;      /* floats per gradient all-reduce call (0: DIST_BUCKET_FLOATS) */
+    long bucket_floats;
+    int shuffle_buffer;      /* --data DIR_OF_SHARDS: shuffle buffer samples per rank (0: 1024) */      /* floats per gradient all-reduce call (0: DIST_BUCKET_FLOATS) */
     int stopped_by;          /* out: the signal (SIGINT, SIGTERM) that stopped the run after saving, else 0 */
 } train_opts;
 
