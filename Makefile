@@ -46,8 +46,8 @@ FUZZCC       ?= clang-14
 FUZZCXX      ?= clang++-14
 FUZZ_SECONDS ?= 60
 FUZZFLAGS    := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE
-FUZZ_TARGETS := image safetensors config list npy
-FUZZ_LIBSRC  := src/core/common.c src/io/image.c src/io/safetensors.c src/nn/config.c src/io/npy.c src/data/data.c src/core/rng.c
+FUZZ_TARGETS := image safetensors config list npy runstate
+FUZZ_LIBSRC  := src/core/common.c src/core/json.c src/train/runstate.c src/io/image.c src/io/safetensors.c src/nn/config.c src/io/npy.c src/data/data.c src/core/rng.c
 FUZZ_BINS    := $(addprefix build/fuzz/fuzz_,$(FUZZ_TARGETS))
 FUZZ_OBJS    := $(patsubst src/%.c,build/fuzz/%.o,$(FUZZ_LIBSRC))
 
@@ -121,7 +121,7 @@ fuzz: fuzz-build
 	  mkdir -p build/fuzz/corpus/$$t build/fuzz/crashes/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
 	  dict=""; [ $$t = image ] && dict=-dict=fuzz/image.dict; \
-	  [ $$t = config ] || [ $$t = safetensors ] && dict=-dict=fuzz/json.dict; \
+	  [ $$t = config ] || [ $$t = safetensors ] || [ $$t = runstate ] && dict=-dict=fuzz/json.dict; \
 	  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp \
 	    ./build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $$dict \
 	    -artifact_prefix=build/fuzz/crashes/$$t/ -print_final_stats=1 \

@@ -7,6 +7,7 @@
  * image, and checks labels, duplicates and empty classes.
  * What it does not do: open or decode images, or split them. */
 #include "data/task.h"
+#include "core/json.h"
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <dirent.h>
@@ -959,9 +960,9 @@ int task_load_flags(const char *task_json, const char *data_root, unsigned flags
     char *text;
     size_t len;
     if (read_whole(task_json, TASK_JSON_MAX, &text, &len, err)) return -1;
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    cJSON *root = sx_json_parse(text, len, task_json, err);  /* strict: trailing text, duplicate keys */
     free(text);
-    if (!root) return sx_fail(err, "%s: not valid JSON", task_json);
+    if (!root) return -1;
     task_spec sp;
     builder b = {.spec = &sp, .file = task_json, .flags = flags};
     int rc = parse_spec(root, &sp, task_json, err);

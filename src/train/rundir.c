@@ -177,7 +177,7 @@ int runlog_flush(run_log *l, int sync, sx_err *err) {
         done += (size_t)w;
     }
     l->used = 0;
-    if (sync && fsync(l->fd)) return sx_fail(err, "log.csv: fsync failed (%s)", strerror(errno));
+    if (sync && fdatasync(l->fd)) return sx_fail(err, "log.csv: fsync failed (%s)", strerror(errno));
     return 0;
 }
 

@@ -3,33 +3,62 @@
 #include "core/json.h"
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
+
+/* The options run.json holds, one row each: key, where in train_opts, its
+ * type and its range. Writing and reading both walk this table. */
+typedef enum { F_INT, F_LONG, F_DOUBLE, F_BOOL } field_type;
+typedef struct {
+    const char *key;
+    size_t off;
+    field_type type;
+    double lo, hi;
+} field;
+
+#define BIG 1099511627776.0 /* 2^40, as the command line allows */
+#define F(key, member, type, lo, hi) {key, offsetof(train_opts, member), type, lo, hi}
+static const field FIELDS[] = {
+    F("batch", batch, F_INT, 1, 65536),          F("accum", accum, F_INT, 1, 65536),
+    F("blr", blr, F_DOUBLE, 0, 10),              F("lr", lr, F_DOUBLE, 0, 10),
+    F("min_lr", min_lr, F_DOUBLE, 0, 10),        F("warmup_steps", warmup_steps, F_LONG, 0, BIG),
+    F("weight_decay", weight_decay, F_DOUBLE, 0, 10), F("beta1", beta1, F_DOUBLE, 0, 0.999999),
+    F("beta2", beta2, F_DOUBLE, 0, 0.999999),    F("clip", clip, F_DOUBLE, 0, 1e6),
+    F("seed", seed, F_LONG, 0, 2147483647.0),    F("bf16", bf16, F_BOOL, 0, 1),
+    F("save_every", save_every, F_LONG, 1, BIG), F("log_every", log_every, F_LONG, 1, BIG),
+    F("panel_every", panel_every, F_LONG, 1, BIG), F("augment", augment, F_BOOL, 0, 1),
+    F("crop_min", crop_min, F_DOUBLE, 1e-3, 1),  F("crop_max", crop_max, F_DOUBLE, 1e-3, 1),
+    F("ratio_min", ratio_min, F_DOUBLE, 1e-3, 100), F("ratio_max", ratio_max, F_DOUBLE, 1e-3, 100),
+    F("flip_prob", flip_prob, F_DOUBLE, 0, 1),
+};
+#undef F
+
+static double get_field(const train_opts *o, const field *f) {
+    const char *p = (const char *)o + f->off;
+    switch (f->type) {
+    case F_INT: case F_BOOL: return *(const int *)p;
+    case F_LONG: return (double)*(const long *)p;
+    default: return *(const double *)p;
+    }
+}
+
+static void set_field(train_opts *o, const field *f, double v) {
+    char *p = (char *)o + f->off;
+    switch (f->type) {
+    case F_INT: case F_BOOL: *(int *)p = (int)v; break;
+    case F_LONG: *(long *)p = (long)v; break;
+    default: *(double *)p = v;
+    }
+}
 
 cJSON *runstate_to_json(const train_opts *o, long total, const run_plan *plan) {
     cJSON *r = cJSON_CreateObject(), *d = cJSON_AddArrayToObject(r, "data");
     for (int i = 0; i < o->n_data; i++) cJSON_AddItemToArray(d, cJSON_CreateString(o->data[i]));
-    cJSON_AddNumberToObject(r, "batch", o->batch);
-    cJSON_AddNumberToObject(r, "accum", o->accum);
     cJSON_AddNumberToObject(r, "total_steps", (double)total);
-    cJSON_AddNumberToObject(r, "blr", o->blr);
-    cJSON_AddNumberToObject(r, "lr", o->lr);
-    cJSON_AddNumberToObject(r, "min_lr", o->min_lr);
-    cJSON_AddNumberToObject(r, "warmup_steps", (double)o->warmup_steps);
-    cJSON_AddNumberToObject(r, "weight_decay", o->weight_decay);
-    cJSON_AddNumberToObject(r, "beta1", o->beta1);
-    cJSON_AddNumberToObject(r, "beta2", o->beta2);
-    cJSON_AddNumberToObject(r, "clip", o->clip);
-    cJSON_AddNumberToObject(r, "seed", (double)o->seed);
-    cJSON_AddBoolToObject(r, "bf16", o->bf16);
-    cJSON_AddNumberToObject(r, "save_every", (double)o->save_every);
-    cJSON_AddNumberToObject(r, "log_every", (double)o->log_every);
-    cJSON_AddNumberToObject(r, "panel_every", (double)o->panel_every);
-    cJSON_AddBoolToObject(r, "augment", o->augment);
-    cJSON_AddNumberToObject(r, "crop_min", o->crop_min);
-    cJSON_AddNumberToObject(r, "crop_max", o->crop_max);
-    cJSON_AddNumberToObject(r, "ratio_min", o->ratio_min);
-    cJSON_AddNumberToObject(r, "ratio_max", o->ratio_max);
-    cJSON_AddNumberToObject(r, "flip_prob", o->flip_prob);
+    for (size_t i = 0; i < sizeof FIELDS / sizeof FIELDS[0]; i++) {
+        if (FIELDS[i].type == F_BOOL) cJSON_AddBoolToObject(r, FIELDS[i].key, get_field(o, &FIELDS[i]) != 0);
+        else cJSON_AddNumberToObject(r, FIELDS[i].key, get_field(o, &FIELDS[i]));
+    }
     if (o->panel_images) cJSON_AddStringToObject(r, "panel_images", o->panel_images);
     cJSON_AddNumberToObject(r, "threads", plan->threads);
     cJSON_AddNumberToObject(r, "shares", plan->shares);
@@ -37,24 +66,22 @@ cJSON *runstate_to_json(const train_opts *o, long total, const run_plan *plan) {
     return r;
 }
 
-/* key: absent -> unchanged; else a number in [lo, hi] (integral if integer). */
-static int num(const cJSON *r, const char *key, double lo, double hi, int integer, double *out, const char *what,
-               sx_err *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, key);
+/* key: absent -> 0 (unchanged); else its value, checked against f, into *out. */
+static int read_field(const cJSON *r, const field *f, double *out, const char *what, sx_err *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, f->key);
     if (!v) return 0;
+    if (f->type == F_BOOL) {
+        if (!cJSON_IsBool(v)) return sx_fail(err, "%s: \"%s\" must be true or false", what, f->key);
+        *out = cJSON_IsTrue(v);
+        return 1;
+    }
     double x = v->valuedouble;
-    if (!cJSON_IsNumber(v) || !isfinite(x) || x < lo || x > hi || (integer && x != floor(x)))
-        return sx_fail(err, "%s: \"%s\" must be %s in [%g, %g]", what, key, integer ? "an integer" : "a number", lo, hi);
+    int integer = f->type != F_DOUBLE;
+    if (!cJSON_IsNumber(v) || !isfinite(x) || x < f->lo || x > f->hi || (integer && x != floor(x)))
+        return sx_fail(err, "%s: \"%s\" must be %s in [%g, %g]", what, f->key, integer ? "an integer" : "a number",
+                       f->lo, f->hi);
     *out = x;
-    return 0;
-}
-
-static int boolean(const cJSON *r, const char *key, int *out, const char *what, sx_err *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, key);
-    if (!v) return 0;
-    if (!cJSON_IsBool(v)) return sx_fail(err, "%s: \"%s\" must be true or false", what, key);
-    *out = cJSON_IsTrue(v);
-    return 0;
+    return 1;
 }
 
 int runstate_parse_json(const char *text, size_t len, const char *what, train_opts *o, long *total,
@@ -66,53 +93,39 @@ int runstate_parse_json(const char *text, size_t len, const char *what, train_op
     if (!cJSON_IsObject(r)) { cJSON_Delete(r); return sx_fail(err, "%s: not a JSON object", what); }
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(r, "data"), *it;
     int rc = 0;
-    o->n_data = 0;
+    train_opts t = *o;  /* o changes only when all of it is good */
+    t.n_data = 0;
     if (!cJSON_IsArray(d)) rc = sx_fail(err, "%s: \"data\" must be a list of paths", what);
     cJSON_ArrayForEach(it, d) {
         if (rc) break;
         if (!cJSON_IsString(it) || !it->valuestring[0]) rc = sx_fail(err, "%s: \"data\" must hold paths (strings)", what);
-        else if (o->n_data == TRAIN_MAX_DATA) rc = sx_fail(err, "%s: more than %d data paths", what, TRAIN_MAX_DATA);
-        else o->data[o->n_data++] = it->valuestring;
+        else if (t.n_data == TRAIN_MAX_DATA) rc = sx_fail(err, "%s: more than %d data paths", what, TRAIN_MAX_DATA);
+        else t.data[t.n_data++] = it->valuestring;
     }
-    if (!rc && !o->n_data) rc = sx_fail(err, "%s: lists no data", what);
-    const double BIG = 1099511627776.0; /* 2^40, as the command line allows */
-    double batch = o->batch, accum = o->accum, tot = 0, warm = (double)o->warmup_steps, seed = (double)o->seed,
-           save = (double)o->save_every, logev = (double)o->log_every, panel = (double)o->panel_every;
+    if (!rc && !t.n_data) rc = sx_fail(err, "%s: lists no data", what);
+    double x, tot = 0;
+    for (size_t i = 0; !rc && i < sizeof FIELDS / sizeof FIELDS[0]; i++) {
+        int got = read_field(r, &FIELDS[i], &x, what, err);
+        if (got < 0) rc = -1;
+        else if (got) set_field(&t, &FIELDS[i], x);
+    }
+    static const field TOTAL = {"total_steps", 0, F_LONG, 1, BIG}, THREADS = {"threads", 0, F_INT, 0, 4096},
+                       SHARES = {"shares", 0, F_INT, 0, 64}, IMAGES = {"images", 0, F_LONG, 0, 4294967295.0};
+    int got = rc ? 0 : read_field(r, &TOTAL, &tot, what, err);
+    if (!rc && got == 0) rc = sx_fail(err, "%s: \"total_steps\" is missing", what);
+    if (got < 0) rc = -1;
     double thr = 0, shares = 0, images = 0;
-    if (!rc) rc = num(r, "batch", 1, 65536, 1, &batch, what, err);
-    if (!rc) rc = num(r, "accum", 1, 65536, 1, &accum, what, err);
-    if (!rc) rc = num(r, "total_steps", 1, BIG, 1, &tot, what, err);
-    if (!rc && !cJSON_GetObjectItemCaseSensitive(r, "total_steps")) rc = sx_fail(err, "%s: \"total_steps\" is missing", what);
-    if (!rc) rc = num(r, "blr", 0, 10, 0, &o->blr, what, err);
-    if (!rc) rc = num(r, "lr", 0, 10, 0, &o->lr, what, err);
-    if (!rc) rc = num(r, "min_lr", 0, 10, 0, &o->min_lr, what, err);
-    if (!rc) rc = num(r, "warmup_steps", 0, BIG, 1, &warm, what, err);
-    if (!rc) rc = num(r, "weight_decay", 0, 10, 0, &o->weight_decay, what, err);
-    if (!rc) rc = num(r, "beta1", 0, 0.999999, 0, &o->beta1, what, err);
-    if (!rc) rc = num(r, "beta2", 0, 0.999999, 0, &o->beta2, what, err);
-    if (!rc) rc = num(r, "clip", 0, 1e6, 0, &o->clip, what, err);
-    if (!rc) rc = num(r, "seed", 0, 2147483647.0, 1, &seed, what, err);
-    if (!rc) rc = boolean(r, "bf16", &o->bf16, what, err);
-    if (!rc) rc = num(r, "save_every", 1, BIG, 1, &save, what, err);
-    if (!rc) rc = num(r, "log_every", 1, BIG, 1, &logev, what, err);
-    if (!rc) rc = num(r, "panel_every", 1, BIG, 1, &panel, what, err);
-    if (!rc) rc = boolean(r, "augment", &o->augment, what, err);
-    if (!rc) rc = num(r, "crop_min", 1e-3, 1, 0, &o->crop_min, what, err);
-    if (!rc) rc = num(r, "crop_max", 1e-3, 1, 0, &o->crop_max, what, err);
-    if (!rc) rc = num(r, "ratio_min", 1e-3, 100, 0, &o->ratio_min, what, err);
-    if (!rc) rc = num(r, "ratio_max", 1e-3, 100, 0, &o->ratio_max, what, err);
-    if (!rc) rc = num(r, "flip_prob", 0, 1, 0, &o->flip_prob, what, err);
-    if (!rc) rc = num(r, "threads", 0, 4096, 1, &thr, what, err);
-    if (!rc) rc = num(r, "shares", 0, 64, 1, &shares, what, err);
-    if (!rc) rc = num(r, "images", 0, 4294967295.0, 1, &images, what, err);
-    if (!rc && (o->crop_min > o->crop_max || o->ratio_min > o->ratio_max))
+    if (!rc && (read_field(r, &THREADS, &thr, what, err) < 0 || read_field(r, &SHARES, &shares, what, err) < 0 ||
+                read_field(r, &IMAGES, &images, what, err) < 0))
+        rc = -1;
+    if (!rc && (t.crop_min > t.crop_max || t.ratio_min > t.ratio_max))
         rc = sx_fail(err, "%s: crop_min/ratio_min must not exceed crop_max/ratio_max", what);
     const cJSON *pi = cJSON_GetObjectItemCaseSensitive(r, "panel_images");
     if (!rc && pi && !cJSON_IsString(pi)) rc = sx_fail(err, "%s: \"panel_images\" must be a path", what);
-    if (rc) { cJSON_Delete(r); o->n_data = 0; return -1; }
-    if (pi) o->panel_images = pi->valuestring;
-    o->batch = (int)batch; o->accum = (int)accum; *total = (long)tot; o->warmup_steps = (long)warm;
-    o->seed = (long)seed; o->save_every = (long)save; o->log_every = (long)logev; o->panel_every = (long)panel;
+    if (rc) { cJSON_Delete(r); return -1; }
+    if (pi) t.panel_images = pi->valuestring;
+    *o = t;
+    *total = (long)tot;
     *plan = (run_plan){(int)thr, (int)shares, (long)images};
     *keep = r;
     return 0;

@@ -448,6 +448,12 @@ agree:
     if (all_agree(dc, setup, "to start", err)) { rc = -1; goto out; }
     /* one model on every rank, whatever each one built or loaded */
     if (dist_bcast(dc, s.m.params, s.m.n_floats, 0, err)) { rc = -1; goto out; }
+
+    g_stop = 0;
+    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     if (root)
         fprintf(stderr, "pretrain: %zu images, %s, batch %d x %d, %ld steps (warmup %ld), peak lr %.3g, %zu parameters\n",
                 n_images, o->init ? o->init : o->config, o->batch, o->accum, total, o->warmup_steps, lr_peak,
@@ -456,19 +462,13 @@ agree:
         fprintf(stderr, "pretrain: %d ranks (MPI), %d to %d images of each batch per rank, %d thread(s) each%s\n",
                 dc->size, o->batch / dc->size, (o->batch + dc->size - 1) / dc->size, omp_get_max_threads(),
                 zero1 ? ", ZeRO-1 sharded AdamW" : "");
-
-    g_stop = 0;
-    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
     int tty = root && isatty(2), data_failed = 0, stop_sig = 0;
     double t_start = sx_now(), loss_acc = 0.0, reduce_at_start = dc->reduce_s;
     long steps_since = 0, steps_done = 0, last_done = start, saved_at = start;
     int epoch = 0;
     rc = 0;
     long stop_at = o->stop_after > 0 && start + o->stop_after < total ? start + o->stop_after : total;
-    for (long step = start; step < stop_at && !stop_sig; step++) {
+    for (long step = start; step < stop_at; step++) {  /* a signal stops it after this step's save */
         double lr = train_lr_at(step, total, o->warmup_steps, lr_peak, o->min_lr);
         mae_zero_grad(&s.m);
         double loss = 0.0;
@@ -542,9 +542,10 @@ agree:
             if (!wrc) saved_at = done;
         }
         if (all_agree(dc, wrc, "writing the run directory", err)) { rc = -1; break; }
+        if (stop_sig) break;
     }
     if (tty) fputc('\n', stderr);
-    if (data_failed) {  /* the data went away: keep what was learnt since the last save */
+    if (data_failed && last_done > 0) {  /* the data went away: keep what was learnt since the last save */
         char why[SX_ERRLEN];
         snprintf(why, sizeof why, "%s", err->msg);
         sx_err e2;

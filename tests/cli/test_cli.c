@@ -27,7 +27,7 @@ TEST(test_cli_init_info_reconstruct) {
     tl_write_text(cfgpath, "{\"image_size\": 64, \"patch_size\": 16, \"hidden_size\": 32, \"num_hidden_layers\": 1,"
                            " \"num_attention_heads\": 2, \"intermediate_size\": 64, \"decoder_hidden_size\": 16,"
                            " \"decoder_num_hidden_layers\": 1, \"decoder_num_attention_heads\": 2, \"decoder_intermediate_size\": 32}");
-    snprintf(cmd, sizeof cmd, "./skelex init --config %s --out %s/m --seed 5", cfgpath, d);
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 ./skelex init --config %s --out %s/m --seed 5", cfgpath, d);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     sx_err err;
     mae_model m;
@@ -35,7 +35,7 @@ TEST(test_cli_init_info_reconstruct) {
     snprintf(mdir, sizeof mdir, "%s/m", d);
     CHECK(checkpoint_load(mdir, &m, &err) == 0);
 
-    snprintf(cmd, sizeof cmd, "./skelex info %s", mdir);
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 ./skelex info %s", mdir);
     CHECK(tl_run(cmd, out, sizeof out) == 0);
     char want[64];
     snprintf(want, sizeof want, "parameters=%zu\n", mae_count_params(&m));
@@ -50,7 +50,7 @@ TEST(test_cli_init_info_reconstruct) {
     for (int i = 0; i < 16; i++) nz[i] = (float)((i * 7) % 16) / 16.0f;
     int64_t nshape[1] = {16};
     CHECK(npy_write_f32(noise, nz, 1, nshape, &err) == 0);
-    snprintf(cmd, sizeof cmd, "./skelex reconstruct --model %s --image %s --noise %s --out %s/r", mdir, img, noise, d);
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 ./skelex reconstruct --model %s --image %s --noise %s --out %s/r", mdir, img, noise, d);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     float pixels[3 * 64 * 64];
     CHECK(image_preprocess_file(img, 64, pixels, &err) == 0);
@@ -75,16 +75,16 @@ TEST(test_cli_init_info_reconstruct) {
     gray_image_free(&panel);
 
     // errors: clear, non-zero, naming the problem
-    snprintf(cmd, sizeof cmd, "./skelex reconstruct --model %s --image %s/nope.png --out %s/x", mdir, d, d);
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 ./skelex reconstruct --model %s --image %s/nope.png --out %s/x", mdir, d, d);
     CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "nope.png"));
     int64_t bad[1] = {15};
     CHECK(npy_write_f32(noise, nz, 1, bad, &err) == 0);
-    snprintf(cmd, sizeof cmd, "./skelex reconstruct --model %s --image %s --noise %s --out %s/x", mdir, img, noise, d);
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 ./skelex reconstruct --model %s --image %s --noise %s --out %s/x", mdir, img, noise, d);
     CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "16 patches"));
-    snprintf(cmd, sizeof cmd, "./skelex info %s/missing", d);
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 ./skelex info %s/missing", d);
     CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "missing"));
-    CHECK(tl_run("./skelex init --config gigantic --out /tmp/never", out, sizeof out) == 1 && strstr(out, "gigantic"));
-    CHECK(tl_run("./skelex frobnicate", out, sizeof out) == 2 && strstr(out, "unknown command"));
-    CHECK(tl_run("./skelex reconstruct --help", out, sizeof out) == 0 && strstr(out, "--noise"));
+    CHECK(tl_run("timeout -s KILL 300 ./skelex init --config gigantic --out /tmp/never", out, sizeof out) == 1 && strstr(out, "gigantic"));
+    CHECK(tl_run("timeout -s KILL 300 ./skelex frobnicate", out, sizeof out) == 2 && strstr(out, "unknown command"));
+    CHECK(tl_run("timeout -s KILL 300 ./skelex reconstruct --help", out, sizeof out) == 0 && strstr(out, "--noise"));
     mae_free(&m);
 }

@@ -18,27 +18,28 @@ TEST(hostile_fifo_image_and_model_files) {
     const char *d = tl_tmpdir();
     char out[16384];
     CHECKF(setup(d, out, sizeof out) == 0, "%s", out);
-    // the image of reconstruct
-    hx_fifo(tl_path("img.png"));
-    int rc = hx_run(out, sizeof out, "reconstruct --model %s/m --image %s/img.png --out %s/r", d, d, d);
-    CHECKF(rc == 1 && hx_one_line(out, "not a regular file"), "reconstruct: rc %d: %s", rc, out);
-    // --config given as a FIFO
-    hx_fifo(tl_path("fifo.json"));
-    rc = hx_run(out, sizeof out, "init --config %s/fifo.json --out %s/m2", d, d);
-    CHECKF(rc == 1 && hx_one_line(out, "not a regular file"), "init: rc %d: %s", rc, out);
-    // config.json inside a model folder
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/mc && cp %s/m/model.safetensors %s/mc/", d, d, d);
-    CHECK(system(cmd) == 0);
-    hx_fifo(tl_path("mc/config.json"));
-    rc = hx_run(out, sizeof out, "info %s/mc", d);
-    CHECKF(rc == 1 && hx_one_line(out, "not a regular file"), "info (config.json): rc %d: %s", rc, out);
-    // model.safetensors
-    snprintf(cmd, sizeof cmd, "mkdir -p %s/ms && cp %s/m/config.json %s/ms/", d, d, d);
-    CHECK(system(cmd) == 0);
-    hx_fifo(tl_path("ms/model.safetensors"));
-    rc = hx_run(out, sizeof out, "info %s/ms", d);
-    CHECKF(rc == 1 && hx_one_line(out, "not a regular file"), "info (safetensors): rc %d: %s", rc, out);
+    // the image of reconstruct, and --config given as a FIFO
+    static const struct { const char *fifo, *args; } direct[] = {
+        {"img.png", "reconstruct --model %s/m --image %s/img.png --out %s/r"},
+        {"fifo.json", "init --config %s/fifo.json --out %s/m2%s"},
+    };
+    int rc;
+    for (int k = 0; k < 2; k++) {
+        hx_fifo(tl_path(direct[k].fifo));
+        rc = hx_run(out, sizeof out, direct[k].args, d, d, k ? "" : d);
+        CHECKF(rc == 1 && hx_one_line(out, "not a regular file"), "%s: rc %d: %s", direct[k].fifo, rc, out);
+    }
+    // config.json, then model.safetensors, inside a model folder
+    static const char *files[2] = {"config.json", "model.safetensors"};
+    for (int k = 0; k < 2; k++) {
+        char cmd[1400];
+        snprintf(cmd, sizeof cmd, "rm -rf %s/mf && mkdir %s/mf && cp %s/m/%s %s/mf/", d, d, d, files[1 - k], d);
+        CHECK(system(cmd) == 0);
+        snprintf(cmd, sizeof cmd, "mf/%s", files[k]);
+        hx_fifo(tl_path(cmd));
+        rc = hx_run(out, sizeof out, "info %s/mf", d);
+        CHECKF(rc == 1 && hx_one_line(out, "not a regular file"), "info (%s a FIFO): rc %d: %s", files[k], rc, out);
+    }
 }
 
 TEST(hostile_fifo_task_and_boxes) {

@@ -26,12 +26,17 @@ static pid_t start_long(const char *d, const char *run, const char *log) {
     return pid;
 }
 
-/* Wait until d/RUN/log.csv exists (the loop has started), at most 15 s. */
-static int wait_started(const char *d, const char *run) {
+/* Wait until the run announces itself on stderr (d/LOG has "pretrain: "),
+ * which it does once its lock is held and its signal handlers are set; at
+ * most 20 s. */
+static int wait_started(const char *d, const char *log) {
     char p[700];
-    snprintf(p, sizeof p, "%s/%s/log.csv", d, run);
-    for (int i = 0; i < 300; i++) {
-        if (access(p, F_OK) == 0) return 1;
+    snprintf(p, sizeof p, "%s/%s", d, log);
+    for (int i = 0; i < 400; i++) {
+        char *text = tl_read_file(p, NULL);
+        int up = text && strstr(text, "pretrain: ");
+        free(text);
+        if (up) return 1;
         usleep(50000);
     }
     return 0;
@@ -58,7 +63,7 @@ TEST(hostile_pretrain_signals_lock_and_status) {
         snprintf(run, sizeof run, "run%d", k);
         snprintf(log, sizeof log, "log%d.txt", k);
         pid_t pid = start_long(d, run, log);
-        CHECK(wait_started(d, run));
+        CHECK(wait_started(d, log));
         if (k == 0) {  // a second process on the same run directory is refused, fresh or resumed
             int rc = hx_run(out, sizeof out, "pretrain --data %s/data --config %s/cfg.json --out %s/%s --steps 2", d, d, d, run);
             CHECKF(rc == 1 && hx_one_line(out, "in use by another skelex process (pid "), "rc %d: %s", rc, out);
@@ -119,13 +124,32 @@ TEST(hostile_pretrain_resume_leftovers_and_missing_data) {
     }
     CHECKF(ok && rows == 12, "%d rows: %s", rows, text ? text : "");
     free(text);
+    // a run.json with text after it, then with a key twice, then a cut state
+    snprintf(p, sizeof p, "%s/run/run.json", d);
+    char *rj = tl_read_file(p, NULL);
+    char *hostile = malloc(strlen(rj ? rj : "") + 64);
+    sprintf(hostile, "%s\n{}", rj ? rj : "");
+    tl_write_text(p, hostile);
+    rc = hx_run(out, sizeof out, "pretrain --resume --out %s/run --steps 14", d);
+    CHECKF(rc == 1 && hx_one_line(out, "run.json: not valid JSON (text after the value"), "rc %d: %s", rc, out);
+    sprintf(hostile, "{\"batch\": 3, %s", rj ? rj + 1 : "");
+    tl_write_text(p, hostile);
+    rc = hx_run(out, sizeof out, "pretrain --resume --out %s/run --steps 14", d);
+    CHECKF(rc == 1 && hx_one_line(out, "\"batch\" appears twice"), "rc %d: %s", rc, out);
+    tl_write_text(p, rj ? rj : "");
+    free(hostile);
+    free(rj);
+    snprintf(p, sizeof p, "%s/run/checkpoint/training_state.bin", d);
+    CHECK(truncate(p, 100) == 0);
+    rc = hx_run(out, sizeof out, "pretrain --resume --out %s/run --steps 14", d);
+    CHECKF(rc == 1 && strstr(out, "training_state.bin: 100 bytes") && strstr(out, "truncated or corrupt"), "rc %d: %s", rc, out);
 }
 
 TEST(hostile_pretrain_data_gone_mid_run_saves) {
     const char *d = tl_tmpdir();
     inputs(d, 6);
     pid_t pid = start_long(d, "run", "log.txt");
-    CHECK(wait_started(d, "run"));
+    CHECK(wait_started(d, "log.txt"));
     char cmd[800];
     snprintf(cmd, sizeof cmd, "rm -rf %s/data", d);
     CHECK(system(cmd) == 0);
@@ -150,6 +174,16 @@ TEST(hostile_pretrain_numbers_and_environment) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = hx_run(out, sizeof out, "pretrain --data %s/data --config %s/cfg.json --out %s/r %s", d, d, d, bad[i]);
         CHECKF(rc == 2 && hx_one_line(out, "expect"), "%s: rc %d: %s", bad[i], rc, out);
+    }
+    static const char *other[] = {"init --config %s/cfg.json --out %s/r --seed -1",
+                                  "init --config %s/cfg.json --out %s/r --seed 1.5",
+                                  "bench data --data %s/data --seconds nan%s",
+                                  "bench data --data %s/data --size 0%s",
+                                  "bench data --data %s/data --batch -3%s",
+                                  "bench train --config %s/cfg.json --steps 0%s"};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        int rc = hx_run(out, sizeof out, other[i], d, i < 2 ? d : "");
+        CHECKF(rc == 2 && strstr(out, "expects"), "%s: rc %d: %s", other[i], rc, out);
     }
     static const char *env[] = {"OMP_NUM_THREADS=abc", "OMP_NUM_THREADS=0", "SKELEX_SPLIT=2", "SKELEX_PROFILE=0",
                                 "SKELEX_NO_PIN=yes"};
@@ -184,6 +218,23 @@ TEST(hostile_init_refuses_overwrite) {
     CHECK(after && n1 == n2 && memcmp(before, after, n1));
     free(before);
     free(after);
+    // a config.json with text after its object is refused, in one line
+    snprintf(p, sizeof p, "%s/trail.json", d);
+    tl_write_text(p, "{\"image_size\": 32}\n{\"image_size\": 64}\n");
+    rc = hx_run(out, sizeof out, "init --config %s --out %s/m3", p, d);
+    CHECKF(rc == 1 && hx_one_line(out, "trail.json: config: not valid JSON (text after the value at line 2, column 1)"),
+           "rc %d: %s", rc, out);
+}
+
+TEST(hostile_long_path_keeps_its_reason) {
+    char path[2200] = "";
+    size_t n = 0;
+    for (int k = 0; k < 8; k++) {  /* 8 components of 200: about 1600 bytes, past the old 512 */
+        n += (size_t)snprintf(path + n, sizeof path - n, "/%0200d", k);
+    }
+    char out[16384];
+    int rc = hx_run(out, sizeof out, "info %s", path);
+    CHECKF(rc == 1 && strlen(out) > 1600 && hx_one_line(out, "7: not a model directory (expected config.json + model.safetensors)"), "rc %d: %s", rc, out);
 }
 
 TEST(hostile_bench_data_counts_only_decoded) {

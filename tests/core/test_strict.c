@@ -3,6 +3,7 @@
  * and error messages that keep their reason after a very long path. */
 #include "core/env.h"
 #include "core/json.h"
+#include "data/task.h"
 #include "testlib.h"
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -38,6 +39,21 @@ TEST(strict_json_refuses_trailing_and_duplicates) {
     tl_write_text(tl_path("t.json"), "{\"x\": 1}}");
     r = sx_json_load(tl_path("t.json"), 1024, &err);
     CHECK(!r && strstr(err.msg, "t.json: not valid JSON (text after"));
+    // and so does a task file
+    const char *d = tl_tmpdir();
+    CHECK(tl_synthetic_task(d, 2) == 0);
+    char tj[700], *orig = NULL;
+    snprintf(tj, sizeof tj, "%s/task.json", d);
+    task t;
+    CHECKF(task_load(tj, d, &t, &err) == 0, "%s", err.msg);
+    task_free(&t);
+    orig = tl_read_file(tj, NULL);
+    char *tj_bad = malloc(strlen(orig ? orig : "") + 8);
+    sprintf(tj_bad, "%s ]", orig ? orig : "");
+    tl_write_text(tj, tj_bad);
+    CHECKF(task_load(tj, d, &t, &err) == -1 && strstr(err.msg, "task.json: not valid JSON (text after"), "%s", err.msg);
+    free(tj_bad);
+    free(orig);
     tl_write_text(tl_path("big.json"), "{\"x\": \"0123456789\"}");
     CHECK(!sx_json_load(tl_path("big.json"), 8, &err) && strstr(err.msg, "larger than 8"));
 }

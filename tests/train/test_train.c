@@ -65,7 +65,7 @@ TEST(test_pretrain_loss_decreases) {
     const char *d = tl_tmpdir();
     char data[600], cfg[600], cmd[2048], out[16384];
     pretrain_inputs(24, data, cfg);
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex pretrain --data %s --config %s --out %s/run --steps 80 "
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 env OMP_NUM_THREADS=1 ./skelex pretrain --data %s --config %s --out %s/run --steps 80 "
              "--batch 8 --lr 2e-3 --warmup-steps 5 --log-every 20 --save-every 40 --panel-every 40 --no-augment", data, cfg, d);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     char run[600];
@@ -96,13 +96,13 @@ TEST(test_pretrain_resume_is_exact) {
     char data[600], cfg[600], cmd[2048], out[16384];
     pretrain_inputs(10, data, cfg);
     const char *common = "--steps 8 --batch 4 --lr 1e-3 --warmup-steps 2 --log-every 1 --save-every 3 --panel-every 100 --seed 3";
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./skelex pretrain --data %s --config %s --out %s/a %s", data, cfg, d, common);
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 env OMP_NUM_THREADS=2 ./skelex pretrain --data %s --config %s --out %s/a %s", data, cfg, d, common);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./skelex pretrain --data %s --config %s --out %s/b %s --stop-after 5",
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 env OMP_NUM_THREADS=2 ./skelex pretrain --data %s --config %s --out %s/b %s --stop-after 5",
              data, cfg, d, common);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK(strstr(out, "--resume") != NULL);
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 ./skelex pretrain --resume --out %s/b", d);
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 env OMP_NUM_THREADS=2 ./skelex pretrain --resume --out %s/b", d);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     char ra[600], rb[600];
     snprintf(ra, sizeof ra, "%s/a", d);
@@ -147,6 +147,11 @@ TEST(test_pretrain_kill_during_save_keeps_checkpoint) {
             execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
             _exit(127);
         }
+        char link[700];
+        snprintf(link, sizeof link, "%s/checkpoint", run);
+        // the first run is killed only once it has saved (a loaded machine
+        // may take longer than any fixed delay to get there)
+        for (int w = 0; k == 0 && w < 400 && access(link, F_OK) != 0; w++) usleep(50000);
         usleep((useconds_t)(300000 + 137000 * k));
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
@@ -163,23 +168,23 @@ TEST(test_pretrain_kill_during_save_keeps_checkpoint) {
     }
     CHECK(loaded >= 3);
     // and the run resumes from what was left
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex pretrain --resume --out %s --stop-after 1", run);
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 env OMP_NUM_THREADS=1 ./skelex pretrain --resume --out %s --stop-after 1", run);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
 }
 
 TEST(test_pretrain_bad_inputs) {
     const char *d = tl_tmpdir();
     char cmd[2048], out[16384], empty[600];
-    snprintf(cmd, sizeof cmd, "./skelex pretrain --data %s/nowhere --out %s/r --steps 1", d, d);
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 ./skelex pretrain --data %s/nowhere --out %s/r --steps 1", d, d);
     CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "nowhere"));
     snprintf(empty, sizeof empty, "%s/empty", d);
-    snprintf(cmd, sizeof cmd, "mkdir -p %s && echo hello > %s/readme.txt && ./skelex pretrain --data %s --out %s/r2 --steps 1",
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && echo hello > %s/readme.txt && timeout -s KILL 300 ./skelex pretrain --data %s --out %s/r2 --steps 1",
              empty, empty, empty, d);
     CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "empty"));
-    CHECK(tl_run("./skelex pretrain --out /tmp/x", out, sizeof out) == 2 && strstr(out, "--data"));
-    CHECK(tl_run("./skelex pretrain --help", out, sizeof out) == 0 && strstr(out, "--resume") && strstr(out, "--accum"));
+    CHECK(tl_run("timeout -s KILL 300 ./skelex pretrain --out /tmp/x", out, sizeof out) == 2 && strstr(out, "--data"));
+    CHECK(tl_run("timeout -s KILL 300 ./skelex pretrain --help", out, sizeof out) == 0 && strstr(out, "--resume") && strstr(out, "--accum"));
     // an unwritable output is a clear error
-    snprintf(cmd, sizeof cmd, "./skelex pretrain --data %s --out /proc/skelex-run --steps 1", empty);
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 ./skelex pretrain --data %s --out /proc/skelex-run --steps 1", empty);
     CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "/proc/skelex-run"));
 }
 
@@ -189,7 +194,7 @@ TEST(test_pretrain_skips_corrupt_files) {
     pretrain_inputs(6, data, cfg);
     snprintf(p, sizeof p, "%s/zz_corrupt.png", data);
     tl_write_text(p, "this is not a png at all");
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex pretrain --data %s --config %s --out %s/run --steps 3 --batch 7",
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 300 env OMP_NUM_THREADS=1 ./skelex pretrain --data %s --config %s --out %s/run --steps 3 --batch 7",
              data, cfg, d);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     CHECK(strstr(out, "zz_corrupt.png") != NULL);
