@@ -16,12 +16,12 @@ def png(p, w, h, px):
     raw = b''.join(b'\0' + bytes(px[y*w:(y+1)*w]) for y in range(h))
     c = lambda t, x: struct.pack('>I', len(x)) + t + x + struct.pack('>I', zlib.crc32(t + x) & 0xffffffff)
     open(p, 'wb').write(b'\x89PNG\r\n\x1a\n' + c(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 0, 0, 0, 0)) + c(b'IDAT', zlib.compress(raw)) + c(b'IEND', b''))
-for k in range(256):
+for k in range(128):
     a = 0.3 * k; co, si = math.cos(a), math.sin(a)
-    px = [min(255, 20 + (180 if abs((x-128)*co+(y-128)*si) < 90 and abs(-(x-128)*si+(y-128)*co) < 20 else 0) + (x+y) % 7) for y in range(256) for x in range(256)]
-    png(f"{d}/img{k:04d}.png", 256, 256, px)
+    px = [min(255, 20 + (180 if abs((x-64)*co+(y-64)*si) < 45 and abs(-(x-64)*si+(y-64)*co) < 10 else 0) + (x+y) % 7) for y in range(128) for x in range(128)]
+    png(f"{d}/img{k:04d}.png", 128, 128, px)
 PY
-./skelex shard --data "$W/data" --out "$W/sh" --shard-mb 2 >/dev/null
+./skelex shard --data "$W/data" --out "$W/sh" --shard-mb 0.2 >/dev/null
 A="--config $CONFIG --steps $STEPS --batch $BATCH --log-every $STEPS --save-every 100000 --panel-every 100000"
 run() { # name, then the command; prints the last log line's img/s
     "$@" > "$W/log" 2>&1 || { cat "$W/log"; exit 1; }
