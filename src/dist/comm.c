@@ -94,6 +94,13 @@ void dist_finalize(dist_comm *c) {
     c->mpi = 0;
 }
 
+/* Time and bytes of a gradient reduction that started at t0. */
+static int account(dist_comm *c, double t0, size_t n) {
+    c->reduce_s += sx_now() - t0;
+    c->reduce_bytes += (double)n * sizeof(float);
+    return 0;
+}
+
 int dist_allreduce_sum(dist_comm *c, float *buf, size_t n, size_t bucket, sx_err *err) {
     if (c->size == 1) return 0;
     if (bucket == 0 || bucket > (size_t)INT_MAX) bucket = DIST_BUCKET_FLOATS;
@@ -106,30 +113,24 @@ int dist_allreduce_sum(dist_comm *c, float *buf, size_t n, size_t bucket, sx_err
 #else
     (void)buf; (void)err;
 #endif
-    c->reduce_s += sx_now() - t0;
-    c->reduce_bytes += (double)n * sizeof(float);
-    return 0;
+    return account(c, t0, n);
 }
 
-int dist_allreduce_sum_d(dist_comm *c, double *buf, int n, sx_err *err) {
+/* A small all-reduce: sums of doubles or maxima of ints, in place. */
+enum { SMALL_SUM_D, SMALL_MAX_I };
+static int small_allreduce(dist_comm *c, void *buf, int n, int kind, sx_err *err) {
     if (c->size == 1) return 0;
 #ifdef HAVE_MPI
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "all-reduce");
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, kind == SMALL_SUM_D ? MPI_DOUBLE : MPI_INT,
+                            kind == SMALL_SUM_D ? MPI_SUM : MPI_MAX, MPI_COMM_WORLD), "all-reduce");
 #else
-    (void)buf; (void)n; (void)err;
+    (void)buf; (void)n; (void)kind; (void)err;
 #endif
     return 0;
 }
 
-int dist_allreduce_max_i(dist_comm *c, int *buf, int n, sx_err *err) {
-    if (c->size == 1) return 0;
-#ifdef HAVE_MPI
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "all-reduce");
-#else
-    (void)buf; (void)n; (void)err;
-#endif
-    return 0;
-}
+int dist_allreduce_sum_d(dist_comm *c, double *buf, int n, sx_err *err) { return small_allreduce(c, buf, n, SMALL_SUM_D, err); }
+int dist_allreduce_max_i(dist_comm *c, int *buf, int n, sx_err *err) { return small_allreduce(c, buf, n, SMALL_MAX_I, err); }
 
 int dist_bcast(dist_comm *c, float *buf, size_t n, int root, sx_err *err) {
     if (c->size == 1) return 0;
@@ -177,9 +178,7 @@ int dist_reduce_scatter_sum(dist_comm *c, float *buf, size_t n, sx_err *err) {
 #else
     (void)buf; (void)err;
 #endif
-    c->reduce_s += sx_now() - t0;
-    c->reduce_bytes += (double)n * sizeof(float);
-    return 0;
+    return account(c, t0, n);
 }
 
 int dist_allgather(dist_comm *c, float *buf, size_t n, sx_err *err) {

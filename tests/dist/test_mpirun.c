@@ -16,42 +16,22 @@
 #define MPIRUN "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 " \
                "OMP_NUM_THREADS=1 mpirun --oversubscribe -np 2 "
 
-static const char *CFG = "{\"image_size\": 32, \"patch_size\": 8, \"hidden_size\": 32, \"num_hidden_layers\": 2,"
-                         " \"num_attention_heads\": 2, \"intermediate_size\": 64, \"decoder_hidden_size\": 32,"
-                         " \"decoder_num_hidden_layers\": 1, \"decoder_num_attention_heads\": 2,"
-                         " \"decoder_intermediate_size\": 64}";
+/* The inputs of every run here: dir/data (synthetic radiographs, 2 x
+ * per_class) and dir/cfg.json (a 32 px MAE), from the shared test helper. */
+static void inputs(const char *dir, int per_class) { CHECK(tl_synthetic_task(dir, per_class) == 0); }
 
-static void make_images(const char *dir, int n) {
-    char p[700];
-    snprintf(p, sizeof p, "mkdir -p %s", dir);
-    CHECK(system(p) == 0);
-    uint8_t px[48 * 40];
-    for (int k = 0; k < n; k++) {
-        double a = 0.37 * k, c = cos(a), s = sin(a);
-        for (int y = 0; y < 40; y++)
-            for (int x = 0; x < 48; x++) {
-                double u = (x - 24) * c + (y - 20) * s, v = -(x - 24) * s + (y - 20) * c;
-                px[y * 48 + x] = (uint8_t)(25 + ((fabs(u) < 17 && fabs(v) < 5) ? 170 : 0) + (x * 3 + y) % 11);
-            }
-        snprintf(p, sizeof p, "%s/img%03d.png", dir, k);
-        sx_err err;
-        CHECK(png_write_u8(p, px, 48, 40, 1, &err) == 0);
-    }
-}
-
+/* The loss column (the third) of RUN/log.csv, after its header line. */
 static int read_losses(const char *run, double *v, int cap) {
-    char p[700], line[256];
-    snprintf(p, sizeof p, "%s/log.csv", run);
-    FILE *f = fopen(p, "r");
-    if (!f) return 0;
+    char path[700];
+    snprintf(path, sizeof path, "%s/log.csv", run);
+    char *text = tl_read_file(path, NULL), *save = NULL;
     int n = 0;
-    while (fgets(line, sizeof line, f) && n < cap) {
-        if (line[0] == 's') continue;
-        char *t = strchr(line, ',');
-        t = t ? strchr(t + 1, ',') : NULL;
-        if (t) v[n++] = atof(t + 1);
+    for (char *row = text ? strtok_r(text, "\n", &save) : NULL; row && n < cap; row = strtok_r(NULL, "\n", &save)) {
+        long step;
+        double epoch, loss;
+        if (sscanf(row, "%ld,%lf,%lf", &step, &epoch, &loss) == 3) v[n++] = loss;
     }
-    fclose(f);
+    free(text);
     return n;
 }
 
@@ -104,11 +84,8 @@ static void compare(const char *d, const char *a, const char *b, double tol, con
 TEST(test_mpirun_two_ranks_match_one_process) {
     if (!have_mpi()) TEST_SKIP("mpirun absent or skelex built without MPI");
     const char *d = tl_tmpdir();
-    char cmd[4096], out[32768], p[700];
-    snprintf(p, sizeof p, "%s/data", d);
-    make_images(p, 20);
-    snprintf(p, sizeof p, "%s/cfg.json", d);
-    tl_write_text(p, CFG);
+    char cmd[4096], out[32768];
+    inputs(d, 10);
     snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex pretrain " ARGS " --out %s/one", d, d, d);
     CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
     snprintf(cmd, sizeof cmd, MPIRUN "./skelex pretrain " ARGS " --out %s/two", d, d, d);
@@ -137,11 +114,8 @@ TEST(test_mpirun_two_ranks_match_one_process) {
 TEST(test_mpirun_killed_rank_stops_the_job) {
     if (!have_mpi()) TEST_SKIP("mpirun absent or skelex built without MPI");
     const char *d = tl_tmpdir();
-    char cmd[4096], out[32768], p[700];
-    snprintf(p, sizeof p, "%s/data", d);
-    make_images(p, 12);
-    snprintf(p, sizeof p, "%s/cfg.json", d);
-    tl_write_text(p, CFG);
+    char cmd[4096], out[32768];
+    inputs(d, 6);
     /* Start, wait for a first checkpoint, SIGKILL the last rank (a child of
      * our mpirun, by its pid), and time how long the job takes to end. */
     char cwd[600];
@@ -177,12 +151,9 @@ TEST(test_mpirun_killed_rank_stops_the_job) {
  * with a line; on 2 ranks (when mpirun is there) the same holds. */
 TEST(test_pretrain_on_shards_resumes_exactly) {
     const char *d = tl_tmpdir();
-    char cmd[4096], out[32768], p[700];
-    snprintf(p, sizeof p, "%s/data", d);
-    make_images(p, 16);
+    char cmd[4096], out[32768];
+    inputs(d, 8);
     tl_write_text(tl_path("data/broken.png"), "not an image at all");
-    snprintf(p, sizeof p, "%s/cfg.json", d);
-    tl_write_text(p, CFG);
     snprintf(cmd, sizeof cmd, "./skelex shard --data %s/data --out %s/sh --shard-mb 0.01", d, d);
     CHECKF(tl_run(cmd, out, sizeof out) == 0 && strstr(out, "17 images in"), "%s", out);
 #define SARGS "--config %s/cfg.json --data %s/sh --steps 6 --batch 4 --lr 2e-3 --warmup-steps 2 --log-every 1 " \
