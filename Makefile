@@ -22,6 +22,13 @@ SAN     := -O1 -g -march=native -fno-math-errno -fno-omit-frame-pointer -fsaniti
 SHIMOPT := -O2 -fno-math-errno
 SHIMSAN := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=undefined
 INC     := -Isrc -Iinclude
+# MPI (data-parallel pretraining, src/dist/): on when mpicc answers (Debian's
+# libopenmpi-dev); `make MPI=0` builds without it. Only src/dist/ includes mpi.h.
+MPI     ?= $(if $(shell mpicc --showme:compile 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+MPICFLAGS := -DHAVE_MPI $(shell mpicc --showme:compile)
+LIBS      += $(shell mpicc --showme:link)
+endif
 
 LIBSRC  := $(sort $(shell find src -name '*.c' -not -path 'src/cli/*'))
 CLISRC  := $(sort $(wildcard src/cli/*.c))
@@ -52,6 +59,8 @@ FUZZ_OBJS    := $(patsubst src/%.c,build/fuzz/%.o,$(FUZZ_LIBSRC))
 .PHONY: all lib example print-libs test test-browser clean fixtures fuzz fuzz-build
 
 all: skelex
+
+build/opt/dist/%.o build/san/dist/%.o: WARN += $(MPICFLAGS)
 
 build/opt/%.o: src/%.c
 	@mkdir -p $(dir $@)

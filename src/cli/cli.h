@@ -8,6 +8,7 @@ int cmd_info(int argc, char **argv);
 int cmd_reconstruct(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
+int cmd_shard(int argc, char **argv);
 int cmd_errormap(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);

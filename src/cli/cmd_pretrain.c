@@ -10,7 +10,8 @@ static const char *HELP =
     "       skelex pretrain --resume --out RUN [--steps N] [--threads T]\n"
     "\n"
     "Self-supervised MAE pretraining on radiographs. Each PATH is a directory\n"
-    "(scanned recursively for PNG and JPEG) or a text file listing image paths.\n"
+    "(scanned recursively for PNG and JPEG), a text file listing image paths, or\n"
+    "one directory of tar shards written by `skelex shard`.\n"
     "\n"
     "model\n"
     "  --config X         preset tiny|small|base|large|huge or config.json (default tiny)\n"
@@ -48,6 +49,15 @@ static const char *HELP =
     "                     at once, every product on all threads)\n"
     "  --loader-threads T background decode threads (default 2)\n"
     "  --precision P      fp32 (default, exact) or bf16\n"
+    "data-parallel (mpirun -np N ./skelex pretrain ...; see docs/readme/dist.md)\n"
+    "                     each rank trains on batch/N images of every batch; rank 0\n"
+    "                     writes RUN; default threads per rank: cores / ranks per node\n"
+    "  --zero1            shard the AdamW update over the ranks (reduce-scatter,\n"
+    "                     local step, all-gather; ZeRO-1); not with --clip\n"
+    "  --bucket-mb M      gradient all-reduce bucket size (default 16)\n"
+    "shards (--data DIR written by `skelex shard`: streamed, no file opened per image)\n"
+    "  --shuffle-buffer K samples mixed per rank (default 1024); each rank reads its\n"
+    "                     own shards (at least one shard per rank)\n"
     "\n"
     "Ctrl-C (SIGINT) or SIGTERM stops after the current step and saves a checkpoint.\n"
     "One process at a time per RUN (RUN/.lock); --resume removes the folders an\n"
@@ -108,6 +118,9 @@ int cmd_pretrain(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) o.seed = cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
         else if (!strcmp(a, "--threads")) o.threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
         else if (!strcmp(a, "--loader-threads")) o.loader_threads = (int)cli_long(a, cli_value(argc, argv, &i), 1, 64);
+        else if (!strcmp(a, "--zero1")) o.zero1 = 1;
+        else if (!strcmp(a, "--shuffle-buffer")) o.shuffle_buffer = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 20);
+        else if (!strcmp(a, "--bucket-mb")) o.bucket_floats = cli_long(a, cli_value(argc, argv, &i), 1, 2048) * (1L << 18);
         else if (!strcmp(a, "--precision")) {
             const char *p = cli_value(argc, argv, &i);
             if (strcmp(p, "fp32") && strcmp(p, "bf16")) return cli_usage_error("pretrain", "--precision is fp32 or bf16");
@@ -120,6 +133,13 @@ int cmd_pretrain(int argc, char **argv) {
     if (!(o.crop_min > 0 && o.crop_min <= o.crop_max && o.crop_max <= 1 && o.ratio_min > 0 && o.ratio_min <= o.ratio_max))
         return cli_usage_error("pretrain", "crop scale must satisfy 0 < A <= B <= 1 and ratio 0 < A <= B");
     sx_err err;
-    if (train_run(&o, &err)) { fprintf(stderr, "skelex pretrain: %s\n", err.msg); return 1; }
+    dist_comm comm;
+    if (dist_init(&comm, &err)) { fprintf(stderr, "skelex pretrain: %s\n", err.msg); return 1; }
+    o.comm = &comm;
+    int rc = train_run(&o, &err);
+    if (rc && comm.size > 1) fprintf(stderr, "skelex pretrain: rank %d of %d: %s\n", comm.rank, comm.size, err.msg);
+    else if (rc) fprintf(stderr, "skelex pretrain: %s\n", err.msg);
+    dist_finalize(&comm);
+    if (rc) return 1;
     return o.stopped_by ? 128 + o.stopped_by : 0;
 }

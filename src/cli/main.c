@@ -15,6 +15,7 @@ static const char *USAGE =
     "  info         print a model's architecture and parameter count\n"
     "  reconstruct  mask an image, reconstruct it, write logits (.npy) and a panel (.png)\n"
     "  pretrain     self-supervised MAE pretraining on a folder or list of radiographs\n"
+    "  shard        pack radiographs into tar shards for pretraining at scale\n"
     "  errormap     zero-shot abnormality maps from multi-mask reconstruction error\n"
     "  preprocess   write the 8-bit image the model sees (PNG, JPEG or DICOM input)\n"
     "  probe        linear probe of a frozen encoder on a task (SKELEX split protocol)\n"
@@ -40,7 +41,7 @@ int main(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         {"init", cmd_init}, {"info", cmd_info}, {"reconstruct", cmd_reconstruct}, {"bench", cmd_bench},
         {"pretrain", cmd_pretrain}, {"errormap", cmd_errormap}, {"probe", cmd_probe}, {"finetune", cmd_finetune}, {"eval", cmd_eval},
-        {"preprocess", cmd_preprocess}, {"serve", cmd_serve},
+        {"preprocess", cmd_preprocess}, {"serve", cmd_serve}, {"shard", cmd_shard},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) {

@@ -243,6 +243,27 @@ int dataset_add(dataset *ds, const char *path, sx_err *err) {
     return 0;
 }
 
+/* Whether paths count0.. are in strcmp order after those before them. */
+static int ds_sorted_from(const dataset *ds, size_t from) {
+    for (size_t i = from ? from : 1; i < ds->count; i++)
+        if (strcmp(ds->arena + ds->off[i - 1], ds->arena + ds->off[i]) >= 0) return 0;
+    return 1;
+}
+
+int dataset_add_list_stream(dataset *ds, const char *path, sx_err *err) {
+    size_t count0 = ds->count, len0 = ds->arena_len;
+    struct stat st;
+    if (stat(path, &st) || S_ISDIR(st.st_mode) || has_image_ext(path)) return dataset_add(ds, path, err);
+    FILE *f = sx_fopen_input(path, NULL, err);
+    if (!f) return -1;
+    setvbuf(f, NULL, _IOFBF, 1 << 20);
+    int rc = read_list(ds, path, f, err);
+    fclose(f);
+    if (rc) { ds->count = count0; ds->arena_len = len0; return -1; }
+    if (!ds_sorted_from(ds, count0)) ds_sort_unique(ds);  /* a sorted list (sort -u) skips the sort */
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Augmentation                                                             */
 
@@ -358,6 +379,7 @@ struct loader {
     int min_side, batch, nthreads;
     uint64_t seed;
     long long start;
+    long long stride, offset;             /* one rank's share: batch k starts at start + k*stride + offset */
     size_t sample_floats;                 /* 3*S*S */
     pthread_t *threads;
     float *slot_px[QUEUE_DEPTH];
@@ -529,6 +551,11 @@ static void unpin_self(void) {
     sched_setaffinity(0, sizeof all, &all); /* the kernel keeps only the allowed cores */
 }
 
+/* The position of the loader's s-th sample (counted from its start). */
+static long long sample_position(const loader *L, long long s) {
+    return L->start + (s / L->batch) * L->stride + L->offset + s % L->batch;
+}
+
 /* Take samples whose batch has a free slot, make them, count them in. */
 static void *worker_main(void *arg) {
     loader *L = arg;
@@ -545,7 +572,7 @@ static void *worker_main(void *arg) {
 
         int replaced = 0;
         sx_err e;
-        int rc = make_sample(L, L->start + s, dst, &replaced, &e);
+        int rc = make_sample(L, sample_position(L, s), dst, &replaced, &e);
 
         pthread_mutex_lock(&L->mu);
         if (rc) {
@@ -601,8 +628,20 @@ void loader_destroy(loader *L) {
 
 loader *loader_create(const dataset *ds, int batch, const aug_config *aug, uint64_t seed, int threads,
                       long long start_position, const char *skip_log_path, sx_err *err) {
+    return loader_create_share(ds, batch, batch, 0, aug, seed, threads, start_position, skip_log_path, err);
+}
+
+loader *loader_create_share(const dataset *ds, int batch, long long stride, long long offset, const aug_config *aug,
+                            uint64_t seed, int threads, long long start_position, const char *skip_log_path,
+                            sx_err *err) {
     if (check_loader_args(ds, batch, aug, threads, start_position, err)) return NULL;
+    if (stride < batch || offset < 0 || offset + batch > stride) {
+        sx_fail(err, "a share of %d at offset %lld does not fit a global batch of %lld", batch, offset, stride);
+        return NULL;
+    }
     loader *L = sx_calloc(1, sizeof *L);
+    L->stride = stride;
+    L->offset = offset;
     L->ds = ds;
     L->n = ds->count;
     L->aug = *aug;
@@ -640,7 +679,7 @@ loader *loader_create(const dataset *ds, int batch, const aug_config *aug, uint6
 
 /* No threads: make the batch here. */
 static int next_inline(loader *L, float *pixels, int *replaced, sx_err *err) {
-    long long first = L->start + L->consumed * L->batch;
+    long long first = sample_position(L, L->consumed * L->batch);
     *replaced = 0;
     for (int i = 0; i < L->batch; i++) {
         int rep = 0;
@@ -674,7 +713,7 @@ static int next_queued(loader *L, float *pixels, int *replaced, sx_err *err) {
 int loader_next(loader *L, float *pixels, loader_info *info, sx_err *err) {
     int replaced = 0;
     if (L->threads ? next_queued(L, pixels, &replaced, err) : next_inline(L, pixels, &replaced, err)) return -1;
-    long long first = L->start + L->consumed * L->batch;
+    long long first = sample_position(L, L->consumed * L->batch);
     pthread_mutex_lock(&L->mu);
     L->consumed++;
     if (info)
@@ -685,4 +724,4 @@ int loader_next(loader *L, float *pixels, loader_info *info, sx_err *err) {
     return 0;
 }
 
-long long loader_position(const loader *L) { return L->start + L->consumed * L->batch; }
+long long loader_position(const loader *L) { return L->start + L->consumed * L->stride; }

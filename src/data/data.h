@@ -53,6 +53,14 @@ int dataset_add(dataset *ds, const char *path, sx_err *err);
  * an empty folder is not an error (dataset_add's is). */
 int dataset_add_dir(dataset *ds, const char *dir, sx_err *err);
 
+/* A list file of PATH lines added for a very large dataset (millions of
+ * lines): the same rules and result as dataset_add on a list, read in 1 MiB
+ * blocks; nothing is stat'ed or opened but the list, and a list already in
+ * strcmp order without repeats (e.g. from `LC_ALL=C sort -u`) is taken as it
+ * is instead of being sorted again. Any other PATH (a directory, an image,
+ * a missing path): exactly dataset_add. */
+int dataset_add_list_stream(dataset *ds, const char *path, sx_err *err);
+
 static inline size_t dataset_count(const dataset *ds) { return ds->count; }
 static inline const char *dataset_path(const dataset *ds, size_t i) { return ds->arena + ds->off[i]; }
 /* Index of path in the dataset, or -1. */
@@ -128,11 +136,21 @@ typedef struct {
 loader *loader_create(const dataset *ds, int batch, const aug_config *aug, uint64_t seed, int threads,
                       long long start_position, const char *skip_log_path, sx_err *err);
 
+/* One rank's share of every global batch (data-parallel training): batch k
+ * holds positions start + k*stride + offset ... + batch - 1, where stride is
+ * the global batch and offset this rank's first image in it (offset + batch
+ * <= stride). The samples are those a single loader of batch `stride` gives
+ * at the same positions. loader_create is a share of the whole batch
+ * (stride = batch, offset 0). loader_position counts global samples. */
+loader *loader_create_share(const dataset *ds, int batch, long long stride, long long offset, const aug_config *aug,
+                            uint64_t seed, int threads, long long start_position, const char *skip_log_path,
+                            sx_err *err);
+
 /* The next batch into pixels, (B, 3, S, S) floats; info may be NULL.
  * Fails only when no file of the dataset can be decoded. */
 int loader_next(loader *L, float *pixels, loader_info *info, sx_err *err);
 
-/* Samples consumed so far: start_position + B * batches returned. */
+/* Samples consumed so far: start_position + stride * batches returned. */
 long long loader_position(const loader *L);
 
 /* Stops the threads and frees everything (NULL is fine). */

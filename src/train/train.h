@@ -10,10 +10,14 @@
  *                                data position); the link is swapped atomically
  *   RUN/log.csv, RUN/loss.svg    step, epoch, loss, lr, img/s; the loss curve
  *   RUN/panels/step_<n>.png      reconstructions of a few fixed images
- *   RUN/skipped.txt              files that could not be decoded */
+ *   RUN/skipped.txt              files that could not be decoded
+ * A data-parallel run (o->comm with several ranks) has the same layout and
+ * the same global batch, lr and schedule: rank 0 writes every file (run.json
+ * records world_size), each rank trains on its share of every batch. */
 #ifndef SKELEX_TRAIN_H
 #define SKELEX_TRAIN_H
 #include "core/common.h"
+#include "dist/comm.h"
 
 #define TRAIN_MAX_DATA 64
 
@@ -39,6 +43,10 @@ typedef struct {
     long stop_after;         /* > 0: save and stop after this many steps (resume later) */
     double crop_min, crop_max, ratio_min, ratio_max, flip_prob;
     int augment;
+    dist_comm *comm;         /* the ranks of a data-parallel run (dist/comm.h); NULL: one process */
+    int zero1;               /* shard the AdamW update and state over the ranks (dist/dp.h) */
+    long bucket_floats;
+    int shuffle_buffer;      /* --data DIR_OF_SHARDS: shuffle buffer samples per rank (0: 1024) */      /* floats per gradient all-reduce call (0: DIST_BUCKET_FLOATS) */
     int stopped_by;          /* out: the signal (SIGINT, SIGTERM) that stopped the run after saving, else 0 */
 } train_opts;
 
