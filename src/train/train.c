@@ -137,7 +137,7 @@ static void log_push(loss_log *l, double step, double loss, double lr) {
         l->step = realloc(l->step, sizeof(double) * (size_t)l->cap);
         l->loss = realloc(l->loss, sizeof(double) * (size_t)l->cap);
         l->lr = realloc(l->lr, sizeof(double) * (size_t)l->cap);
-        if (!l->step || !l->loss || !l->lr) { fprintf(stderr, "skelex: out of memory\n"); exit(3); }
+        if (!l->step || !l->loss || !l->lr) { fprintf(stderr, "skelex: out of memory\n"); exit(4); }
     }
     l->step[l->n] = step; l->loss[l->n] = loss; l->lr[l->n] = lr;
     l->n++;
