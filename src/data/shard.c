@@ -96,7 +96,7 @@ shard_writer *shard_writer_open(const char *dir, uint64_t max_bytes, sx_err *err
     w->dir = strdup(dir);
     w->max = max_bytes;
     w->list = cJSON_CreateArray();
-    if (!w->dir || !w->list) { fprintf(stderr, "skelex: out of memory\n"); exit(3); }
+    if (!w->dir || !w->list) { fprintf(stderr, "skelex: out of memory\n"); exit(4); }
     return w;
 }
 
@@ -252,7 +252,7 @@ int shard_index_load(const char *dir, shard_index *ix, sx_err *err) {
                 break;
             }
             ix->names[ix->n] = strdup(nm->valuestring);
-            if (!ix->names[ix->n]) { fprintf(stderr, "skelex: out of memory\n"); exit(3); }
+            if (!ix->names[ix->n]) { fprintf(stderr, "skelex: out of memory\n"); exit(4); }
             ix->samples[ix->n] = (long long)ns->valuedouble;
             ix->total += ix->samples[ix->n];
             ix->n++;
@@ -260,7 +260,7 @@ int shard_index_load(const char *dir, shard_index *ix, sx_err *err) {
     }
     cJSON_Delete(r);
     if (!rc && ix->total == 0) rc = sx_fail(err, "%s: the shards hold no sample", p);
-    if (!rc && !(ix->dir = strdup(dir))) { fprintf(stderr, "skelex: out of memory\n"); exit(3); }
+    if (!rc && !(ix->dir = strdup(dir))) { fprintf(stderr, "skelex: out of memory\n"); exit(4); }
     if (rc) shard_index_free(ix);
     return rc;
 }
