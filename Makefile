@@ -117,10 +117,10 @@ build/test_skelex: $(SANOBJ) $(TESTOBJ) build/san/dicom_shim.o
 	$(CC) $(SAN) -o $@ $^ $(LIBS)
 
 # The test binary runs from the repo root so it finds tests/fixtures.
+# tests/run_all.sh runs the C suite, then the browser test, and closes with
+# one line over both: "total: N passed, N failed, N skipped".
 test: build/test_skelex skelex example
-	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 \
-	  OMP_NUM_THREADS=2 ./build/test_skelex
-	@$(MAKE) --no-print-directory test-browser
+	@bash tests/run_all.sh
 
 # The page in Debian's chromium via playwright-core (tests/browser); prints
 # its own PASS/SKIP/FAIL line and skips when chromium or node_modules are absent.
