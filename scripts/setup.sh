@@ -10,13 +10,15 @@ bash scripts/deps.sh
 make -j2 skelex
 mkdir -p runs/demo
 echo "== skelex init: a ViT-Tiny MAE in Hugging Face layout"
-./skelex init --config tiny --out runs/demo/tiny --seed 0
+./skelex init --config tiny --out runs/demo/tiny --seed 0 --force
 ./skelex info runs/demo/tiny
 img=examples/phantom.png
 real=$(ls ../shared/data/fracatlas/images/Fractured/*.jpg 2>/dev/null | head -n 1 || true)
 [ -n "$real" ] && img=$real
 echo "== skelex reconstruct on $img (untrained model: expect a blurry reconstruction)"
 ./skelex reconstruct --model runs/demo/tiny --image "$img" --seed 1 --out runs/demo/reconstruction
+echo "== skelex errormap on $img (zero-shot map: overlay, panel, .npy, summary.csv)"
+./skelex errormap --model runs/demo/tiny --out runs/demo/maps --passes 4 "$img"
 echo "== skelex bench train (ViT-Tiny, batch 8, 2 steps)"
 ./skelex bench train --config tiny --batch 8 --steps 2
 echo "demo outputs are in runs/demo/ (reconstruction.png is the 4-panel image)"
