@@ -36,7 +36,9 @@ extern "C" int sx_cuda_init(int dev, sx_err *err) {
     if (n == 0) return -1;
     if (dev < 0 || dev >= n) return sx_fail(err, "cuda: device %d out of range (%d devices)", dev, n);
     CUDA_TRY(err, cudaSetDevice(dev));
-    CUDA_TRY(err, cudaStreamCreateWithFlags(&ctx.stream, cudaStreamNonBlocking));
+    // a blocking stream: it orders itself with the legacy default stream, so
+    // a plain cudaMemcpy before a layer call has landed when the layer runs
+    CUDA_TRY(err, cudaStreamCreate(&ctx.stream));
     CUBLAS_TRY(err, cublasLtCreate(&ctx.lt));
     CUDA_TRY(err, cudaMalloc(&ctx.ws, WORKSPACE_BYTES));
     ctx.ws_bytes = WORKSPACE_BYTES;

@@ -51,11 +51,13 @@ static void dfree_all(void) {
 static float *up(const float *h, size_t n) {
     float *d = (float *)dalloc(sizeof(float) * n);
     cudaMemcpy(d, h, sizeof(float) * n, cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();
     return d;
 }
 static int *upi(const int *h, size_t n) {
     int *d = (int *)dalloc(sizeof(int) * n);
     cudaMemcpy(d, h, sizeof(int) * n, cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();
     return d;
 }
 
