@@ -106,6 +106,14 @@ int embed_forward_cuda(float *h, const float *emb, const float *cls, const float
 /* dcls (D) += row 0 summed over images; demb = rows 1.. (overwritten). */
 int embed_backward_cuda(float *demb, float *dcls, const float *dh, int B, int Lk, int D, sx_err *err);
 
+/* y (B,1+Lk,D) shuffled -> z (B,1+N,D) in patch order, mask_token where
+ * hidden, + pos (1+N,D). Backward: dy overwritten, dmask_token +=
+ * (ids_restore (B,N) must be a permutation of 0..N-1 per image, as MAE's). */
+int unshuffle_forward_cuda(float *z, const float *y, const float *mask_token, const float *pos,
+                           const int *ids_restore, int B, int N, int Lk, int D, sx_err *err);
+int unshuffle_backward_cuda(float *dy, float *dmask_token, const float *dz, const int *ids_restore, int B, int N,
+                            int Lk, int D, sx_err *err);
+
 /* ---- loss.cu ---- */
 
 /* x (n,P) in place: (x - mean) / sqrt(unbiased var + 1e-6), per row. */
@@ -117,6 +125,13 @@ int masked_mse_forward_cuda(float *loss, float *target, const float *pred, const
 /* dpred (B,Tp,P) overwritten with grad_scale x d(loss). */
 int masked_mse_backward_cuda(float *dpred, const float *pred, const float *target, const float *mask, int B, int N,
                              int P, int Tp, int masked_only, float grad_scale, sx_err *err);
+
+/* latent (B,T,D) row 0 -> logits (B,K) = cls @ w (K,D)^T + b (K) (in
+ * double). Backward: dw, db +=; dlatent (B,T,D) row 0 +=. */
+int cls_head_forward_cuda(float *logits, const float *latent, const float *w, const float *b, int B, int T, int D,
+                          int K, sx_err *err);
+int cls_head_backward_cuda(float *dlatent, float *dw, float *db, const float *dlogits, const float *latent,
+                           const float *w, int B, int T, int D, int K, sx_err *err);
 
 /* ---- adamw.cu ---- */
 

@@ -66,3 +66,66 @@ extern "C" int embed_backward_cuda(float *demb, float *dcls, const float *dh, in
                                     cudaMemcpyDeviceToDevice, st));
     return 0;
 }
+
+/* ------------------------------------------------------------ unshuffle */
+
+__global__ void unshuffle_forward_kernel(float *z, const float *y, const float *mask_token, const float *pos,
+                                         const int *ids_restore, int B, int N, int Lk, int D) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, Td = 1 + (size_t)N, Te = 1 + (size_t)Lk;
+    if (i >= (size_t)B * Td * D) return;
+    size_t bt = i / D, b = bt / Td, t = bt % Td;
+    int c = (int)(i % D);
+    float v;
+    if (t == 0) v = y[b * Te * D + c];
+    else {
+        int r = ids_restore[b * N + t - 1];
+        v = r < Lk ? y[(b * Te + 1 + r) * D + c] : mask_token[c];
+    }
+    z[i] = v + pos[t * D + c];
+}
+
+extern "C" int unshuffle_forward_cuda(float *z, const float *y, const float *mask_token, const float *pos,
+                                      const int *ids_restore, int B, int N, int Lk, int D, sx_err *err) {
+    // y (B,1+Lk,D) shuffled -> z (B,1+N,D) in patch order, mask_token where hidden, + pos (1+N,D)
+    size_t n = (size_t)B * (1 + N) * D;
+    unshuffle_forward_kernel<<<sx_cuda_blocks(n, 256), 256, 0, sx_cuda_stream()>>>(z, y, mask_token, pos, ids_restore,
+                                                                                   B, N, Lk, D);
+    KERNEL_TRY(err);
+    return 0;
+}
+
+/* dy's visible rows: each is the image of exactly one patch (ids_restore is
+ * a permutation), so one thread per float of dz writes it. */
+__global__ void unshuffle_dy_kernel(float *dy, const float *dz, const int *ids_restore, int B, int N, int Lk, int D) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, Td = 1 + (size_t)N, Te = 1 + (size_t)Lk;
+    if (i >= (size_t)B * Td * D) return;
+    size_t bt = i / D, b = bt / Td, t = bt % Td;
+    int c = (int)(i % D);
+    if (t == 0) { dy[b * Te * D + c] = dz[i]; return; }
+    int r = ids_restore[b * N + t - 1];
+    if (r < Lk) dy[(b * Te + 1 + r) * D + c] = dz[i];
+}
+
+__global__ void unshuffle_dmask_kernel(float *dmask_token, const float *dz, const int *ids_restore, int B, int N,
+                                       int Lk, int D) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= D) return;
+    float acc = 0.0f;
+    for (int b = 0; b < B; b++)
+        for (int n = 0; n < N; n++)
+            if (ids_restore[b * N + n] >= Lk) acc += dz[((size_t)b * (1 + N) + 1 + n) * D + c];
+    dmask_token[c] += acc;
+}
+
+extern "C" int unshuffle_backward_cuda(float *dy, float *dmask_token, const float *dz, const int *ids_restore, int B,
+                                       int N, int Lk, int D, sx_err *err) {
+    // dz (B,1+N,D) -> dy (B,1+Lk,D) (overwritten), dmask_token (D) += the hidden rows
+    cudaStream_t st = sx_cuda_stream();
+    size_t n = (size_t)B * (1 + N) * D;
+    CUDA_TRY(err, cudaMemsetAsync(dy, 0, sizeof(float) * (size_t)B * (1 + Lk) * D, st));
+    unshuffle_dy_kernel<<<sx_cuda_blocks(n, 256), 256, 0, st>>>(dy, dz, ids_restore, B, N, Lk, D);
+    KERNEL_TRY(err);
+    unshuffle_dmask_kernel<<<sx_cuda_blocks((size_t)D, 128), 128, 0, st>>>(dmask_token, dz, ids_restore, B, N, Lk, D);
+    KERNEL_TRY(err);
+    return 0;
+}

@@ -142,3 +142,66 @@ extern "C" int masked_mse_backward_cuda(float *dpred, const float *pred, const f
     if (e != cudaSuccess) return sx_fail(err, "cuda: %s (masked_mse_backward_cuda)", cudaGetErrorString(e));
     return 0;
 }
+
+/* ------------------------------------------------------- classifier head */
+
+/* One warp per logit (b, k): the CLS row's dot product with w row k, in
+ * double, as the CPU. */
+__global__ void cls_head_forward_kernel(float *logits, const float *latent, const float *w, const float *b, int B,
+                                        int T, int D, int K) {
+    int bk = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (bk >= B * K) return;
+    const float *cls = latent + (size_t)(bk / K) * T * D, *wk = w + (size_t)(bk % K) * D;
+    double s = 0.0;
+    for (int i = lane; i < D; i += 32) s += (double)wk[i] * cls[i];
+    s = warp_sum_d(s);
+    if (lane == 0) logits[bk] = (float)(s + b[bk % K]);
+}
+
+extern "C" int cls_head_forward_cuda(float *logits, const float *latent, const float *w, const float *b, int B, int T,
+                                     int D, int K, sx_err *err) {
+    // latent (B,T,D), its row 0 the CLS token -> logits (B,K) = cls @ w (K,D)^T + b (K)
+    cls_head_forward_kernel<<<sx_cuda_blocks((size_t)B * K, 8), 256, 0, sx_cuda_stream()>>>(logits, latent, w, b, B,
+                                                                                             T, D, K);
+    KERNEL_TRY(err);
+    return 0;
+}
+
+/* dw (K,D) += dlogits^T cls and db (K) += colsum: one thread per (k, i); the
+ * loop over images runs in order. dlatent row 0 += dlogits w: one thread per
+ * (b, i). */
+__global__ void cls_head_dw_kernel(float *dw, float *db, const float *dlogits, const float *latent, int B, int T, int D,
+                                   int K) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)K * D) return;
+    int k = (int)(e / D), i = (int)(e % D);
+    float acc = 0.0f, accb = 0.0f;
+    for (int bb = 0; bb < B; bb++) {
+        float d = dlogits[(size_t)bb * K + k];
+        acc += d * latent[(size_t)bb * T * D + i];
+        accb += d;
+    }
+    dw[e] += acc;
+    if (i == 0) db[k] += accb;
+}
+
+__global__ void cls_head_dlatent_kernel(float *dlatent, const float *dlogits, const float *w, int B, int T, int D,
+                                        int K) {
+    size_t e = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (size_t)B * D) return;
+    int bb = (int)(e / D), i = (int)(e % D);
+    float acc = 0.0f;
+    for (int k = 0; k < K; k++) acc += dlogits[(size_t)bb * K + k] * w[(size_t)k * D + i];
+    dlatent[(size_t)bb * T * D + i] += acc;
+}
+
+extern "C" int cls_head_backward_cuda(float *dlatent, float *dw, float *db, const float *dlogits, const float *latent,
+                                      const float *w, int B, int T, int D, int K, sx_err *err) {
+    // dlogits (B,K): dw (K,D) += dlogits^T cls; db (K) += colsum; dlatent (B,T,D) row 0 += dlogits w
+    cudaStream_t st = sx_cuda_stream();
+    cls_head_dw_kernel<<<sx_cuda_blocks((size_t)K * D, 256), 256, 0, st>>>(dw, db, dlogits, latent, B, T, D, K);
+    KERNEL_TRY(err);
+    cls_head_dlatent_kernel<<<sx_cuda_blocks((size_t)B * D, 256), 256, 0, st>>>(dlatent, dlogits, w, B, T, D, K);
+    KERNEL_TRY(err);
+    return 0;
+}

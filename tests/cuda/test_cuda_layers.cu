@@ -359,6 +359,40 @@ static void test_tiny_block(void) {
     free(h2);
 }
 
+static void test_unshuffle_cls_head(void) {
+    int B = 3, N = 36, Lk = 9, D = 40, K = 5, Te = 1 + Lk, Td = 1 + N;
+    float *y = hrand((size_t)B * Te * D, 1), *mt = hrand(D, 1), *pos = hrand((size_t)Td * D, 1);
+    float *z = hrand((size_t)B * Td * D, 1), *dy = hrand((size_t)B * Te * D, 1), *dmt = hrand(D, 1);
+    float *w = hrand((size_t)K * D, 0.3f), *b = hrand(K, 1), *logits = hrand((size_t)B * K, 1);
+    float *dlog = hrand((size_t)B * K, 1), *dw = hrand((size_t)K * D, 1), *db = hrand(K, 1);
+    float *dlat = hrand((size_t)B * Td * D, 1);
+    int *restore = (int *)malloc(sizeof(int) * B * N);
+    for (int bb = 0; bb < B; bb++) rand_subset(restore + bb * N, N, N);  // a permutation per image
+    float *g_y = up(y, (size_t)B * Te * D), *g_mt = up(mt, D), *g_pos = up(pos, (size_t)Td * D);
+    float *g_z = up(z, (size_t)B * Td * D), *g_dy = up(dy, (size_t)B * Te * D), *g_dmt = up(dmt, D);
+    float *g_w = up(w, (size_t)K * D), *g_b = up(b, K), *g_logits = up(logits, (size_t)B * K);
+    float *g_dlog = up(dlog, (size_t)B * K), *g_dw = up(dw, (size_t)K * D), *g_db = up(db, K);
+    float *g_dlat = up(dlat, (size_t)B * Td * D);
+    int *g_restore = upi(restore, (size_t)B * N);
+    unshuffle_forward(z, y, mt, pos, restore, B, N, Lk, D);
+    OK(unshuffle_forward_cuda(g_z, g_y, g_mt, g_pos, g_restore, B, N, Lk, D, &E));
+    check("unshuffle_forward", g_z, z, (size_t)B * Td * D, TOL32);
+    unshuffle_backward(dy, dmt, z, restore, B, N, Lk, D);
+    OK(unshuffle_backward_cuda(g_dy, g_dmt, g_z, g_restore, B, N, Lk, D, &E));
+    check("unshuffle_backward dy", g_dy, dy, (size_t)B * Te * D, TOL32);
+    check("unshuffle_backward dmask_token (+=)", g_dmt, dmt, D, TOL32);
+    cls_head_forward(logits, z, w, b, B, Td, D, K);
+    OK(cls_head_forward_cuda(g_logits, g_z, g_w, g_b, B, Td, D, K, &E));
+    check("cls_head_forward", g_logits, logits, (size_t)B * K, TOL32);
+    cls_head_backward(dlat, dw, db, dlog, z, w, B, Td, D, K);
+    OK(cls_head_backward_cuda(g_dlat, g_dw, g_db, g_dlog, g_z, g_w, B, Td, D, K, &E));
+    check("cls_head_backward dlatent (+=)", g_dlat, dlat, (size_t)B * Td * D, TOL32);
+    check("cls_head_backward dw (+=)", g_dw, dw, (size_t)K * D, TOL32);
+    check("cls_head_backward db (+=)", g_db, db, K, TOL32);
+    free(y); free(mt); free(pos); free(z); free(dy); free(dmt); free(w); free(b); free(logits); free(dlog);
+    free(dw); free(db); free(dlat); free(restore);
+}
+
 /* An error comes back as a value with a message (no exit, no print). */
 static void test_errors(void) {
     sx_err e;
@@ -381,6 +415,7 @@ int main(void) {
     static const struct { const char *name; void (*fn)(void); } tests[] = {
         {"linear", test_linear}, {"layernorm", test_layernorm}, {"gelu", test_gelu},
         {"residual_rows", test_residual_rows}, {"attention", test_attention}, {"embed", test_embed},
+        {"unshuffle_cls_head", test_unshuffle_cls_head},
         {"masked_mse", test_masked_mse}, {"adamw", test_adamw}, {"tiny_block", test_tiny_block},
         {"errors", test_errors},
     };
