@@ -127,3 +127,58 @@ extern "C" int attention_backward_cuda(float *dqkv, const float *dout, const flo
     KERNEL_TRY(err);
     return 0;
 }
+
+/* ------------------------------------------- streaming (flash-style) forward */
+
+/* One warp per (image, head, query row); lane l holds dims l, l+32, ... of
+ * the query and of the output accumulator. Keys stream through once with an
+ * online softmax (running max m and sum l, the accumulator rescaled when the
+ * max grows), so no T x T scores exist anywhere: for inference, where the
+ * backward's att is not needed. hs a multiple of 32, at most 128. */
+enum { FLASH_MAXR = 4 };
+__global__ void attention_flash_kernel(float *out, const float *qkv, int B, int T, int C, int NH, const int *qrows,
+                                       int Tq) {
+    int w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (w >= B * NH * Tq) return;
+    int t = w % Tq, bh = w / Tq, b = bh / NH, h = bh % NH, hs = C / NH, C3 = 3 * C, per = hs / 32;
+    const float *base = qkv + (size_t)b * T * C3 + h * hs;
+    int row = qrows ? qrows[(size_t)b * Tq + t] : t;
+    float scale = 1.0f / sqrtf((float)hs), q[FLASH_MAXR], acc[FLASH_MAXR];
+#pragma unroll
+    for (int r = 0; r < FLASH_MAXR; r++) {
+        q[r] = r < per ? base[(size_t)row * C3 + lane + 32 * r] : 0.0f;
+        acc[r] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    for (int j = 0; j < T; j++) {
+        const float *k = base + (size_t)j * C3 + C, *v = k + C;
+        float s = 0.0f;
+#pragma unroll
+        for (int r = 0; r < FLASH_MAXR; r++)
+            if (r < per) s += q[r] * k[lane + 32 * r];
+        s = scale * sx_warp_sum(s);
+        float mn = fmaxf(m, s), corr = expf(m - mn), e = expf(s - mn);  // corr = 0 at the first key
+        l = l * corr + e;
+#pragma unroll
+        for (int r = 0; r < FLASH_MAXR; r++)
+            if (r < per) acc[r] = acc[r] * corr + e * v[lane + 32 * r];
+        m = mn;
+    }
+    float *o = out + ((size_t)b * Tq + t) * C + h * hs, inv = 1.0f / l;
+#pragma unroll
+    for (int r = 0; r < FLASH_MAXR; r++)
+        if (r < per) o[lane + 32 * r] = acc[r] * inv;
+}
+
+extern "C" int attention_forward_flash_cuda(float *out, const float *qkv, int B, int T, int C, int NH,
+                                            const int *qrows, int Tq, sx_err *err) {
+    // qkv (B,T,3C) -> out (B,Tq,C), without att
+    if (NH <= 0 || C % NH || (C / NH) % 32 || C / NH > 32 * FLASH_MAXR)
+        return sx_fail(err, "attention_flash_cuda: head size C/NH = %d/%d must be a multiple of 32, at most %d", C,
+                       NH, 32 * FLASH_MAXR);
+    if (Tq <= 0 || Tq > T) return sx_fail(err, "attention_flash_cuda: Tq=%d outside 1..T=%d", Tq, T);
+    size_t warps = (size_t)B * NH * Tq;
+    attention_flash_kernel<<<sx_cuda_blocks(warps, 8), 256, 0, sx_cuda_stream()>>>(out, qkv, B, T, C, NH, qrows, Tq);
+    KERNEL_TRY(err);
+    return 0;
+}

@@ -92,6 +92,12 @@ int attention_forward_cuda(float *out, float *att, const float *qkv, int B, int 
 int attention_backward_cuda(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
                             int NH, const int *qrows, int Tq, sx_err *err);
 
+/* The same out without att, for inference: keys stream through an online
+ * softmax (flash-style; no T x T scores). Head size C/NH a multiple of 32,
+ * at most 128. */
+int attention_forward_flash_cuda(float *out, const float *qkv, int B, int T, int C, int NH, const int *qrows, int Tq,
+                                 sx_err *err);
+
 /* ---- embed.cu ---- */
 
 /* pixels (B,C,S,S), ids_keep (B,Lk) -> patches (B,Lk,C*p*p) -> out (B,Lk,D). */

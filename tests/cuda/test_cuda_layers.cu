@@ -221,6 +221,12 @@ static void attention_case(const char *label, int B, int T, int C, int NH, int T
     check(what, g_out, out, nout, TOL32);
     snprintf(what, sizeof what, "attention_forward att %s", label);
     check(what, g_att, att, natt, TOL32);
+    if ((C / NH) % 32 == 0) {  // the streaming forward, against the same CPU output
+        OK(attention_forward_flash_cuda(g_dout, g_qkv, B, T, C, NH, g_rows, Tq, &E));
+        snprintf(what, sizeof what, "attention_forward_flash %s", label);
+        check(what, g_dout, out, nout, TOL32);
+        OK(cudaMemcpy(g_dout, dout, sizeof(float) * nout, cudaMemcpyHostToDevice) == cudaSuccess ? 0 : -1);
+    }
     attention_backward(dqkv, dout, qkv, att, B, T, C, NH, rows, Tq, NULL);
     OK(attention_backward_cuda(g_dqkv, g_dout, g_qkv, g_att, B, T, C, NH, g_rows, Tq, &E));
     snprintf(what, sizeof what, "attention_backward dqkv %s", label);
@@ -231,6 +237,7 @@ static void attention_case(const char *label, int B, int T, int C, int NH, int T
 static void test_attention(void) {
     attention_case("(all rows)", 2, 50, 64, 4, 50, 0);
     attention_case("(qrows)", 2, 50, 64, 4, 21, 1);
+    attention_case("(hs 32, qrows)", 2, 61, 128, 4, 30, 1);
     attention_case("(ViT-B head, T=197)", 1, 197, 768, 12, 197, 0);
 }
 
