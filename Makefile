@@ -5,6 +5,8 @@
 #                 libskelex.a only
 #   make test     the sanitized test suite (AddressSanitizer + UBSan)
 #   make fuzz     the libFuzzer harnesses (clang-14), FUZZ_SECONDS each
+#   make cuda     ./skelex with the CUDA backend (src/cuda/, needs nvcc)
+#   make cuda-test  build/test_cuda: each CUDA layer against its CPU twin
 # Sources live in src/<part>/ (core, nn, io, data, train, adapt, eval,
 # zeroshot, api, cli); every object is built on its own with its header
 # dependencies tracked (-MMD), so an edit rebuilds only what it touches.
@@ -165,6 +167,70 @@ fuzz: fuzz-build
 # Regenerate the PyTorch fixtures (developers only; needs Debian's python3-torch).
 fixtures:
 	/usr/bin/python3 tools/mae_twin.py fixtures --out tests/fixtures
+
+# ---- The CUDA backend (src/cuda/*.cu; docs/readme/cuda.md). Without nvcc
+# everything above builds as before and `make cuda` says so and fails.
+# Hopper code (sm_90) plus compute_90 PTX for later GPUs. The CUDA objects
+# live in build/cuda/; `make cuda` relinks ./skelex with them (and a
+# cmd_cuda.o that lists the devices); `make skelex` relinks the plain one
+# when a CPU object changes.
+NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDAARCH  := -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+NVFLAGS   := -std=c++17 -O3 $(CUDAARCH) -Xcompiler -Wall,-Wextra,-fno-math-errno -Werror all-warnings -D_GNU_SOURCE
+CUDASRC   := $(sort $(wildcard src/cuda/*.cu))
+CUDAOBJ   := $(patsubst src/%.cu,build/cuda/%.o,$(CUDASRC))
+CUDALIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart
+CUDACLI   := $(filter-out build/opt/cli/cmd_cuda.o,$(CLIOBJ)) build/cuda/cli/cmd_cuda.o
+
+.PHONY: cuda cuda-test cuda-nvcc cuda-bundle cuda-objs
+cuda-nvcc:
+	@if [ -z "$(NVCC)" ]; then echo "make cuda: nvcc is missing (install the CUDA toolkit, or NVCC=/path/to/nvcc)" >&2; exit 1; fi
+
+build/cuda/%.o: src/%.cu | cuda-nvcc
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) $(INC) -MMD -MP -MF $(@:.o=.d) -c -o $@ $<
+
+build/cuda/tests/%.o: tests/%.cu | cuda-nvcc
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) $(INC) -Itests -MMD -MP -MF $(@:.o=.d) -c -o $@ $<
+
+# The CUDA sources alone (no CPU library needed): a compile check.
+cuda-objs: $(CUDAOBJ)
+
+build/cuda/cli/cmd_cuda.o: src/cli/cmd_cuda.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(OPT) $(INC) -DSKELEX_CUDA -MMD -MP -c -o $@ $<
+
+cuda: cuda-nvcc $(CUDACLI) $(CUDAOBJ) build/libskelex.a
+	$(CC) $(OPT) -o skelex $(CUDACLI) build/libskelex.a $(CUDAOBJ) $(LIBS) $(CUDALIBS)
+
+build/test_cuda: build/cuda/tests/cuda/test_cuda_layers.o $(CUDAOBJ) build/libskelex.a | cuda-nvcc
+	$(CC) $(OPT) -o $@ build/cuda/tests/cuda/test_cuda_layers.o $(CUDAOBJ) build/libskelex.a $(LIBS) $(CUDALIBS)
+
+# Runs the layer checks; without a device it prints one skip line, exit 0.
+cuda-test: build/test_cuda
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./build/test_cuda
+
+# A self-contained copy of build/test_cuda for a GPU machine that has the
+# CUDA toolkit but none of skelex's Debian libraries (bench/cuda_check.sh):
+# the CPU layers it checks against compiled for any x86-64-v3 processor,
+# cudart linked statically, libdnnl (and what it needs) beside it in lib/.
+# About 45 MiB; cublasLt comes from the GPU machine's CUDA 13.
+BUNDLESRC := src/core/common.c src/nn/embed.c src/nn/gemm.c src/nn/layers.c src/nn/loss.c src/nn/optim.c src/nn/profile.c
+BUNDLEOBJ := $(patsubst src/%.c,build/bundle/%.o,$(BUNDLESRC))
+build/bundle/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -O3 -march=x86-64-v3 -fno-math-errno -fopenmp $(INC) -MMD -MP -c -o $@ $<
+
+cuda-bundle: build/cuda/tests/cuda/test_cuda_layers.o $(CUDAOBJ) $(BUNDLEOBJ) | cuda-nvcc
+	@rm -rf build/cuda_bundle && mkdir -p build/cuda_bundle/lib
+	$(CC) -fopenmp -o build/cuda_bundle/test_cuda build/cuda/tests/cuda/test_cuda_layers.o $(CUDAOBJ) $(BUNDLEOBJ) \
+	  -ldnnl -lstdc++ -lm -L$(CUDA_HOME)/lib64 -Wl,-rpath,'$$ORIGIN/lib:/usr/local/cuda/lib64' -lcublasLt \
+	  -lcudart_static -ldl -lrt -lpthread
+	for l in libdnnl.so.2 libOpenCL.so.1 libgomp.so.1; do \
+	  cp -L "$$(ldd build/cuda_bundle/test_cuda | awk -v l=$$l '$$1 == l {print $$3}')" build/cuda_bundle/lib/ || exit 1; done
+	@du -sh build/cuda_bundle
 
 clean:
 	rm -rf build skelex

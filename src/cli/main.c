@@ -23,6 +23,7 @@ static const char *USAGE =
     "  eval         apply a fine-tuned model to a task or a folder: predictions.csv, metrics.json\n"
     "  bench        measure training, inference or data-loading speed (images/s)\n"
     "  serve        the web application: upload a radiograph, see its error map in a browser\n"
+    "  cuda         list the CUDA devices (a build made with `make cuda`)\n"
     "\n"
     "Model directories hold config.json + model.safetensors, exactly as Hugging Face\n"
     "transformers writes ViTMAEForPreTraining, so checkpoints move both ways.\n"
@@ -41,7 +42,7 @@ int main(int argc, char **argv) {
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         {"init", cmd_init}, {"info", cmd_info}, {"reconstruct", cmd_reconstruct}, {"bench", cmd_bench},
         {"pretrain", cmd_pretrain}, {"errormap", cmd_errormap}, {"probe", cmd_probe}, {"finetune", cmd_finetune}, {"eval", cmd_eval},
-        {"preprocess", cmd_preprocess}, {"serve", cmd_serve}, {"shard", cmd_shard},
+        {"preprocess", cmd_preprocess}, {"serve", cmd_serve}, {"shard", cmd_shard}, {"cuda", cmd_cuda},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) {
