@@ -103,17 +103,28 @@ static int check_column(const cJSON *v, const char *key, int header, const char 
     return 0;
 }
 
+#define PATIENT_FROM_FORMS "{\"path_component_prefix\": \"...\"}, {\"name_chars\": 1..256} or " \
+    "{\"name_before\": \"...\"} (optionally with \"ignore_case\": true)"
+
 static int parse_patient_from(const cJSON *v, task_spec *s, const char *file, sx_err *err) {
-    if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != 1)
-        return sx_fail(err, "%s: 'patient_from' must be {\"path_component_prefix\": \"...\"} or {\"name_chars\": N}", file);
+    int n = cJSON_IsObject(v) ? cJSON_GetArraySize(v) : 0;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(v, "path_component_prefix");
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(v, "name_chars");
-    if (cJSON_IsString(p) && *p->valuestring) { s->patient_prefix = p->valuestring; return 0; }
-    if (cJSON_IsNumber(c) && c->valuedouble >= 1 && c->valuedouble <= 256 && c->valuedouble == floor(c->valuedouble)) {
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(v, "name_before");
+    const cJSON *ic = cJSON_GetObjectItemCaseSensitive(v, "ignore_case");
+    if (n == 1 && cJSON_IsString(p) && *p->valuestring) { s->patient_prefix = p->valuestring; return 0; }
+    if (n == 1 && cJSON_IsNumber(c) && c->valuedouble >= 1 && c->valuedouble <= 256 &&
+        c->valuedouble == floor(c->valuedouble)) {
         s->patient_name_chars = (int)c->valuedouble;
         return 0;
     }
-    return sx_fail(err, "%s: 'patient_from' must be {\"path_component_prefix\": \"...\"} or {\"name_chars\": 1..256}", file);
+    if (cJSON_IsString(b) && *b->valuestring && !strchr(b->valuestring, '/') &&
+        (n == 1 || (n == 2 && cJSON_IsBool(ic)))) {
+        s->patient_before = b->valuestring;
+        s->patient_before_icase = ic && cJSON_IsTrue(ic);
+        return 0;
+    }
+    return sx_fail(err, "%s: 'patient_from' must be " PATIENT_FROM_FORMS, file);
 }
 
 static int check_classes(const task_spec *s, const char *file, sx_err *err) {
@@ -164,7 +175,7 @@ static int parse_csv_spec(const cJSON *root, task_spec *s, const char *file, sx_
         return sx_fail(err, "%s: give exactly one of 'label_column' and 'label_columns'", file);
     if (s->label_column && check_column(s->label_column, "label_column", s->csv_header, file, err)) return -1;
     if (s->patient_column && check_column(s->patient_column, "patient_column", s->csv_header, file, err)) return -1;
-    if (s->patient_column && (s->patient_prefix || s->patient_name_chars))
+    if (s->patient_column && task_spec_has_patient_from(s))
         return sx_fail(err, "%s: give at most one of 'patient_column' and 'patient_from'", file);
     if (s->where) {
         if (!cJSON_IsObject(s->where)) return sx_fail(err, "%s: 'where' must be an object: column -> value(s)", file);

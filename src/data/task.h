@@ -49,7 +49,12 @@
  *   patient_from    {"path_component_prefix": "patient"}: the first component
  *                   of the image's path (below the image dir) that starts with
  *                   the prefix; or {"name_chars": 7}: the first 7 characters
- *                   of the file name
+ *                   of the file name; or {"name_before": "_JPG"}: the file
+ *                   name up to the first occurrence of the marker after its
+ *                   first character (a name without it is an error), with
+ *                   "ignore_case": true matching the marker in any ASCII
+ *                   case (Roboflow exports: 103L_JPG.rf.<hash>.jpg and
+ *                   89R_jpg.rf.<hash>.jpg are copies of the feet 103L, 89R)
  * Without a patient source every image is its own patient.
  *
  * The file must be strict JSON: one value, nothing after it, no NUL byte,
