@@ -24,6 +24,8 @@ static const char *HELP =
     "                       frac_<F>/fold<k>/ with predictions.csv (image, label,\n"
     "                       per-class probability, predicted, fold), metrics.json and\n"
     "                       plots for the test split\n"
+    TASK_ARGS_EXTERNAL_HELP
+    "                       (OUT/frac_<F>/fold<k>/external/, external columns)\n"
     "  --label-fraction L   comma-separated training-label fractions in (0, 1], each\n"
     "                       once (default 1)\n"
     "  --folds K            cross-validation folds, 2..100 (default 5)\n"
@@ -35,7 +37,8 @@ static const char *HELP =
     "                       [0, 10] (default 0.01, 1e-4)\n"
     "\n"
     "Exit status: 0 success, 1 failure (unreadable data or model, a diverged head\n"
-    "or encoder, a failed write), 2 usage error.\n";
+    "or encoder, a failed write), 2 usage error (also: a --test-task whose label\n"
+    "space is not the task's).\n";
 
 #define MAX_FRACTIONS 64
 
@@ -100,10 +103,15 @@ int cmd_probe(int argc, char **argv) {
     task t;
     split sp;
     if (task_args_open(&ta, "probe", &t, &sp)) return 1;
+    task ext;
+    int erc = ta.test_task ? task_args_open_external(&ta, "probe", &t, &ext) : 0;
+    if (erc) { split_free(&sp); task_free(&t); return erc; }
+    o.external = ta.test_task ? &ext : NULL;
     sx_err err;
     int rc = probe_run(&t, &sp, &o, &err);
     if (rc) fprintf(stderr, "skelex probe: %s\n", err.msg);
     else printf("wrote %s/results.json\n", o.out);
+    if (ta.test_task) task_free(&ext);
     split_free(&sp);
     task_free(&t);
     return rc ? 1 : 0;

@@ -322,6 +322,22 @@ int task_type_parse(const char *s, task_type *out) {
     return -1;
 }
 
+int task_same_labels(const task *a, const task *b, sx_err *err) {
+    if (a->type != b->type)
+        return sx_fail(err, "task '%s' is %s but task '%s' is %s: the label spaces differ", b->name,
+                       task_type_name(b->type), a->name, task_type_name(a->type));
+    if (a->type == TASK_REGRESSION) return 0;
+    if (a->n_classes != b->n_classes)
+        return sx_fail(err, "task '%s' has %d classes but task '%s' has %d: the label spaces differ", b->name,
+                       b->n_classes, a->name, a->n_classes);
+    for (int k = 0; k < a->n_classes; k++)
+        if (strcmp(a->class_names[k], b->class_names[k]))
+            return sx_fail(err, "class %d of task '%s' is '%s' but of task '%s' is '%s': the label spaces differ "
+                           "(same class names in the same order)", k, b->name, b->class_names[k], a->name,
+                           a->class_names[k]);
+    return 0;
+}
+
 void task_class_counts(const task *t, size_t *counts) {
     memset(counts, 0, sizeof(size_t) * (size_t)t->n_classes);
     if (t->type == TASK_REGRESSION) { counts[0] = t->n; return; }

@@ -106,6 +106,11 @@ const char *task_type_name(task_type type);
 int task_type_parse(const char *s, task_type *out);   /* 0 or -1 */
 static inline int task_is_classification(const task *t) { return t->type != TASK_REGRESSION; }
 
+/* 0 when b has a's label space (same type, same class names in the same
+ * order; regression: both regression), else -1 with a message naming both
+ * tasks and what differs (an external test set must match its task). */
+int task_same_labels(const task *a, const task *b, sx_err *err);
+
 /* counts[k] = samples with label k (n_classes entries). */
 void task_class_counts(const task *t, size_t *counts);
 /* Number of distinct patients. */
