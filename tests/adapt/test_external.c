@@ -1,0 +1,233 @@
+/* test_external.c: external test sets (--test-task) in probe, finetune and
+ * eval on synthetic tasks: the files per fold, every external sample scored
+ * once, metrics that follow from the written predictions, refused label
+ * spaces (exit 2) and a refused overlap with the task's own images. */
+#include "adapt/external.h"
+#include "eval/metrics.h"
+#include "testlib.h"
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static cJSON *read_json(const char *path) {
+    char *s = tl_read_file(path, NULL);
+    cJSON *j = s ? cJSON_Parse(s) : NULL;
+    free(s);
+    return j;
+}
+
+static double num(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* A task dir/int (train) and dir/ext (external, n_ext per class); a tiny init model dir/m. */
+static int make_tasks(const char *d, int n_ext) {
+    char p[700], out[4096];
+    snprintf(p, sizeof p, "%s/int", d);
+    if (tl_synthetic_task(p, 24)) return -1;
+    snprintf(p, sizeof p, "%s/ext", d);
+    if (tl_synthetic_task(p, n_ext)) return -1;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "./skelex init --config %s/int/cfg.json --out %s/m", d, d);
+    return tl_run(cmd, out, sizeof out) == 0 ? 0 : -1;
+}
+
+/* predictions.csv of the synthetic binary task (image,label,prob_dark,prob_bright,predicted[,fold]):
+ * checks every external image once, then the metrics it implies against metrics.json. */
+static void check_predictions(const char *dir, int n_ext, int fold_col) {
+    char p[800];
+    snprintf(p, sizeof p, "%s/predictions.csv", dir);
+    char *csv = tl_read_file(p, NULL);
+    CHECKF(csv != NULL, "%s", p);
+    if (!csv) return;
+    double score[256];
+    int pos[256], pred[256], lab[256], n = 0, seen[2][64] = {{0}};
+    char *save = NULL, *line = strtok_r(csv, "\n", &save);
+    CHECK(line && strcmp(line, fold_col ? "image,label,prob_dark,prob_bright,predicted,fold"
+                                        : "image,label,prob_dark,prob_bright,predicted") == 0);
+    while ((line = strtok_r(NULL, "\n", &save)) && n < 256) {
+        char img[256], label[32], pr[32];
+        double p0, p1;
+        int fold, k;
+        CHECKF(sscanf(line, "%255[^,],%31[^,],%lf,%lf,%31[^,],%d", img, label, &p0, &p1, pr, &fold) == 5 + fold_col,
+               "%s", line);
+        CHECK_NEAR(p0 + p1, 1.0, 1e-6);
+        int c = strcmp(label, "bright") == 0;
+        CHECK(c || strcmp(label, "dark") == 0);
+        CHECKF(sscanf(img, "data/%*[a-z]/img%d.png", &k) == 1 && k >= 0 && k < n_ext, "%s", img);
+        if (k >= 0 && k < 64) seen[c][k]++;
+        score[n] = p1;
+        pos[n] = lab[n] = c;
+        pred[n] = strcmp(pr, "bright") == 0;
+        n++;
+    }
+    CHECKF(n == 2 * n_ext, "%d rows, want %d", n, 2 * n_ext);
+    for (int c = 0; c < 2; c++)
+        for (int k = 0; k < n_ext; k++) CHECKF(seen[c][k] == 1, "class %d image %d scored %d times", c, k, seen[c][k]);
+    snprintf(p, sizeof p, "%s/metrics.json", dir);
+    cJSON *m = read_json(p);
+    CHECKF(m != NULL, "%s", p);
+    CHECK_NEAR(num(m, "n"), n, 0);
+    CHECK_NEAR(num(m, "auroc"), metric_auroc(score, pos, (size_t)n), 1e-6);
+    CHECK_NEAR(num(m, "balanced_accuracy"), metric_balanced_accuracy(pred, lab, (size_t)n, 2), 1e-9);
+    cJSON_Delete(m);
+    free(csv);
+}
+
+TEST(test_external_probe_scores_every_sample) {
+    const char *d = tl_tmpdir();
+    char cmd[4096], out[16384], p[800];
+    CHECK(make_tasks(d, 9) == 0);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex probe --task %s/int/task.json --data-root %s/int --model %s/m "
+             "--out %s/probe --label-fraction 0.5,1 --folds 3 --test-frac 0.2 --test-task %s/ext/task.json "
+             "--test-data-root %s/ext", d, d, d, d, d, d);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(strstr(out, "e_AUROC") && strstr(out, "external synthetic"), "%s", out);
+    for (int f = 0; f < 2; f++)
+        for (int k = 0; k < 3; k++) {
+            snprintf(p, sizeof p, "%s/probe/frac_%s/fold%d/external", d, f ? "1" : "0.5", k);
+            check_predictions(p, 9, 1);
+            snprintf(p, sizeof p, "%s/probe/frac_%s/fold%d/external/roc.svg", d, f ? "1" : "0.5", k);
+            CHECK(access(p, R_OK) == 0);
+        }
+    snprintf(p, sizeof p, "%s/probe/results.json", d);
+    cJSON *j = read_json(p);
+    CHECK(j != NULL);
+    const cJSON *ext = cJSON_GetObjectItem(j, "external");
+    CHECK(num(ext, "images") == 18);
+    /* the mean over folds in results.json is the mean of the fold files */
+    double s = 0;
+    for (int k = 0; k < 3; k++) {
+        snprintf(p, sizeof p, "%s/probe/frac_1/fold%d/external/metrics.json", d, k);
+        cJSON *m = read_json(p);
+        s += num(m, "auroc");
+        cJSON_Delete(m);
+    }
+    CHECK_NEAR(num(j, "frac_1_external_auroc_mean"), s / 3, 1e-9);
+    CHECK(isfinite(num(j, "frac_1_external_auroc_sd")) && isfinite(num(j, "frac_0.5_external_ece_mean")));
+    CHECK(isfinite(num(j, "frac_1_auroc_mean")));   /* the internal test split is still there */
+    cJSON_Delete(j);
+    snprintf(p, sizeof p, "%s/probe/external_features.npy", d);
+    CHECK(access(p, R_OK) == 0);
+}
+
+TEST(test_external_finetune_and_eval) {
+    const char *d = tl_tmpdir();
+    char cmd[4096], out[16384], p[800];
+    CHECK(make_tasks(d, 7) == 0);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex finetune --task %s/int/task.json --data-root %s/int "
+             "--model %s/m --out %s/ft --folds 2 --test-frac 0.2 --epochs 1 --warmup-epochs 0 --batch 16 "
+             "--micro-batch 16 --test-task %s/ext/task.json --test-data-root %s/ext", d, d, d, d, d, d);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(strstr(out, "external"), "%s", out);
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/ft/fold%d/external", d, k);
+        check_predictions(p, 7, 0);
+    }
+    snprintf(p, sizeof p, "%s/ft/results.json", d);
+    cJSON *j = read_json(p);
+    const cJSON *es = cJSON_GetObjectItem(j, "external_summary"), *ts = cJSON_GetObjectItem(j, "summary");
+    CHECK(cJSON_IsObject(es) && cJSON_IsObject(ts));
+    CHECK(num(cJSON_GetObjectItem(es, "auroc"), "n") == 2);
+    const cJSON *f0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "folds"), 0);
+    CHECK(num(cJSON_GetObjectItem(f0, "external"), "n") == 14);
+    cJSON_Delete(j);
+
+    /* eval --test-task alone: every external sample into OUT/external/, and it matches finetune's */
+    snprintf(cmd, sizeof cmd, "./skelex eval --model %s/ft/fold0/best --test-task %s/ext/task.json --data-root %s/ext "
+             "--out %s/ev", d, d, d, d);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(strstr(out, "n=14"), "%s", out);
+    snprintf(p, sizeof p, "%s/ev/external/predictions.csv", d);
+    CHECK(access(p, R_OK) == 0);
+    snprintf(p, sizeof p, "%s/ev/external/metrics.json", d);
+    cJSON *a = read_json(p);
+    snprintf(p, sizeof p, "%s/ft/fold0/external/metrics.json", d);
+    cJSON *b = read_json(p);
+    CHECK_NEAR(num(a, "auroc"), num(b, "auroc"), 1e-9);
+    CHECK_NEAR(num(a, "n"), 14, 0);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    /* beside --task: the test split in OUT, the external set in OUT/external */
+    snprintf(cmd, sizeof cmd, "./skelex eval --model %s/ft/fold0/best --task %s/int/task.json --data-root %s/int "
+             "--test-frac 0.2 --test-task %s/ext/task.json --test-data-root %s/ext --out %s/ev2", d, d, d, d, d, d);
+    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(strstr(out, "external:") && strstr(out, "n=14"), "%s", out);
+    snprintf(p, sizeof p, "%s/ev2/metrics.json", d);
+    CHECK(access(p, R_OK) == 0);
+    snprintf(p, sizeof p, "%s/ev2/external", d);
+    check_predictions(p, 7, 0);
+}
+
+TEST(test_external_label_space_refused) {
+    const char *d = tl_tmpdir();
+    char cmd[4096], out[16384], p[800];
+    CHECK(make_tasks(d, 3) == 0);
+    struct { const char *name, *json; } bad[] = {
+        {"swapped", "{\"name\": \"swapped\", \"type\": \"binary\", \"image_root\": \"data\", \"class_folders\": [\"bright\", \"dark\"]}"},
+        {"multi", "{\"name\": \"multi\", \"type\": \"multiclass\", \"image_root\": \"data\", \"class_folders\": [\"dark\", \"bright\"]}"},
+    };
+    const char *cmds[3] = {"probe --model %s/m --out %s/o", "finetune --model %s/m --out %s/o --epochs 1",
+                           "eval --model %s/m --out %s/o"};
+    for (int b = 0; b < 2; b++) {
+        snprintf(p, sizeof p, "%s/ext/%s.json", d, bad[b].name);
+        CHECK(tl_write_text(p, bad[b].json) == 0);
+        for (int c = 0; c < 3; c++) {
+            char tail[1024];
+            snprintf(tail, sizeof tail, cmds[c], d, d);
+            snprintf(cmd, sizeof cmd, "./skelex %s --task %s/int/task.json --data-root %s/int --test-task %s "
+                     "--test-data-root %s/ext", tail, d, d, p, d);
+            CHECKF(tl_run(cmd, out, sizeof out) == 2, "%s: %s", cmd, out);
+            CHECKF(strstr(out, "label spaces differ") && strstr(out, "--test-task"), "%s", out);
+            snprintf(p + 700, 100, "%s/o", d);
+            CHECKF(access(p + 700, F_OK) != 0, "%s: nothing may be written", cmd);
+            snprintf(p, sizeof p, "%s/ext/%s.json", d, bad[b].name);
+        }
+    }
+    /* an unreadable external task is a failure (1), a missing value a usage error (2) */
+    snprintf(cmd, sizeof cmd, "./skelex probe --task %s/int/task.json --data-root %s/int --model %s/m --out %s/o "
+             "--test-task %s/none.json", d, d, d, d, d);
+    CHECKF(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "--test-task"), "%s", out);
+    snprintf(cmd, sizeof cmd, "./skelex probe --task %s/int/task.json --model %s/m --out %s/o --test-task", d, d, d);
+    CHECK(tl_run(cmd, out, sizeof out) == 2);
+}
+
+TEST(test_external_check_refuses_shared_images) {
+    const char *d = tl_tmpdir();
+    char p[700], q[700];
+    snprintf(p, sizeof p, "%s/a", d);
+    CHECK(tl_synthetic_task(p, 4) == 0);
+    snprintf(q, sizeof q, "%s/a/task.json", d);
+    task t, e;
+    sx_err err;
+    CHECK(task_load(q, p, &t, &err) == 0);
+    CHECK(task_load(q, p, &e, &err) == 0);
+    CHECK(external_check(&t, &e, &err) == -1);
+    CHECKF(strstr(err.msg, "shares 8 image file(s)"), "%s", err.msg);
+    task_free(&e);
+    /* the same images through a symlinked root are the same files */
+    snprintf(q, sizeof q, "ln -s '%s/a' '%s/link'", d, d);
+    CHECK(system(q) == 0);
+    snprintf(p, sizeof p, "%s/link", d);
+    snprintf(q, sizeof q, "%s/a/task.json", d);
+    CHECK(task_load(q, p, &e, &err) == 0);
+    CHECK(external_check(&t, &e, &err) == -1);
+    task_free(&e);
+    /* a disjoint copy passes */
+    snprintf(p, sizeof p, "%s/b", d);
+    CHECK(tl_synthetic_task(p, 2) == 0);
+    snprintf(q, sizeof q, "%s/b/task.json", d);
+    CHECK(task_load(q, p, &e, &err) == 0);
+    CHECKF(external_check(&t, &e, &err) == 0, "%s", err.msg);
+    size_t *idx = external_indices(&e);
+    for (size_t i = 0; i < e.n; i++) CHECK(idx[i] == i);
+    free(idx);
+    cJSON *info = external_info(&e);
+    CHECK(num(info, "images") == 4);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(info, "class_counts")) == 2);
+    cJSON_Delete(info);
+    task_free(&e);
+    task_free(&t);
+}
