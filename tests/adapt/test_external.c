@@ -34,6 +34,17 @@ static int make_tasks(const char *d, int n_ext) {
     return tl_run(cmd, out, sizeof out) == 0 ? 0 : -1;
 }
 
+/* make_tasks, then `skelex ARGS` (args: a format with one %s, the scratch dir) on dir/int with
+ * dir/ext as the external test set and the model dir/m; the exit status. */
+static int run_external(const char *d, int n_ext, const char *args, char *out, size_t cap) {
+    char a[1024], cmd[4096];
+    if (make_tasks(d, n_ext)) return -1;
+    snprintf(a, sizeof a, args, d);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex %s --task %s/int/task.json --data-root %s/int --model %s/m "
+             "--test-task %s/ext/task.json --test-data-root %s/ext", a, d, d, d, d, d);
+    return tl_run(cmd, out, cap);
+}
+
 /* predictions.csv of the synthetic binary task (image,label,prob_dark,prob_bright,predicted[,fold]):
  * checks every external image once, then the metrics it implies against metrics.json. */
 static void check_predictions(const char *dir, int n_ext, int fold_col) {
@@ -78,12 +89,9 @@ static void check_predictions(const char *dir, int n_ext, int fold_col) {
 
 TEST(test_external_probe_scores_every_sample) {
     const char *d = tl_tmpdir();
-    char cmd[4096], out[16384], p[800];
-    CHECK(make_tasks(d, 9) == 0);
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex probe --task %s/int/task.json --data-root %s/int --model %s/m "
-             "--out %s/probe --label-fraction 0.5,1 --folds 3 --test-frac 0.2 --test-task %s/ext/task.json "
-             "--test-data-root %s/ext", d, d, d, d, d, d);
-    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
+    char out[16384], p[800];
+    CHECKF(run_external(d, 9, "probe --out %s/probe --label-fraction 0.5,1 --folds 3 --test-frac 0.2", out, sizeof out) == 0,
+           "%s", out);
     CHECKF(strstr(out, "e_AUROC") && strstr(out, "external synthetic"), "%s", out);
     for (int f = 0; f < 2; f++)
         for (int k = 0; k < 3; k++) {
@@ -116,11 +124,8 @@ TEST(test_external_probe_scores_every_sample) {
 TEST(test_external_finetune_and_eval) {
     const char *d = tl_tmpdir();
     char cmd[4096], out[16384], p[800];
-    CHECK(make_tasks(d, 7) == 0);
-    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=1 ./skelex finetune --task %s/int/task.json --data-root %s/int "
-             "--model %s/m --out %s/ft --folds 2 --test-frac 0.2 --epochs 1 --warmup-epochs 0 --batch 16 "
-             "--micro-batch 16 --test-task %s/ext/task.json --test-data-root %s/ext", d, d, d, d, d, d);
-    CHECKF(tl_run(cmd, out, sizeof out) == 0, "%s", out);
+    CHECKF(run_external(d, 7, "finetune --out %s/ft --folds 2 --test-frac 0.2 --epochs 1 --warmup-epochs 0 --batch 16 "
+                        "--micro-batch 16", out, sizeof out) == 0, "%s", out);
     CHECKF(strstr(out, "external"), "%s", out);
     for (int k = 0; k < 2; k++) {
         snprintf(p, sizeof p, "%s/ft/fold%d/external", d, k);
