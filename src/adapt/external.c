@@ -43,7 +43,45 @@ size_t *external_indices(const task *ext) {
     return idx;
 }
 
-cJSON *external_info(const task *ext) {
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The distinct patient ids of x, sorted; *m gets the count. */
+static char **patient_ids(const task *x, size_t *m) {
+    char **v = sx_malloc(sizeof(char *) * (x->n ? x->n : 1));
+    for (size_t i = 0; i < x->n; i++) v[i] = x->samples[i].patient;
+    qsort(v, x->n, sizeof *v, cmp_str);
+    size_t k = 0;
+    for (size_t i = 0; i < x->n; i++)
+        if (!k || strcmp(v[i], v[k - 1])) v[k++] = v[i];
+    *m = k;
+    return v;
+}
+
+size_t external_shared_patients(const task *t, const task *ext) {
+    if (!t->has_patients || !ext->has_patients) return 0;
+    size_t na, nb, i = 0, j = 0, shared = 0;
+    char **a = patient_ids(t, &na), **b = patient_ids(ext, &nb);
+    while (i < na && j < nb) {
+        int c = strcmp(a[i], b[j]);
+        if (!c) shared++;
+        i += c <= 0;
+        j += c >= 0;
+    }
+    free(a);
+    free(b);
+    return shared;
+}
+
+void external_note(FILE *f, const char *cmd, const task *t, const task *ext) {
+    if (!f) return;
+    fprintf(f, "%s: external task %s, %zu images\n", cmd, ext->name, ext->n);
+    size_t shared = external_shared_patients(t, ext);
+    if (shared)
+        fprintf(f, "%s: warning: the external task shares %zu patient id(s) with task %s: it is not independent\n", cmd,
+                shared, t->name);
+}
+
+cJSON *external_info(const task *t, const task *ext) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "task", ext->name);
     cJSON_AddStringToObject(o, "data_root", ext->data_root ? ext->data_root : "");
@@ -55,6 +93,9 @@ cJSON *external_info(const task *ext) {
         for (int k = 0; k < ext->n_classes; k++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)c[k]));
         free(c);
     }
+    cJSON_AddNumberToObject(o, "patients", (double)task_patient_count(ext));
+    if (t->has_patients && ext->has_patients)
+        cJSON_AddNumberToObject(o, "shared_patients", (double)external_shared_patients(t, ext));
     return o;
 }
 

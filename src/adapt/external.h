@@ -19,8 +19,18 @@ int external_check(const task *t, const task *ext, sx_err *err);
 /* 0, 1, ..., ext->n - 1 (every external sample); the caller frees. */
 size_t *external_indices(const task *ext);
 
-/* {"task", "data_root", "images", "class_counts"} for results.json. */
-cJSON *external_info(const task *ext);
+/* Patient ids of ext that are also patient ids of t (0 unless both tasks
+ * have patients): same id text, so only meaningful for one id scheme. */
+size_t external_shared_patients(const task *t, const task *ext);
+
+/* A line on f (may be NULL) naming the external set and its size, with a
+ * warning when it shares patient ids with t. */
+void external_note(FILE *f, const char *cmd, const task *t, const task *ext);
+
+/* {"task", "data_root", "images", "class_counts", "patients",
+ *  "shared_patients" (external_shared_patients; only when both tasks have
+ *  patients)} for results.json. */
+cJSON *external_info(const task *t, const task *ext);
 
 /* The fold metrics' "external" objects (NULL entries where absent). */
 void external_of(cJSON *const *per_fold, int n, cJSON **ext);

@@ -123,6 +123,7 @@ int finetune_run(const task *t, const split *sp, const finetune_run_opts *o, sx_
     image_cache ic_ext = {0};
     if (o->external) {
         const task *e = o->external;
+        external_note(o->ft.progress, "finetune", t, e);
         paths = sx_malloc(sizeof(char *) * (e->n ? e->n : 1));
         for (size_t i = 0; i < e->n; i++) paths[i] = e->samples[i].path;
         rc = image_cache_build(&ic_ext, paths, e->n, o->config->image_size, o->ft.progress, err);
@@ -139,7 +140,7 @@ int finetune_run(const task *t, const split *sp, const finetune_run_opts *o, sx_
     cJSON_AddNumberToObject(results, "epochs", o->ft.epochs);
     cJSON_AddBoolToObject(results, "balance_classes", o->ft.balance);
     cJSON_AddNumberToObject(results, "test_images", (double)n_test);
-    if (o->external) cJSON_AddItemToObject(results, "external", external_info(o->external));
+    if (o->external) cJSON_AddItemToObject(results, "external", external_info(t, o->external));
     fold_arr = cJSON_AddArrayToObject(results, "folds");
     cJSON **per = sx_calloc((size_t)sp->folds, sizeof(cJSON *));
     int n_done = 0;

@@ -198,12 +198,13 @@ static int probe_fraction(const probe_data *d, const split *sp, const probe_opts
 }
 
 /* Features of every external sample (out/external_features.npy). */
-static int probe_external_features(mae_model *m, const probe_opts *o, int F, float **out, sx_err *err) {
+static int probe_external_features(mae_model *m, const task *t, const probe_opts *o, int F, float **out, sx_err *err) {
     const task *e = o->external;
+    external_note(o->progress, "probe", t, e);
     float *feats = sx_malloc(sizeof(float) * (e->n ? e->n : 1) * F);
     const char **paths = sx_malloc(sizeof(char *) * (e->n ? e->n : 1));
     for (size_t i = 0; i < e->n; i++) paths[i] = e->samples[i].path;
-    if (o->progress) fprintf(o->progress, "probe: external task %s, %zu images\n", e->name, e->n);
+
     int rc = features_extract(m, paths, e->n, o->batch, feats, o->progress, err);
     free(paths);
     if (!rc) {
@@ -249,7 +250,7 @@ int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err) 
         rc = npy_write_f32(path, feats, 2, fshape, err);
     }
     float *ext_feats = NULL;
-    if (!rc && o->external) rc = probe_external_features(&m, o, F, &ext_feats, err);
+    if (!rc && o->external) rc = probe_external_features(&m, t, o, F, &ext_feats, err);
     mae_free(&m);
     if (rc) { free(feats); return -1; }
 
@@ -264,7 +265,7 @@ int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err) 
     cJSON_AddNumberToObject(results, "images", (double)t->n);
     cJSON_AddNumberToObject(results, "test_images", (double)n_test);
     cJSON *by_frac = cJSON_AddObjectToObject(results, "label_fractions");
-    if (o->external) cJSON_AddItemToObject(results, "external", external_info(o->external));
+    if (o->external) cJSON_AddItemToObject(results, "external", external_info(t, o->external));
     if (o->table) {
         const char *last = t->type == TASK_REGRESSION ? "MAE" : "ECE";
         fprintf(o->table, "%-8s %-5s %8s %8s %8s %8s", "fraction", "fold", "AUROC", "bal_acc", "QWK", last);

@@ -229,10 +229,42 @@ TEST(test_external_check_refuses_shared_images) {
     size_t *idx = external_indices(&e);
     for (size_t i = 0; i < e.n; i++) CHECK(idx[i] == i);
     free(idx);
-    cJSON *info = external_info(&e);
-    CHECK(num(info, "images") == 4);
+    cJSON *info = external_info(&t, &e);
+    CHECK(num(info, "images") == 4 && num(info, "patients") == 4);
     CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(info, "class_counts")) == 2);
+    CHECK(!cJSON_GetObjectItem(info, "shared_patients"));   /* no patient ids in these tasks */
     cJSON_Delete(info);
     task_free(&e);
     task_free(&t);
+}
+
+/* Patients on both sides are counted (the knee ids of task and external set). */
+TEST(test_external_shared_patients) {
+    const char *d = tl_tmpdir();
+    char p[800];
+    const char *files[] = {"a/0/1000001L.png", "a/0/1000002L.png", "a/1/1000003R.png",
+                           "b/0/1000002R.png", "b/1/1000003L.png", "b/1/1000004L.png"};
+    for (size_t i = 0; i < 6; i++) {
+        snprintf(p, sizeof p, "mkdir -p %s/%.3s", d, files[i]);
+        CHECK(system(p) == 0);
+        snprintf(p, sizeof p, "%s/%s", d, files[i]);
+        CHECK(tl_write_text(p, "") == 0);
+    }
+    task t, e;
+    sx_err err;
+    for (int side = 0; side < 2; side++) {
+        snprintf(p, sizeof p, "%s/%c.json", d, side ? 'b' : 'a');
+        char json[300];
+        snprintf(json, sizeof json, "{\"name\": \"%c\", \"type\": \"binary\", \"image_root\": \"%c\", "
+                 "\"class_folders\": [\"0\", \"1\"], \"patient_from\": {\"name_chars\": 7}}", side ? 'b' : 'a', side ? 'b' : 'a');
+        CHECK(tl_write_text(p, json) == 0);
+        CHECKF(task_load(p, d, side ? &e : &t, &err) == 0, "%s", err.msg);
+    }
+    CHECK(external_shared_patients(&t, &e) == 2);   /* 1000002 and 1000003 */
+    CHECK(external_check(&t, &e, &err) == 0);       /* distinct files: allowed, but reported */
+    cJSON *info = external_info(&t, &e);
+    CHECK(num(info, "shared_patients") == 2 && num(info, "patients") == 3);
+    cJSON_Delete(info);
+    task_free(&t);
+    task_free(&e);
 }
