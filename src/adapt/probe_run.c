@@ -79,8 +79,7 @@ static int probe_external(const probe_data *d, const linear_head *h, double frac
     char dir[4500], title[256];
     snprintf(dir, sizeof dir, "%s/external", fold_dir);
     snprintf(title, sizeof title, "%s probe, %g labels, fold %d, external %s", d->t->name, frac, k, e->name);
-    cJSON *ej = adapt_write_outputs(e, idx, n, reg ? NULL : prob, reg ? pred : NULL, k, dir, title,
-                                    seed, err);
+    cJSON *ej = adapt_write_outputs(e, idx, n, reg ? NULL : prob, reg ? pred : NULL, k, dir, title, seed, err);
     free(prob); free(pred); free(idx);
     if (!ej) return -1;
     cJSON_AddItemToObject(mj, "external", ej);
@@ -118,7 +117,10 @@ static cJSON *probe_fold(const probe_data *d, const split *sp, const probe_opts 
         mj = adapt_write_outputs(t, test_idx, n_test, kind == HEAD_LINEAR ? NULL : prob,
                                  kind == HEAD_LINEAR ? pred : NULL, k, dir, title, o->seed + (uint64_t)k, err);
         if (mj) cJSON_AddNumberToObject(mj, "n_train", (double)ntr);
-        if (mj && d->ext && probe_external(d, &h, frac, k, dir, o->seed + 7919 + (uint64_t)k, mj, err)) { cJSON_Delete(mj); mj = NULL; }
+        if (mj && d->ext && probe_external(d, &h, frac, k, dir, o->seed + 7919 + (uint64_t)k, mj, err)) {
+            cJSON_Delete(mj);
+            mj = NULL;
+        }
     }
     linear_head_free(&h);
     free(X); free(y); free(Xv); free(yv); free(prob); free(pred); free(tr); free(va);
@@ -204,7 +206,6 @@ static int probe_external_features(mae_model *m, const task *t, const probe_opts
     float *feats = sx_malloc(sizeof(float) * (e->n ? e->n : 1) * F);
     const char **paths = sx_malloc(sizeof(char *) * (e->n ? e->n : 1));
     for (size_t i = 0; i < e->n; i++) paths[i] = e->samples[i].path;
-
     int rc = features_extract(m, paths, e->n, o->batch, feats, o->progress, err);
     free(paths);
     if (!rc) {

@@ -59,6 +59,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!o.model || !o.out || (!ta.task && !ta.test_task) == !images)
         return cli_usage_error("eval", "--model, --out and one of --task (and/or --test-task) or --images are required");
+    if (task_args_check(&ta, "eval")) return 2;
     if (strcmp(which, "test") && strcmp(which, "all")) return cli_usage_error("eval", "--split must be test or all");
     o.all = !strcmp(which, "all");
     o.seed = (uint64_t)ta.seed;

@@ -112,6 +112,7 @@ int cmd_finetune(int argc, char **argv) {
     }
     if (!ta.task || !ro.out || !ro.model == !config)
         return cli_usage_error("finetune", "--task, --out and one of --model or --config are required");
+    if (task_args_check(&ta, "finetune")) return 2;
     if (o->min_lr > o->lr) return cli_usage_error("finetune", "--min-lr exceeds --lr");
     unsigned char only[FT_MAX_FOLDS];
     if (only_s && parse_only(only_s, ta.folds, only)) return 2;

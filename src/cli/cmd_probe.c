@@ -92,6 +92,7 @@ int cmd_probe(int argc, char **argv) {
         else return cli_usage_error("probe", "unknown option '%s'", a);
     }
     if (!ta.task || !o.model || !o.out) return cli_usage_error("probe", "--task, --model and --out are required");
+    if (task_args_check(&ta, "probe")) return 2;
     double fv[MAX_FRACTIONS];
     int nf = parse_fractions(fracs, fv);
     if (nf < 0) return 2;

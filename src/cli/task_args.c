@@ -6,7 +6,8 @@
 #include <string.h>
 
 void task_args_default(task_args *a) {
-    *a = (task_args){.task = NULL, .root = ".", .test_task = NULL, .test_root = NULL, .skip_missing = 0, .folds = 5, .test_frac = 0.1, .seed = 0};
+    *a = (task_args){.task = NULL, .root = ".", .test_task = NULL, .test_root = NULL, .skip_missing = 0, .folds = 5,
+                     .test_frac = 0.1, .seed = 0};
 }
 
 int task_args_parse(task_args *a, int argc, char **argv, int *i) {
@@ -21,6 +22,11 @@ int task_args_parse(task_args *a, int argc, char **argv, int *i) {
     else if (!strcmp(o, "--seed")) a->seed = cli_long(o, cli_value(argc, argv, i), 0, 0x7fffffffL);
     else return 0;
     return 1;
+}
+
+int task_args_check(const task_args *a, const char *cmd) {
+    if (a->test_root && !a->test_task) return cli_usage_error(cmd, "--test-data-root needs --test-task");
+    return 0;
 }
 
 int task_args_open(const task_args *a, const char *cmd, task *t, split *sp) {
@@ -47,7 +53,8 @@ int task_args_open_external(const task_args *a, const char *cmd, const task *t, 
         return 1;
     }
     if (ext->n_missing)
-        fprintf(stderr, "skelex %s: --test-task: %zu sample(s) without an image file were dropped\n", cmd, ext->n_missing);
+        fprintf(stderr, "skelex %s: --test-task: %zu sample(s) without an image file were dropped\n", cmd,
+                ext->n_missing);
     if (t && task_same_labels(t, ext, &err)) {
         fprintf(stderr, "skelex %s: --test-task %s does not fit --task %s: %s\n", cmd, a->test_task, a->task, err.msg);
         task_free(ext);

@@ -24,6 +24,9 @@ int task_args_open(const task_args *a, const char *cmd, task *t, split *sp);
  * its label space must be t's. 0; 1 when it cannot be loaded; 2 when the
  * label spaces differ (a usage error); errors printed as "skelex CMD: ...". */
 int task_args_open_external(const task_args *a, const char *cmd, const task *t, task *ext);
+/* Usage checks across the shared options (--test-data-root needs
+ * --test-task): 0, or 2 after a usage message. */
+int task_args_check(const task_args *a, const char *cmd);
 /* The help lines of --test-task and --test-data-root. */
 #define TASK_ARGS_EXTERNAL_HELP \
     "  --test-task FILE     an external test set: a task with the same type and class\n" \

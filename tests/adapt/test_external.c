@@ -197,6 +197,8 @@ TEST(test_external_label_space_refused) {
     CHECKF(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "--test-task"), "%s", out);
     snprintf(cmd, sizeof cmd, "./skelex probe --task %s/int/task.json --model %s/m --out %s/o --test-task", d, d, d);
     CHECK(tl_run(cmd, out, sizeof out) == 2);
+    snprintf(cmd, sizeof cmd, "./skelex eval --task %s/int/task.json --model %s/m --out %s/o --test-data-root %s", d, d, d, d);
+    CHECKF(tl_run(cmd, out, sizeof out) == 2 && strstr(out, "--test-data-root needs --test-task"), "%s", out);
 }
 
 TEST(test_external_check_refuses_shared_images) {
