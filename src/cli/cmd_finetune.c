@@ -25,8 +25,9 @@ static const char *HELP =
     "  --config NAME|FILE   or start from random initialisation of this architecture\n"
     "  --out OUT            split.json, results.json, fold<k>/{best/, log.csv, curves.svg,\n"
     "                       val_score.svg, test/{predictions.csv, metrics.json, *.svg}}\n"
-    TASK_ARGS_EXTERNAL_HELP
+    TASK_ARGS_TEST_TASK_HELP
     "                       by each fold's best model (OUT/fold<k>/external/)\n"
+    TASK_ARGS_TEST_ROOT_HELP
     "  --folds K            cross-validation folds, 2..100 (default 5)\n"
     "  --only-folds LIST    run only these folds, e.g. 0 or 0,2: each in 0..K-1, once\n"
     "                       (default: all)\n"

@@ -24,8 +24,9 @@ static const char *HELP =
     "                       frac_<F>/fold<k>/ with predictions.csv (image, label,\n"
     "                       per-class probability, predicted, fold), metrics.json and\n"
     "                       plots for the test split\n"
-    TASK_ARGS_EXTERNAL_HELP
+    TASK_ARGS_TEST_TASK_HELP
     "                       (OUT/frac_<F>/fold<k>/external/, external columns)\n"
+    TASK_ARGS_TEST_ROOT_HELP
     "  --label-fraction L   comma-separated training-label fractions in (0, 1], each\n"
     "                       once (default 1)\n"
     "  --folds K            cross-validation folds, 2..100 (default 5)\n"

@@ -27,10 +27,12 @@ int task_args_open_external(const task_args *a, const char *cmd, const task *t, 
 /* Usage checks across the shared options (--test-data-root needs
  * --test-task): 0, or 2 after a usage message. */
 int task_args_check(const task_args *a, const char *cmd);
-/* The help lines of --test-task and --test-data-root. */
-#define TASK_ARGS_EXTERNAL_HELP \
+/* The help lines of --test-task (a command adds where its outputs go) and
+ * --test-data-root. */
+#define TASK_ARGS_TEST_TASK_HELP \
     "  --test-task FILE     an external test set: a task with the same type and class\n" \
-    "                       names (same order); every one of its images is scored\n" \
+    "                       names (same order); every one of its images is scored\n"
+#define TASK_ARGS_TEST_ROOT_HELP \
     "  --test-data-root DIR root for the external task's paths (default: --data-root)\n"
 
 #endif

@@ -270,3 +270,29 @@ TEST(test_external_shared_patients) {
     task_free(&t);
     task_free(&e);
 }
+
+/* The shipped knee train/ -> val/ pair is a valid external test set: same
+ * label space, disjoint files and no shared patient (skipped without data). */
+TEST(test_external_real_knee_train_val) {
+    if (access("../shared/data/knee-kl/val", R_OK) != 0) TEST_SKIP("../shared/data/knee-kl is absent");
+    task t, e;
+    sx_err err;
+    int rc = task_load("tasks/knee_kl_train.json", "../shared/data", &t, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    if (rc) return;
+    rc = task_load("tasks/knee_kl_val.json", "../shared/data", &e, &err);
+    CHECKF(rc == 0, "%s", err.msg);
+    if (!rc) {
+        CHECKF(t.n == 5778 && e.n == 826, "%zu train, %zu val", t.n, e.n);
+        CHECKF(external_check(&t, &e, &err) == 0, "%s", err.msg);
+        CHECK(external_shared_patients(&t, &e) == 0);
+        CHECK(task_patient_count(&t) == 2889 && task_patient_count(&e) == 413);
+        /* and the pooled task is not: every val image is one of its files */
+        task all;
+        CHECK(task_load("tasks/knee_kl.json", "../shared/data", &all, &err) == 0);
+        CHECK(external_check(&all, &e, &err) == -1 && strstr(err.msg, "shares 826 image file(s)"));
+        task_free(&all);
+        task_free(&e);
+    }
+    task_free(&t);
+}
