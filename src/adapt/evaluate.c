@@ -56,6 +56,19 @@ done:
     return rc;
 }
 
+int eval_external_run(const task *ext, const eval_opts *o, cJSON **metrics, size_t *n, sx_err *err) {
+    *metrics = NULL;
+    *n = 0;
+    if (check_opts(o, err)) return -1;
+    char dir[4400];
+    if (snprintf(dir, sizeof dir, "%s/external", o->out) >= (int)sizeof dir) return sx_fail(err, "%s: path too long", o->out);
+    if (adapt_mkdir(o->out, err)) return -1;
+    eval_opts eo = *o;
+    eo.out = dir;
+    eo.all = 1;
+    return eval_task_run(ext, NULL, &eo, metrics, n, err);
+}
+
 int eval_images_run(const char *images, const eval_opts *o, size_t *n, sx_err *err) {
     *n = 0;
     if (check_opts(o, err)) return -1;

@@ -20,6 +20,10 @@ typedef struct {
  * metrics.json and the plots. The task's type and class names must be the
  * model's. *metrics (the caller deletes it) and *n (images scored) on success. */
 int eval_task_run(const task *t, const split *sp, const eval_opts *o, cJSON **metrics, size_t *n, sx_err *err);
+/* An external test set: the model on every sample of ext, written to
+ * out/external/ (predictions.csv, metrics.json, plots); otherwise as
+ * eval_task_run. */
+int eval_external_run(const task *ext, const eval_opts *o, cJSON **metrics, size_t *n, sx_err *err);
 
 /* The model on the images under PATH (dataset_add: a folder, scanned
  * recursively, or a list file): out/predictions.csv only. *n: images. */

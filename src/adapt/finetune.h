@@ -112,6 +112,7 @@ typedef struct {
     double label_fraction;      /* of each fold's training labels, (0, 1] */
     ft_opts ft;                 /* the training options; ft.seed is the run's seed */
     FILE *table;                /* one line per fold and the mean (NULL: none) */
+    const task *external;       /* an external test set (same label space), or NULL */
 } finetune_run_opts;
 
 /* Per chosen fold k of sp: a classifier from model/config is fine-tuned on
@@ -119,8 +120,11 @@ typedef struct {
  * epoch saved to out/fold<k>/best, and that saved model scored on the test
  * split (out/fold<k>/test/: predictions.csv, metrics.json, plots); out gets
  * split.json and results.json (per fold metrics, mean/SD). out must not
- * hold anything yet unless force. Every failure (a diverged run, a write)
- * is an error. */
+ * hold anything yet unless force. With an external task (external.h) the
+ * same saved model scores every one of its samples: out/fold<k>/external/,
+ * the fold's metrics get an "external" object, results.json "external"
+ * (the task) and "external_summary" (mean/SD beside "summary"). Every
+ * failure (a diverged run, a write) is an error. */
 int finetune_run(const task *t, const split *sp, const finetune_run_opts *o, sx_err *err);
 
 #endif

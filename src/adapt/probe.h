@@ -56,6 +56,7 @@ typedef struct {
     uint64_t seed;              /* subsampling and bootstrap seed */
     FILE *progress;             /* feature progress lines (NULL: none) */
     FILE *table;                /* one line per fraction and fold, then the means (NULL: none) */
+    const task *external;       /* an external test set (same label space), or NULL */
 } probe_opts;
 
 /* probe_opts_default: batch 32, iters 300, lr 0.01, wd 1e-4, fraction 1. */
@@ -67,7 +68,12 @@ void probe_opts_default(probe_opts *o);
  * and scored on the test split: out/frac_F/foldk/ gets predictions.csv
  * (image, label, per-class probability, predicted, fold), metrics.json and
  * the plots; out/split.json and out/results.json (per fold metrics and
- * mean/SD over folds). Every file is written atomically and every write
+ * mean/SD over folds). With an external task (external.h) every one of its
+ * samples is scored by each fold's head too: out/external_features.npy,
+ * out/frac_F/foldk/external/ (predictions.csv, metrics.json, plots), the
+ * fold's metrics get an "external" object and results.json
+ * frac_<F>_external_<metric>_mean / _sd and "external" (the task's name,
+ * root and counts). Every file is written atomically and every write
  * failure is an error. A head or encoder that diverges (non-finite
  * features or weights) is an error, never a silent NaN. */
 int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err);

@@ -3,6 +3,7 @@
  * on the test split, with every fold's outputs written as `eval` writes
  * them (adapt_write_outputs). */
 #include "adapt/probe.h"
+#include "adapt/external.h"
 #include "adapt/finetune.h"
 #include "eval/metrics.h"
 #include "eval/report.h"
@@ -24,6 +25,8 @@ typedef struct {
     const task *t;
     const float *feats;
     int F;
+    const task *ext;        /* external test set (NULL: none) */
+    const float *ext_feats; /* its features, every sample */
 } probe_data;
 
 /* Features and labels of samples idx. */
@@ -64,6 +67,25 @@ static double json_num(const cJSON *o, const char *k) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+/* The fold's head on every external sample: fold dir/external/, and the
+ * metrics as mj's "external" object. */
+static int probe_external(const probe_data *d, const linear_head *h, double frac, int k, const char *fold_dir,
+                          uint64_t seed, cJSON *mj, sx_err *err) {
+    const task *e = d->ext;
+    int K = e->n_classes, KK = K > 2 ? K : 2, reg = e->type == TASK_REGRESSION;
+    size_t n = e->n, *idx = external_indices(e);
+    double *prob = sx_malloc(sizeof(double) * (n ? n : 1) * KK), *pred = sx_malloc(sizeof(double) * (n ? n : 1));
+    linear_head_outputs(h, e->type, K, d->ext_feats, n, prob, pred);
+    char dir[4500], title[256];
+    snprintf(dir, sizeof dir, "%s/external", fold_dir);
+    snprintf(title, sizeof title, "%s probe, %g labels, fold %d, external %s", d->t->name, frac, k, e->name);
+    cJSON *ej = adapt_write_outputs(e, idx, n, reg ? NULL : prob, reg ? pred : NULL, k, dir, title, seed, err);
+    free(prob); free(pred); free(idx);
+    if (!ej) return -1;
+    cJSON_AddItemToObject(mj, "external", ej);
+    return 0;
+}
+
 /* One fold of one fraction: train, select, score on the test split, write
  * frac dir/fold<k>/. Returns the fold's metrics (with fold, n_train) or NULL. */
 static cJSON *probe_fold(const probe_data *d, const split *sp, const probe_opts *o, double frac, int k,
@@ -95,16 +117,29 @@ static cJSON *probe_fold(const probe_data *d, const split *sp, const probe_opts 
         mj = adapt_write_outputs(t, test_idx, n_test, kind == HEAD_LINEAR ? NULL : prob,
                                  kind == HEAD_LINEAR ? pred : NULL, k, dir, title, o->seed + (uint64_t)k, err);
         if (mj) cJSON_AddNumberToObject(mj, "n_train", (double)ntr);
+        if (mj && d->ext && probe_external(d, &h, frac, k, dir, o->seed + 7919 + (uint64_t)k, mj, err)) {
+            cJSON_Delete(mj);
+            mj = NULL;
+        }
     }
     linear_head_free(&h);
     free(X); free(y); free(Xv); free(yv); free(prob); free(pred); free(tr); free(va);
     return mj;
 }
 
-static void table_row(FILE *f, const char *frac, const char *fold, const double v[4]) {
+static const char *last_metric(const task *t) { return t->type == TASK_REGRESSION ? "mae" : "ece"; }
+
+/* The four table columns of a metrics object (NaN where absent). */
+static void table_values(const task *t, const cJSON *mj, double v[4]) {
+    const char *cols[4] = {"auroc", "balanced_accuracy", "qwk", last_metric(t)};
+    for (int q = 0; q < 4; q++) v[q] = mj ? json_num(mj, cols[q]) : NAN;
+}
+
+/* v: 4 test values, then 4 external ones when n_v is 8. */
+static void table_row(FILE *f, const char *frac, const char *fold, const double *v, int n_v) {
     if (!f) return;
     fprintf(f, "%-8s %-5s", frac, fold);
-    for (int q = 0; q < 4; q++) {
+    for (int q = 0; q < n_v; q++) {
         if (isnan(v[q])) fprintf(f, " %8s", "-");
         else fprintf(f, " %8.4f", v[q]);
     }
@@ -122,34 +157,66 @@ static int probe_fraction(const probe_data *d, const split *sp, const probe_opts
     cJSON *fj = cJSON_AddArrayToObject(by_frac, name);
     cJSON **per = sx_calloc((size_t)sp->folds, sizeof(cJSON *));
     int n = 0, rc = 0;
-    const char *last = t->type == TASK_REGRESSION ? "mae" : "ece";
+    int nv = d->ext ? 8 : 4;
     for (int k = 0; k < sp->folds && !rc; k++) {
         cJSON *mj = probe_fold(d, sp, o, frac, k, frac_dir, test_idx, n_test, Xt, err);
         if (!mj) { rc = -1; break; }
         cJSON_AddItemToArray(fj, mj);
         per[n++] = mj;
-        double v[4] = {json_num(mj, "auroc"), json_num(mj, "balanced_accuracy"), json_num(mj, "qwk"), json_num(mj, last)};
+        double v[8];
+        table_values(t, mj, v);
+        table_values(t, cJSON_GetObjectItemCaseSensitive(mj, "external"), v + 4);
         char fold[16];
         snprintf(fold, sizeof fold, "%d", k);
-        table_row(o->table, name, fold, v);
+        table_row(o->table, name, fold, v, nv);
     }
-    if (!rc) {   /* mean and SD over folds: results.json keys frac_<F>_<metric>_mean / _sd */
-        cJSON *sum = metrics_summary(per, n);
-        for (const cJSON *e = sum->child; e; e = e->next) {
-            char key[160];
-            snprintf(key, sizeof key, "frac_%s_%s_mean", name, e->string);
-            cJSON_AddNumberToObject(results, key, json_num(e, "mean"));
-            snprintf(key, sizeof key, "frac_%s_%s_sd", name, e->string);
-            cJSON_AddNumberToObject(results, key, json_num(e, "sd"));
+    if (!rc) {   /* mean and SD over folds: results.json keys frac_<F>[_external]_<metric>_mean / _sd */
+        cJSON **ext = sx_calloc((size_t)sp->folds, sizeof(cJSON *));
+        external_of(per, n, ext);
+        cJSON *sum[2] = {metrics_summary(per, n), d->ext ? metrics_summary(ext, n) : NULL};
+        for (int s = 0; s < 2 && sum[s]; s++)
+            for (const cJSON *e = sum[s]->child; e; e = e->next) {
+                char key[160];
+                snprintf(key, sizeof key, "frac_%s_%s%s_mean", name, s ? "external_" : "", e->string);
+                cJSON_AddNumberToObject(results, key, json_num(e, "mean"));
+                snprintf(key, sizeof key, "frac_%s_%s%s_sd", name, s ? "external_" : "", e->string);
+                cJSON_AddNumberToObject(results, key, json_num(e, "sd"));
+            }
+        const char *cols[4] = {"auroc", "balanced_accuracy", "qwk", last_metric(t)};
+        double v[8];
+        for (int q = 0; q < nv; q++) v[q] = json_num(cJSON_GetObjectItem(sum[q / 4], cols[q % 4]), "mean");
+        table_row(o->table, name, "mean", v, nv);
+        if (d->ext) {
+            char title[128];
+            snprintf(title, sizeof title, "label fraction %s: test split vs external %s", name, d->ext->name);
+            external_table(o->table, title, sum[0], sum[1]);
         }
-        const char *cols[4] = {"auroc", "balanced_accuracy", "qwk", last};
-        double v[4];
-        for (int q = 0; q < 4; q++) v[q] = json_num(cJSON_GetObjectItem(sum, cols[q]), "mean");
-        table_row(o->table, name, "mean", v);
-        cJSON_Delete(sum);
+        cJSON_Delete(sum[0]);
+        cJSON_Delete(sum[1]);
+        free(ext);
     }
     free(per);
     return rc;
+}
+
+/* Features of every external sample (out/external_features.npy). */
+static int probe_external_features(mae_model *m, const task *t, const probe_opts *o, int F, float **out, sx_err *err) {
+    const task *e = o->external;
+    external_note(o->progress, "probe", t, e);
+    float *feats = sx_malloc(sizeof(float) * (e->n ? e->n : 1) * F);
+    const char **paths = sx_malloc(sizeof(char *) * (e->n ? e->n : 1));
+    for (size_t i = 0; i < e->n; i++) paths[i] = e->samples[i].path;
+    int rc = features_extract(m, paths, e->n, o->batch, feats, o->progress, err);
+    free(paths);
+    if (!rc) {
+        char path[4400];
+        int64_t shape[2] = {(int64_t)e->n, F};
+        snprintf(path, sizeof path, "%s/external_features.npy", o->out);
+        rc = npy_write_f32(path, feats, 2, shape, err);
+    }
+    if (rc) { free(feats); return -1; }
+    *out = feats;
+    return 0;
 }
 
 int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err) {
@@ -162,6 +229,7 @@ int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err) 
     }
     if (o->batch < 1 || o->iters < 10 || !(o->lr > 0) || !isfinite(o->lr) || !(o->wd >= 0) || !isfinite(o->wd))
         return sx_fail(err, "probe: need batch >= 1, iters >= 10, lr > 0 and wd >= 0 (finite)");
+    if (o->external && external_check(t, o->external, err)) return -1;
     if (adapt_start_out(o->out, t, sp, err)) return -1;
     char path[4400];
     int rc;
@@ -177,15 +245,17 @@ int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err) 
                 o->model);
     rc = features_extract(&m, paths, t->n, o->batch, feats, o->progress, err);
     free(paths);
-    mae_free(&m);
     if (!rc) {
         int64_t fshape[2] = {(int64_t)t->n, F};
         snprintf(path, sizeof path, "%s/features.npy", o->out);
         rc = npy_write_f32(path, feats, 2, fshape, err);
     }
+    float *ext_feats = NULL;
+    if (!rc && o->external) rc = probe_external_features(&m, t, o, F, &ext_feats, err);
+    mae_free(&m);
     if (rc) { free(feats); return -1; }
 
-    probe_data d = {t, feats, F};
+    probe_data d = {t, feats, F, o->external, ext_feats};
     size_t n_test;
     size_t *test_idx = split_indices(sp, SPLIT_TEST, 0, &n_test);
     float *Xt = sx_malloc(sizeof(float) * (n_test ? n_test : 1) * F), *yt = sx_malloc(sizeof(float) * (n_test ? n_test : 1));
@@ -196,9 +266,13 @@ int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err) 
     cJSON_AddNumberToObject(results, "images", (double)t->n);
     cJSON_AddNumberToObject(results, "test_images", (double)n_test);
     cJSON *by_frac = cJSON_AddObjectToObject(results, "label_fractions");
-    if (o->table)
-        fprintf(o->table, "%-8s %-5s %8s %8s %8s %8s\n", "fraction", "fold", "AUROC", "bal_acc", "QWK",
-                t->type == TASK_REGRESSION ? "MAE" : "ECE");
+    if (o->external) cJSON_AddItemToObject(results, "external", external_info(t, o->external));
+    if (o->table) {
+        const char *last = t->type == TASK_REGRESSION ? "MAE" : "ECE";
+        fprintf(o->table, "%-8s %-5s %8s %8s %8s %8s", "fraction", "fold", "AUROC", "bal_acc", "QWK", last);
+        if (o->external) fprintf(o->table, " %8s %8s %8s %5s_%s", "e_AUROC", "e_balacc", "e_QWK", "e", last);
+        fprintf(o->table, "\n");
+    }
     for (int i = 0; i < o->n_fractions && !rc; i++)
         rc = probe_fraction(&d, sp, o, o->fractions[i], test_idx, n_test, Xt, by_frac, results, err);
     if (!rc) {
@@ -206,6 +280,6 @@ int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err) 
         rc = report_write_json(path, results, err);
     }
     cJSON_Delete(results);
-    free(feats); free(Xt); free(yt); free(test_idx);
+    free(feats); free(ext_feats); free(Xt); free(yt); free(test_idx);
     return rc;
 }

@@ -23,12 +23,23 @@ static const char *HELP =
     "  --split test|all     with a task: its fixed test split (as finetune and probe make it\n"
     "                       with the same --seed and --test-frac) or every image (default test)\n"
     "  --test-frac F --seed S   the split's parameters (defaults 0.1, 0)\n"
+    "  --test-task FILE     an external test set: every one of its images is scored into\n"
+    "                       OUT/external/ (alone, or beside --task, whose classes it must have)\n"
+    "  --test-data-root DIR root for the external task's paths (default: --data-root)\n"
     "  --images PATH        instead of a task: a folder (scanned recursively) or a list file\n"
     "  --out OUT            output directory (created)\n"
     "  --batch B            images per forward, 1..4096 (default 32)\n"
     "\n"
     "Exit status: 0 success, 1 failure (unreadable model or images, classes that do\n"
-    "not match the model's, a failed write), 2 usage error.\n";
+    "not match the model's, a failed write), 2 usage error (also: a --test-task whose\n"
+    "label space is not --task's).\n";
+
+static void eval_print(const cJSON *mj, size_t n, const char *out, const char *sub) {
+    const cJSON *au = cJSON_GetObjectItem(mj, "auroc"), *mae = cJSON_GetObjectItem(mj, "mae");
+    if (cJSON_IsNumber(au)) printf("auroc=%.4f\n", au->valuedouble);
+    if (cJSON_IsNumber(mae)) printf("mae=%.4f\n", mae->valuedouble);
+    printf("n=%zu\nwrote %s/%spredictions.csv and %s/%smetrics.json\n", n, out, sub, out, sub);
+}
 
 int cmd_eval(int argc, char **argv) {
     const char *images = NULL, *which = "test";
@@ -46,8 +57,9 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
         else return cli_usage_error("eval", "unknown option '%s'", a);
     }
-    if (!o.model || !o.out || !ta.task == !images)
-        return cli_usage_error("eval", "--model, --out and one of --task or --images are required");
+    if (!o.model || !o.out || (!ta.task && !ta.test_task) == !images)
+        return cli_usage_error("eval", "--model, --out and one of --task (and/or --test-task) or --images are required");
+    if (task_args_check(&ta, "eval")) return 2;
     if (strcmp(which, "test") && strcmp(which, "all")) return cli_usage_error("eval", "--split must be test or all");
     o.all = !strcmp(which, "all");
     o.seed = (uint64_t)ta.seed;
@@ -55,19 +67,32 @@ int cmd_eval(int argc, char **argv) {
     sx_err err;
     size_t n = 0;
     int rc;
-    if (ta.task) {
+    if (ta.test_task && !ta.task) {
+        task ext;
+        if ((rc = task_args_open_external(&ta, "eval", NULL, &ext))) return rc;
+        cJSON *mj = NULL;
+        rc = eval_external_run(&ext, &o, &mj, &n, &err);
+        if (!rc) eval_print(mj, n, o.out, "external/");
+        cJSON_Delete(mj);
+        task_free(&ext);
+    } else if (ta.task) {
         task t;
         split sp;
         if (task_args_open(&ta, "eval", &t, &sp)) return 1;
+        task ext;
+        int erc = ta.test_task ? task_args_open_external(&ta, "eval", &t, &ext) : 0;
+        if (erc) { split_free(&sp); task_free(&t); return erc; }
         cJSON *mj = NULL;
         rc = eval_task_run(&t, &sp, &o, &mj, &n, &err);
-        if (!rc) {
-            const cJSON *au = cJSON_GetObjectItem(mj, "auroc"), *mae = cJSON_GetObjectItem(mj, "mae");
-            if (cJSON_IsNumber(au)) printf("auroc=%.4f\n", au->valuedouble);
-            if (cJSON_IsNumber(mae)) printf("mae=%.4f\n", mae->valuedouble);
-            printf("n=%zu\nwrote %s/predictions.csv and %s/metrics.json\n", n, o.out, o.out);
+        if (!rc) eval_print(mj, n, o.out, "");
+        cJSON_Delete(mj);
+        mj = NULL;
+        if (!rc && ta.test_task && !(rc = eval_external_run(&ext, &o, &mj, &n, &err))) {
+            printf("external:\n");
+            eval_print(mj, n, o.out, "external/");
         }
         cJSON_Delete(mj);
+        if (ta.test_task) task_free(&ext);
         split_free(&sp);
         task_free(&t);
     } else {

@@ -25,6 +25,9 @@ static const char *HELP =
     "  --config NAME|FILE   or start from random initialisation of this architecture\n"
     "  --out OUT            split.json, results.json, fold<k>/{best/, log.csv, curves.svg,\n"
     "                       val_score.svg, test/{predictions.csv, metrics.json, *.svg}}\n"
+    TASK_ARGS_TEST_TASK_HELP
+    "                       by each fold's best model (OUT/fold<k>/external/)\n"
+    TASK_ARGS_TEST_ROOT_HELP
     "  --folds K            cross-validation folds, 2..100 (default 5)\n"
     "  --only-folds LIST    run only these folds, e.g. 0 or 0,2: each in 0..K-1, once\n"
     "                       (default: all)\n"
@@ -49,7 +52,8 @@ static const char *HELP =
     "Threads: OMP_NUM_THREADS (pinned).\n"
     "\n"
     "Exit status: 0 success, 1 failure (unreadable data or model, a diverged run,\n"
-    "a failed write, an existing --out without --force), 2 usage error.\n";
+    "a failed write, an existing --out without --force), 2 usage error (also: a\n"
+    "--test-task whose label space is not the task's).\n";
 
 /* "0,2" -> only[k] = 1; every entry a fold number in 0..folds-1, once. */
 static int parse_only(const char *s, int folds, unsigned char *only) {
@@ -109,6 +113,7 @@ int cmd_finetune(int argc, char **argv) {
     }
     if (!ta.task || !ro.out || !ro.model == !config)
         return cli_usage_error("finetune", "--task, --out and one of --model or --config are required");
+    if (task_args_check(&ta, "finetune")) return 2;
     if (o->min_lr > o->lr) return cli_usage_error("finetune", "--min-lr exceeds --lr");
     unsigned char only[FT_MAX_FOLDS];
     if (only_s && parse_only(only_s, ta.folds, only)) return 2;
@@ -126,7 +131,12 @@ int cmd_finetune(int argc, char **argv) {
     task t;
     split sp;
     if (task_args_open(&ta, "finetune", &t, &sp)) return 1;
+    task ext;
+    int erc = ta.test_task ? task_args_open_external(&ta, "finetune", &t, &ext) : 0;
+    if (erc) { split_free(&sp); task_free(&t); return erc; }
+    ro.external = ta.test_task ? &ext : NULL;
     int rc = finetune_run(&t, &sp, &ro, &err);
+    if (ta.test_task) task_free(&ext);
     if (rc) fprintf(stderr, "skelex finetune: %s\n", err.msg);
     else printf("wrote %s/results.json\n", ro.out);
     split_free(&sp);

@@ -24,6 +24,9 @@ static const char *HELP =
     "                       frac_<F>/fold<k>/ with predictions.csv (image, label,\n"
     "                       per-class probability, predicted, fold), metrics.json and\n"
     "                       plots for the test split\n"
+    TASK_ARGS_TEST_TASK_HELP
+    "                       (OUT/frac_<F>/fold<k>/external/, external columns)\n"
+    TASK_ARGS_TEST_ROOT_HELP
     "  --label-fraction L   comma-separated training-label fractions in (0, 1], each\n"
     "                       once (default 1)\n"
     "  --folds K            cross-validation folds, 2..100 (default 5)\n"
@@ -35,7 +38,8 @@ static const char *HELP =
     "                       [0, 10] (default 0.01, 1e-4)\n"
     "\n"
     "Exit status: 0 success, 1 failure (unreadable data or model, a diverged head\n"
-    "or encoder, a failed write), 2 usage error.\n";
+    "or encoder, a failed write), 2 usage error (also: a --test-task whose label\n"
+    "space is not the task's).\n";
 
 #define MAX_FRACTIONS 64
 
@@ -89,6 +93,7 @@ int cmd_probe(int argc, char **argv) {
         else return cli_usage_error("probe", "unknown option '%s'", a);
     }
     if (!ta.task || !o.model || !o.out) return cli_usage_error("probe", "--task, --model and --out are required");
+    if (task_args_check(&ta, "probe")) return 2;
     double fv[MAX_FRACTIONS];
     int nf = parse_fractions(fracs, fv);
     if (nf < 0) return 2;
@@ -100,10 +105,15 @@ int cmd_probe(int argc, char **argv) {
     task t;
     split sp;
     if (task_args_open(&ta, "probe", &t, &sp)) return 1;
+    task ext;
+    int erc = ta.test_task ? task_args_open_external(&ta, "probe", &t, &ext) : 0;
+    if (erc) { split_free(&sp); task_free(&t); return erc; }
+    o.external = ta.test_task ? &ext : NULL;
     sx_err err;
     int rc = probe_run(&t, &sp, &o, &err);
     if (rc) fprintf(stderr, "skelex probe: %s\n", err.msg);
     else printf("wrote %s/results.json\n", o.out);
+    if (ta.test_task) task_free(&ext);
     split_free(&sp);
     task_free(&t);
     return rc ? 1 : 0;

@@ -164,6 +164,20 @@ static int derive_patient(const task_spec *sp, const char *rel, char *out, size_
     }
     const char *base = strrchr(rel, '/');
     base = base ? base + 1 : rel;
+    if (sp->patient_before) {
+        size_t ml = strlen(sp->patient_before), bl = strlen(base);
+        for (size_t i = 1; i + ml <= bl; i++) {   /* i >= 1: the id is never empty */
+            int hit = sp->patient_before_icase ? !strncasecmp(base + i, sp->patient_before, ml)
+                                               : !strncmp(base + i, sp->patient_before, ml);
+            if (!hit) continue;
+            if (i >= cap) break;
+            memcpy(out, base, i);
+            out[i] = 0;
+            return 0;
+        }
+        return sx_fail(err, "%s: the file name has no '%s' after its first character (patient_from name_before%s)",
+                       rel, sp->patient_before, sp->patient_before_icase ? ", ignore_case" : "");
+    }
     size_t want = (size_t)sp->patient_name_chars;
     if (strlen(base) < want || want >= cap)
         return sx_fail(err, "%s: file name shorter than %zu characters (patient_from)", rel, want);
@@ -207,7 +221,7 @@ static int build_class_folders(builder *b, sx_err *err) {
             for (size_t i = start; i < files.n; i++) {
                 const char *rel = files.v[i] + dl + 1;
                 const char *pid = NULL;
-                if (sp->patient_prefix || sp->patient_name_chars) {
+                if (task_spec_has_patient_from(sp)) {
                     if (derive_patient(sp, rel, patient, sizeof patient, err)) { free(dir); sv_free(&files); return -1; }
                     pid = patient;
                 }
@@ -409,7 +423,7 @@ static int add_row(builder *b, const csv_cols *c, const csv_reader *r, sx_err *e
     int rc = locate(b, rel, sp->study_dirs, &path, err);
     if (rc < 0) { free(rel); return -1; }
     if (rc == 1) { note_missing(b, rel); free(rel); return 0; }
-    if (!pid && (sp->patient_prefix || sp->patient_name_chars)) {
+    if (!pid && (task_spec_has_patient_from(sp))) {
         if (derive_patient(sp, rel, patient, sizeof patient, err)) { free(rel); free(path); return -1; }
         pid = patient;
     }
@@ -515,7 +529,7 @@ static void fill_task(builder *b, const task_spec *sp, const char *data_root, ta
     t->data_root = sx_strdup(data_root ? data_root : "");
     t->description = sx_strdup(sp->description ? sp->description : "");
     t->type = sp->type;
-    t->has_patients = sp->patient_column || sp->patient_prefix || sp->patient_name_chars;
+    t->has_patients = sp->patient_column || task_spec_has_patient_from(sp);
     if (sp->type == TASK_REGRESSION) {
         t->n_classes = 1;
         t->class_names = sx_malloc(sizeof(char *));

@@ -103,17 +103,28 @@ static int check_column(const cJSON *v, const char *key, int header, const char 
     return 0;
 }
 
+#define PATIENT_FROM_FORMS "{\"path_component_prefix\": \"...\"}, {\"name_chars\": 1..256} or " \
+    "{\"name_before\": \"...\"} (optionally with \"ignore_case\": true)"
+
 static int parse_patient_from(const cJSON *v, task_spec *s, const char *file, sx_err *err) {
-    if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != 1)
-        return sx_fail(err, "%s: 'patient_from' must be {\"path_component_prefix\": \"...\"} or {\"name_chars\": N}", file);
+    int n = cJSON_IsObject(v) ? cJSON_GetArraySize(v) : 0;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(v, "path_component_prefix");
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(v, "name_chars");
-    if (cJSON_IsString(p) && *p->valuestring) { s->patient_prefix = p->valuestring; return 0; }
-    if (cJSON_IsNumber(c) && c->valuedouble >= 1 && c->valuedouble <= 256 && c->valuedouble == floor(c->valuedouble)) {
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(v, "name_before");
+    const cJSON *ic = cJSON_GetObjectItemCaseSensitive(v, "ignore_case");
+    if (n == 1 && cJSON_IsString(p) && *p->valuestring) { s->patient_prefix = p->valuestring; return 0; }
+    if (n == 1 && cJSON_IsNumber(c) && c->valuedouble >= 1 && c->valuedouble <= 256 &&
+        c->valuedouble == floor(c->valuedouble)) {
         s->patient_name_chars = (int)c->valuedouble;
         return 0;
     }
-    return sx_fail(err, "%s: 'patient_from' must be {\"path_component_prefix\": \"...\"} or {\"name_chars\": 1..256}", file);
+    if (cJSON_IsString(b) && *b->valuestring && !strchr(b->valuestring, '/') &&
+        (n == 1 || (n == 2 && cJSON_IsBool(ic)))) {
+        s->patient_before = b->valuestring;
+        s->patient_before_icase = ic && cJSON_IsTrue(ic);
+        return 0;
+    }
+    return sx_fail(err, "%s: 'patient_from' must be " PATIENT_FROM_FORMS, file);
 }
 
 static int check_classes(const task_spec *s, const char *file, sx_err *err) {
@@ -164,7 +175,7 @@ static int parse_csv_spec(const cJSON *root, task_spec *s, const char *file, sx_
         return sx_fail(err, "%s: give exactly one of 'label_column' and 'label_columns'", file);
     if (s->label_column && check_column(s->label_column, "label_column", s->csv_header, file, err)) return -1;
     if (s->patient_column && check_column(s->patient_column, "patient_column", s->csv_header, file, err)) return -1;
-    if (s->patient_column && (s->patient_prefix || s->patient_name_chars))
+    if (s->patient_column && task_spec_has_patient_from(s))
         return sx_fail(err, "%s: give at most one of 'patient_column' and 'patient_from'", file);
     if (s->where) {
         if (!cJSON_IsObject(s->where)) return sx_fail(err, "%s: 'where' must be an object: column -> value(s)", file);
@@ -309,6 +320,22 @@ int task_type_parse(const char *s, task_type *out) {
     for (int k = TASK_BINARY; k <= TASK_REGRESSION; k++)
         if (strcmp(s, task_type_name((task_type)k)) == 0) { *out = (task_type)k; return 0; }
     return -1;
+}
+
+int task_same_labels(const task *a, const task *b, sx_err *err) {
+    if (a->type != b->type)
+        return sx_fail(err, "task '%s' is %s but task '%s' is %s: the label spaces differ", b->name,
+                       task_type_name(b->type), a->name, task_type_name(a->type));
+    if (a->type == TASK_REGRESSION) return 0;
+    if (a->n_classes != b->n_classes)
+        return sx_fail(err, "task '%s' has %d classes but task '%s' has %d: the label spaces differ", b->name,
+                       b->n_classes, a->name, a->n_classes);
+    for (int k = 0; k < a->n_classes; k++)
+        if (strcmp(a->class_names[k], b->class_names[k]))
+            return sx_fail(err, "class %d of task '%s' is '%s' but of task '%s' is '%s': the label spaces differ "
+                           "(same class names in the same order)", k, b->name, b->class_names[k], a->name,
+                           a->class_names[k]);
+    return 0;
 }
 
 void task_class_counts(const task *t, size_t *counts) {

@@ -49,7 +49,12 @@
  *   patient_from    {"path_component_prefix": "patient"}: the first component
  *                   of the image's path (below the image dir) that starts with
  *                   the prefix; or {"name_chars": 7}: the first 7 characters
- *                   of the file name
+ *                   of the file name; or {"name_before": "_JPG"}: the file
+ *                   name up to the first occurrence of the marker after its
+ *                   first character (a name without it is an error), with
+ *                   "ignore_case": true matching the marker in any ASCII
+ *                   case (Roboflow exports: 103L_JPG.rf.<hash>.jpg and
+ *                   89R_jpg.rf.<hash>.jpg are copies of the feet 103L, 89R)
  * Without a patient source every image is its own patient.
  *
  * The file must be strict JSON: one value, nothing after it, no NUL byte,
@@ -100,6 +105,11 @@ void task_free(task *t);
 const char *task_type_name(task_type type);
 int task_type_parse(const char *s, task_type *out);   /* 0 or -1 */
 static inline int task_is_classification(const task *t) { return t->type != TASK_REGRESSION; }
+
+/* 0 when b has a's label space (same type, same class names in the same
+ * order; regression: both regression), else -1 with a message naming both
+ * tasks and what differs (an external test set must match its task). */
+int task_same_labels(const task *a, const task *b, sx_err *err);
 
 /* counts[k] = samples with label k (n_classes entries). */
 void task_class_counts(const task *t, size_t *counts);

@@ -27,7 +27,14 @@ typedef struct {
     int n_classes;
     const char *patient_prefix;
     int patient_name_chars;
+    const char *patient_before;   /* name_before: the file name up to the first occurrence */
+    int patient_before_icase;     /* ignore_case: the marker matches in any ASCII case */
 } task_spec;
+
+/* The spec derives patients from image paths (patient_from). */
+static inline int task_spec_has_patient_from(const task_spec *s) {
+    return s->patient_prefix || s->patient_name_chars || s->patient_before;
+}
 
 /* root: the parsed task file (file names it in messages). */
 int task_spec_parse(const cJSON *root, task_spec *s, const char *file, sx_err *err);

@@ -412,7 +412,7 @@ TEST(test_task_shipped_files) {
         n++;
     }
     closedir(d);
-    CHECKF(n == 12, "%d task files", n);
+    CHECKF(n >= 14, "%d task files", n);   /* 14 on branch ext; other branches may add more */
 }
 
 /* ---------------------------------------------------------- real data */
