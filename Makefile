@@ -168,7 +168,7 @@ fuzz: fuzz-build
 fixtures:
 	/usr/bin/python3 tools/mae_twin.py fixtures --out tests/fixtures
 
-# ---- The CUDA backend (src/cuda/*.cu; docs/readme/cuda.md). Without nvcc
+# ---- The CUDA backend (src/cuda/*.cu; docs/cuda.md). Without nvcc
 # everything above builds as before and `make cuda` says so and fails.
 # Hopper code (sm_90) plus compute_90 PTX for later GPUs. The CUDA objects
 # live in build/cuda/; `make cuda` relinks ./skelex with them (and a

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cuda_check.sh: the CUDA backend's checks on a GPU machine, in one call of
-# under 5 minutes (docs/readme/cuda.md).
+# under 5 minutes (docs/cuda.md).
 #   bench/cuda_check.sh [OUTDIR]     (default: $OUT if set, else build/cuda_check)
 # Steps, each logged to OUTDIR:
 #   1. the GPU (nvidia-smi) and the compiler (nvcc --version)        gpu.txt

@@ -49,7 +49,7 @@ static const char *HELP =
     "                     at once, every product on all threads)\n"
     "  --loader-threads T background decode threads (default 2)\n"
     "  --precision P      fp32 (default, exact) or bf16\n"
-    "data-parallel (mpirun -np N ./skelex pretrain ...; see docs/readme/dist.md)\n"
+    "data-parallel (mpirun -np N ./skelex pretrain ...; see docs/scale-out.md)\n"
     "                     each rank trains on batch/N images of every batch; rank 0\n"
     "                     writes RUN; default threads per rank: cores / ranks per node\n"
     "  --zero1            shard the AdamW update over the ranks (reduce-scatter,\n"

@@ -81,7 +81,7 @@ int dist_init(dist_comm *c, sx_err *err) {
 #else
     if (announced > 1)
         return sx_fail(err, "started as one of %ld processes (%s), but this skelex was built without MPI: rebuild "
-                       "with libopenmpi-dev installed (make; see docs/readme/dist.md)", announced, which);
+                       "with libopenmpi-dev installed (make; see docs/scale-out.md)", announced, which);
     c->local_size = local_size_env();
     return 0;
 #endif
