@@ -147,9 +147,9 @@ int predict_overlay_png(const skx_model *cls, const skx_image *img, const skx_re
                  top >= 0 ? pr->probs[(size_t)i * pr->n_outputs + top] : 0.0);
         int tw = draw_text_width(label, scale), th = draw_text_height(scale);
         /* above the box when there is room, else just inside its top edge;
-         * the whole image's label goes to its bottom-left corner */
-        int ty = r[i].source == SKX_REGION_WHOLE ? H - th - 2 * scale : (y0 - th - 2 * scale >= 0 ? y0 - th - 2 * scale : y0 + thick);
-        int tx = x0 + thick;
+         * the whole image's label goes to its top-left corner */
+        int ty = r[i].source == SKX_REGION_WHOLE ? thick + 2 * scale : (y0 - th - 2 * scale >= 0 ? y0 - th - 2 * scale : y0 + thick);
+        int tx = x0 + thick + scale;
         draw_fill(&c, tx - scale, ty - scale, tx + tw + scale, ty + th + scale, black);
         draw_text(&c, tx, ty, label, scale, col);
     }
