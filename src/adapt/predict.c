@@ -221,6 +221,18 @@ static int image_regions(predictor *p, const skx_image *img, const char *path, s
     return 0;
 }
 
+void predict_decision_json(cJSON *o, const skx_prediction *pr) {
+    if (!pr->has_decision) return;
+    cJSON *d = cJSON_AddObjectToObject(o, "decision");
+    cJSON_AddStringToObject(d, "rule", "skelex_tumour");
+    cJSON_AddBoolToObject(d, "tumour", pr->tumour);
+    cJSON_AddBoolToObject(d, "malignant", pr->malignant);
+    cJSON_AddNumberToObject(d, "p_tumour", pr->p_tumour);
+    cJSON_AddNumberToObject(d, "p_malignant", pr->p_malignant);
+    cJSON_AddNumberToObject(d, "region_tumour", pr->region_tumour);
+    cJSON_AddNumberToObject(d, "region_malignant", pr->region_malignant);
+}
+
 static void record_failure(predictor *p, const char *path, const char *msg) {
     cJSON *f = cJSON_CreateObject();
     cJSON_AddStringToObject(f, "file", path);
@@ -268,16 +280,7 @@ static void record_image(predictor *p, const char *path, const char *overlay, co
         snprintf(num, sizeof num, ",%.6g,%.6g,%.6g,%.6g\r\n", b[0], b[1], b[2], b[3]);
         csv_append(p, num);
     }
-    if (pr->has_decision) {
-        cJSON *d = cJSON_AddObjectToObject(im, "decision");
-        cJSON_AddStringToObject(d, "rule", "skelex_tumour");
-        cJSON_AddBoolToObject(d, "tumour", pr->tumour);
-        cJSON_AddBoolToObject(d, "malignant", pr->malignant);
-        cJSON_AddNumberToObject(d, "p_tumour", pr->p_tumour);
-        cJSON_AddNumberToObject(d, "p_malignant", pr->p_malignant);
-        cJSON_AddNumberToObject(d, "region_tumour", pr->region_tumour);
-        cJSON_AddNumberToObject(d, "region_malignant", pr->region_malignant);
-    }
+    predict_decision_json(im, pr);
     cJSON_AddItemToArray(p->images, im);
 }
 

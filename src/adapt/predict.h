@@ -68,5 +68,8 @@ int predict_overlay_png(const skx_model *cls, const skx_image *img, const skx_re
 /* The output of region r with the highest probability among the outputs
  * that are in some group (all outputs when the model has no groups). */
 int predict_top_output(const skx_model *cls, const skx_prediction *pr, int r);
+/* "decision" (the tumour rule's result, keys as in predictions.json) into o
+ * when it applies; nothing otherwise. */
+void predict_decision_json(cJSON *o, const skx_prediction *pr);
 
 #endif

@@ -138,16 +138,7 @@ static void add_regions(cJSON *o, const skx_model *cls, const skx_region *r, con
         add_flat_heads(ro, cls, pr->probs + (size_t)i * pr->n_outputs, pr->n_outputs);
         cJSON_AddItemToArray(rs, ro);
     }
-    if (pr->has_decision) {
-        cJSON *d = cJSON_AddObjectToObject(o, "decision");
-        cJSON_AddStringToObject(d, "rule", "skelex_tumour");
-        cJSON_AddBoolToObject(d, "tumour", pr->tumour);
-        cJSON_AddBoolToObject(d, "malignant", pr->malignant);
-        cJSON_AddNumberToObject(d, "p_tumour", pr->p_tumour);
-        cJSON_AddNumberToObject(d, "p_malignant", pr->p_malignant);
-        cJSON_AddNumberToObject(d, "region_tumour", pr->region_tumour);
-        cJSON_AddNumberToObject(d, "region_malignant", pr->region_malignant);
-    }
+    predict_decision_json(o, pr);
 }
 
 void an_run(const an_models *m, an_worker *w, an_task *t) {
