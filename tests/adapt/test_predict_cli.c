@@ -3,6 +3,7 @@
  * inputs, the JSON structure, aggregates equal to the maximum over the
  * regions' probabilities, boxes inside the image, the CSV, the overlays,
  * exit statuses; and the overlay's drawing and font. */
+#include "adapt/predict.h"
 #include "adapt/predict_draw.h"
 #include "api/api_fixtures.h"
 #include "data/csv.h"
@@ -265,4 +266,58 @@ TEST(test_predict_overlay_draws_boxes_and_text) {
     CHECK(lit == want);
     draw_text(&c, 58, 38, "WWW", 3, green);   // clipped at the edges
     draw_canvas_free(&c);
+}
+
+/* The library behind the command in-process (so the sanitizers see every
+ * path): errormap regions, a failed image recorded, boxes from YOLO files
+ * (a malformed one fails that image), the files written. */
+TEST(test_predict_library_in_process) {
+    const char *d = tl_tmpdir();
+    char cls[600], mae[600], outdir[600];
+    snprintf(cls, sizeof cls, "%s/cls", d);
+    snprintf(mae, sizeof mae, "%s/m", d);
+    snprintf(outdir, sizeof outdir, "%s/o", d);
+    CHECK(apifx_model(d) == 0 && pfx_grouped_classifier(cls, 5) == 0);
+    CHECK(apifx_phantom(tl_path("a.png"), 70, 50, 1) == 0);
+    tl_write_text(tl_path("bad.png"), "nope");
+    predict_opts o;
+    predict_default_opts(&o);
+    CHECK(o.mode == PREDICT_ERRORMAP && o.region.k == 3 && o.map.passes == 10);
+    sx_err e;
+    CHECK(predict_parse_mode("boxes:", &o, &e) == -1 && predict_parse_mode("box", &o, &e) == -1);
+    CHECK(predict_parse_mode("errormap", &o, &e) == 0);
+    o.map.passes = 3;
+    o.threads = 1;
+    predictor p;
+    CHECK(predict_open(&p, cls, NULL, outdir, &o, &e) == -1 && strstr(e.msg, "--mae"));
+    CHECK(predict_open(&p, tl_path("nothing"), mae, outdir, &o, &e) == -1);
+    CHECKF(predict_open(&p, cls, mae, outdir, &o, &e) == 0, "%s", e.msg);
+    CHECK(predict_image(&p, tl_path("a.png"), "a", &e) == 0);
+    CHECK(predict_image(&p, tl_path("bad.png"), "bad", &e) == -1);
+    CHECK(predict_finish(&p, &e) == 0);
+    predict_close(&p);
+    cJSON *doc = read_json(tl_path("o/predictions.json"));
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "images")) == 1);
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "failed")) == 1);
+    cJSON_Delete(doc);
+    check_overlay(tl_path("o/a_predict.png"), 70, 50);
+
+    CHECK(mkdir(tl_path("bx"), 0755) == 0);
+    tl_write_text(tl_path("bx/a.txt"), "0 0.5 0.5 0.2 0.2\n");
+    tl_write_text(tl_path("bx/c.txt"), "0 0.5 oops\n");
+    CHECK(apifx_phantom(tl_path("c.png"), 40, 40, 0) == 0);
+    char mode[700];
+    snprintf(mode, sizeof mode, "boxes:%s", tl_path("bx"));
+    CHECK(predict_parse_mode(mode, &o, &e) == 0 && o.mode == PREDICT_BOXES);
+    snprintf(outdir, sizeof outdir, "%s/ob", d);
+    CHECKF(predict_open(&p, cls, NULL, outdir, &o, &e) == 0, "%s", e.msg);
+    CHECK(predict_image(&p, tl_path("a.png"), "a", &e) == 0);
+    CHECK(predict_image(&p, tl_path("c.png"), "c", &e) == -1 && strstr(e.msg, "c.txt"));
+    CHECK(predict_finish(&p, &e) == 0);
+    predict_close(&p);
+    doc = read_json(tl_path("ob/predictions.json"));
+    const cJSON *im = entry(doc, "a.png");
+    if (im) CHECK(check_image(im, "boxes", 70, 50) == 2);
+    check_csv(tl_path("ob/predictions.csv"), doc);
+    cJSON_Delete(doc);
 }
