@@ -88,7 +88,7 @@ int cmd_predict(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) files[i] = dataset_path(&ds, i);
     char **stems = zs_output_stems(files, n);
     for (size_t i = 0; i < n; i++) {
-        if (predict_image(&p, files[i], stems[i], &err)) fprintf(stderr, "skelex predict: skipped: %s\n", err.msg);
+        if (predict_image(&p, files[i], stems[i], &err)) fprintf(stderr, "\nskelex predict: skipped: %s\n", err.msg);
         else done++;
         fprintf(stderr, "\r[%zu/%zu]   ", i + 1, n);
     }
