@@ -175,6 +175,93 @@ int  skx_errormap_npy(const skx_errormap *em, void **npy, size_t *len, skx_error
 int  skx_classify(skx_ctx *ctx, const skx_image *img, const float box[4], double *probs, int cap,
                   skx_error *err);
 
+/* ---- output groups (classifier models) ----
+ *
+ * A classifier's outputs are partitioned into groups, as its config.json's
+ * "groups" key (beside id2label) says: a sigmoid group is a set of
+ * independent yes/no outputs, a softmax group one categorical answer whose
+ * outputs sum to 1. Without "groups" the layout is derived from problem_type:
+ * one softmax group "label" over all outputs (multi-class), or one sigmoid
+ * group "labels" (a binary head). For a binary head (one logit) output 0 is
+ * the complement P(negative) and lies outside every group; output 1 is the
+ * group's member. A regression model has no groups. */
+
+typedef enum { SKX_GROUP_SIGMOID = 0, SKX_GROUP_SOFTMAX = 1 } skx_group_kind;
+
+typedef struct {
+    const char *name;
+    skx_group_kind kind;
+    int n_outputs;
+    const int *outputs;   /* its output indices (0..n_outputs of the model - 1), in the group's order */
+} skx_group_info;
+
+/* The number of groups (0 for an MAE or a regression model). Read-only on a shared model. */
+int skx_model_group_count(const skx_model *m);
+/* Group g (0 <= g < skx_model_group_count): pointers valid while m lives.
+ * SKX_EINVAL when g is out of range. Read-only on a shared model. */
+int skx_model_group(const skx_model *m, int g, skx_group_info *out, skx_error *err);
+
+/* ---- regions (SKELEX region-guided inference, regions from the error map) ---- */
+
+typedef enum { SKX_REGION_WHOLE = 0, SKX_REGION_ERRORMAP = 1, SKX_REGION_BOX = 2 } skx_region_source;
+
+typedef struct {
+    float box[4];              /* x0, y0, x1, y1 in original pixels: [x0, x1) x [y0, y1) */
+    skx_region_source source;
+} skx_region;
+
+/* "whole", "errormap", "box" ("?" for anything else). Thread-safe. */
+const char *skx_region_source_name(skx_region_source s);
+
+typedef struct {
+    int k;                 /* error-map areas kept, 0..1000 (default 3) */
+    double percentile;     /* threshold: this percentile of the map's valid values, 0..100 (default 97) */
+    double pad;            /* padding on each side, as a fraction of the box's own size, 0..10 (default 0.10) */
+    double min_area;       /* areas under this share of the map are dropped, 0..1 (default 0.001) */
+} skx_region_opts;
+
+void skx_region_opts_default(skx_region_opts *o);
+
+/* The top-k connected areas of the error map at or above the percentile
+ * (8-connected, ranked by error mass), each as its padded bounding box in
+ * img's original pixels (source SKX_REGION_ERRORMAP), then the whole image
+ * (SKX_REGION_WHOLE), always last. opts NULL: the defaults. out holds cap
+ * regions (k + 1 always suffice); *n receives the count. SKX_EINVAL for bad
+ * options, a map/image mismatch or too little room. Thread-safe. */
+int skx_regions_from_errormap(const skx_errormap *em, const skx_image *img, const skx_region_opts *opts,
+                              skx_region *out, int cap, int *n, skx_error *err);
+
+/* Given boxes (x0, y0, x1, y1 in original pixels, 4 floats each) as regions
+ * (SKX_REGION_BOX, clipped to the image; empty ones dropped), then the whole
+ * image. out holds cap (nb + 1 suffice); *n the count. Thread-safe. */
+int skx_regions_from_boxes(const float *boxes, int nb, const skx_image *img, skx_region *out, int cap, int *n,
+                           skx_error *err);
+
+/* Region-guided prediction (free with skx_prediction_free). */
+typedef struct {
+    int n_regions, n_outputs;
+    double *probs;         /* n_regions x n_outputs: region r's probabilities in row r */
+    double *max;           /* n_outputs: per output, the maximum over regions */
+    int *argmax;           /* n_outputs: the first region that gives it */
+    /* SKELEX's tumour rule, where the outputs include "malignant",
+     * "intermediate" and "benign" (p1, p2, p3): tumour when the maximum over
+     * regions of p1 + p2 + p3 exceeds 0.5, then malignant when the maximum of
+     * p1 is at least 0.5. has_decision 0: no such outputs (the rest is 0). */
+    int has_decision;
+    int tumour, malignant;
+    double p_tumour, p_malignant;
+    int region_tumour, region_malignant;   /* where those maxima come from */
+} skx_prediction;
+
+/* Classify each of the n regions of img (skx_classify on its box) and
+ * aggregate per output the maximum over regions with the region it came
+ * from, and the tumour rule where it applies. Needs a classification model
+ * (not regression: SKX_EMODEL); n in 1..4096. Fills *out. Thread-safe with
+ * one ctx per thread. */
+int  skx_predict_regions(skx_ctx *ctx, const skx_image *img, const skx_region *regions, int n, skx_prediction *out,
+                         skx_error *err);
+void skx_prediction_free(skx_prediction *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -90,6 +90,7 @@ int skx_model_load(const char *dir, skx_model **out, skx_error *err) {
     if (!rc && is_cls) {
         m->kind = SKX_MODEL_CLASSIFIER;
         rc = classifier_load(&m->cls, dir, &e);
+        if (!rc && (rc = api_load_groups(m, dir, &e))) classifier_free(&m->cls);
     } else if (!rc) {
         m->kind = SKX_MODEL_MAE;
         rc = checkpoint_load_inference(dir, &m->mae, &e);
@@ -133,6 +134,7 @@ void skx_model_free(skx_model *m) {
     if (!m) return;
     if (m->kind == SKX_MODEL_MAE) mae_free(&m->mae);
     else classifier_free(&m->cls);
+    heads_free(&m->layout);
     free(m);
 }
 

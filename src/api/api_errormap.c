@@ -156,7 +156,16 @@ int skx_classify(skx_ctx *ctx, const skx_image *img, const float box[4], double 
     api_threads_end(saved);
     if (!rc) {
         if (c->type == TASK_REGRESSION) classifier_outputs(c, NULL, probs);
-        else {
+        else if (ctx->m->multihead) {
+            /* sigmoid per sigmoid output, softmax within each softmax group */
+            float *p = malloc(sizeof(float) * (size_t)c->n_out);
+            if (!p) rc = -1, snprintf(e.msg, sizeof e.msg, "out of memory");
+            else {
+                heads_probs(&ctx->m->layout, c->logits, 1, p);
+                for (int k = 0; k < K; k++) probs[k] = p[k];
+                free(p);
+            }
+        } else {
             classifier_outputs(c, prob, NULL);
             for (int k = 0; k < K; k++) probs[k] = prob[k];
         }

@@ -6,6 +6,7 @@
 #include "io/image.h"
 #include "nn/classifier.h"
 #include "nn/model.h"
+#include "adapt/heads.h"
 
 struct skx_image {
     gray_image g;       /* raw intensities, as the loaders give them */
@@ -17,7 +18,14 @@ struct skx_model {
     mae_model mae;      /* SKX_MODEL_MAE: the shared weights (no forward runs on it) */
     classifier cls;     /* SKX_MODEL_CLASSIFIER: encoder weights + head */
     char name[256];
+    /* classifier: its output groups, member indices in skx output numbering
+     * (a binary head's one logit is output 1); n_groups 0 for regression */
+    head_layout layout;
+    int multihead;      /* config.json has "groups": probabilities per group (heads_probs) */
 };
+
+/* Read the groups of classifier m from dir/config.json into m->layout. */
+int api_load_groups(skx_model *m, const char *dir, sx_err *e);
 
 struct skx_ctx {
     const skx_model *m;

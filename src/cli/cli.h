@@ -18,6 +18,7 @@ int cmd_bench_data(int argc, char **argv);
 int cmd_bench_masking(int argc, char **argv);   /* argv[0] is "data" */
 int cmd_serve(int argc, char **argv);
 int cmd_cuda(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 /* Option parsing: argv[i] is "--name"; returns its value (advancing *i) or
  * exits with status 2 and a usage error naming the option. Numbers must be

@@ -22,6 +22,7 @@ static const char *USAGE =
     "  finetune     fine-tune the whole model on a task (SKELEX protocol, best epoch per fold)\n"
     "  eval         apply a fine-tuned model to a task or a folder: predictions.csv, metrics.json\n"
     "  bench        measure training, inference or data-loading speed (images/s)\n"
+    "  predict      region-guided classification: regions from the error map, boxes or whole\n"
     "  serve        the web application: upload a radiograph, see its error map in a browser\n"
     "  cuda         list the CUDA devices (a build made with `make cuda`)\n"
     "\n"
@@ -43,6 +44,7 @@ int main(int argc, char **argv) {
         {"init", cmd_init}, {"info", cmd_info}, {"reconstruct", cmd_reconstruct}, {"bench", cmd_bench},
         {"pretrain", cmd_pretrain}, {"errormap", cmd_errormap}, {"probe", cmd_probe}, {"finetune", cmd_finetune}, {"eval", cmd_eval},
         {"preprocess", cmd_preprocess}, {"serve", cmd_serve}, {"shard", cmd_shard}, {"cuda", cmd_cuda},
+        {"predict", cmd_predict},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) {

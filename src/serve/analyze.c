@@ -1,6 +1,7 @@
 /* analyze.c: see analyze.h. */
 #include "serve/analyze.h"
 #include "serve/report.h"
+#include "adapt/predict.h"
 #include <cjson/cJSON.h>
 #include <spng.h>
 #include <stdlib.h>
@@ -85,15 +86,59 @@ static void add_path(cJSON *o, const char *key, const char *id, const char *file
     cJSON_AddStringToObject(o, key, p);
 }
 
-/* "heads": [{"name", "probability"}...] into o */
-static void add_heads(cJSON *o, const char *const *names, const double *p, int n) {
+/* "heads": [{"name", "probability"}...] (every output) into o */
+static void add_flat_heads(cJSON *o, const skx_model *cls, const double *p, int n) {
     cJSON *hs = cJSON_AddArrayToObject(o, "heads");
     for (int i = 0; i < n; i++) {
         cJSON *h = cJSON_CreateObject();
-        cJSON_AddStringToObject(h, "name", names[i] ? names[i] : "");
+        cJSON_AddStringToObject(h, "name", skx_model_output_name(cls, i));
         cJSON_AddNumberToObject(h, "probability", p[i]);
         cJSON_AddItemToArray(hs, h);
     }
+}
+
+/* "heads": the classifier's groups, each {"name", "kind", "outputs": [{"name",
+ * "probability" (whole image), "max" (over regions), "region" (where)}]} */
+static void add_grouped_heads(cJSON *o, const skx_model *cls, const skx_prediction *pr) {
+    cJSON *hs = cJSON_AddArrayToObject(o, "heads");
+    const double *whole = pr->probs + (size_t)(pr->n_regions - 1) * pr->n_outputs;
+    for (int g = 0; g < skx_model_group_count(cls); g++) {
+        skx_group_info gi;
+        skx_model_group(cls, g, &gi, NULL);
+        cJSON *go = cJSON_CreateObject();
+        cJSON_AddStringToObject(go, "name", gi.name);
+        cJSON_AddStringToObject(go, "kind", gi.kind == SKX_GROUP_SOFTMAX ? "softmax" : "sigmoid");
+        cJSON *outs = cJSON_AddArrayToObject(go, "outputs");
+        for (int k = 0; k < gi.n_outputs; k++) {
+            int j = gi.outputs[k];
+            cJSON *h = cJSON_CreateObject();
+            cJSON_AddStringToObject(h, "name", skx_model_output_name(cls, j));
+            cJSON_AddNumberToObject(h, "probability", whole[j]);
+            cJSON_AddNumberToObject(h, "max", pr->max[j]);
+            cJSON_AddNumberToObject(h, "region", pr->argmax[j]);
+            cJSON_AddItemToArray(outs, h);
+        }
+        cJSON_AddItemToArray(hs, go);
+    }
+}
+
+/* "regions": [{"source", "box", "top": {"name", "probability"}, "heads": [...]}],
+ * and "decision" where the tumour rule applies */
+static void add_regions(cJSON *o, const skx_model *cls, const skx_region *r, const skx_prediction *pr) {
+    cJSON *rs = cJSON_AddArrayToObject(o, "regions");
+    for (int i = 0; i < pr->n_regions; i++) {
+        cJSON *ro = cJSON_CreateObject();
+        cJSON_AddStringToObject(ro, "source", skx_region_source_name(r[i].source));
+        cJSON *bx = cJSON_AddArrayToObject(ro, "box");
+        for (int k = 0; k < 4; k++) cJSON_AddItemToArray(bx, cJSON_CreateNumber(r[i].box[k]));
+        int t = predict_top_output(cls, pr, i);
+        cJSON *top = cJSON_AddObjectToObject(ro, "top");
+        cJSON_AddStringToObject(top, "name", t >= 0 ? skx_model_output_name(cls, t) : "");
+        cJSON_AddNumberToObject(top, "probability", t >= 0 ? pr->probs[(size_t)i * pr->n_outputs + t] : 0);
+        add_flat_heads(ro, cls, pr->probs + (size_t)i * pr->n_outputs, pr->n_outputs);
+        cJSON_AddItemToArray(rs, ro);
+    }
+    predict_decision_json(o, pr);
 }
 
 void an_run(const an_models *m, an_worker *w, an_task *t) {
@@ -106,9 +151,13 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
     char *rep = NULL;
     cJSON *o = NULL;
     rs_item *it = NULL;
-    double probs[AN_MAX_HEADS], rprobs[AN_MAX_HEADS];
-    float box[4] = {0};
-    int nh = 0;
+    skx_region regions[AN_MAX_REGIONS];
+    int n_regions = 0, nh = 0;
+    skx_prediction pr;
+    memset(&pr, 0, sizeof pr);
+    const char **names = NULL, **sources = NULL;
+    int *tops = NULL;
+    float *boxes = NULL;
     if (skx_image_load_memory(t->data, t->len, "upload", &img, &e) != 0) {
         /* 415 names what is readable; the decoder's reason is about the
          * bytes' structure, never their contents */
@@ -128,28 +177,27 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
     }
     have_map = 1;
     if (m->cls) {
-        nh = m->cls_info.n_outputs < AN_MAX_HEADS ? m->cls_info.n_outputs : AN_MAX_HEADS;
-        if (skx_classify(w->cls, img, NULL, probs, AN_MAX_HEADS, &e) != 0) {
+        /* SKELEX region-guided inference with the regions from the error
+         * map: its top areas as boxes, then the whole image (always last) */
+        if (skx_regions_from_errormap(&em, img, NULL, regions, AN_MAX_REGIONS, &n_regions, &e) != 0 ||
+            skx_predict_regions(w->cls, img, regions, n_regions, &pr, &e) != 0) {
             set_error(t, status_of(e.code), e.msg);
             goto done;
         }
-        /* the region the error map points at: a square a third of the
-         * shorter side, centred on the map's peak, inside the image */
-        int W0 = skx_image_width(img), H0 = skx_image_height(img);
-        float side = (float)(W0 < H0 ? W0 : H0) / 3.0f;
-        if (side < 1) side = 1;
-        float x0 = (float)em.peak_x - side / 2, y0 = (float)em.peak_y - side / 2;
-        if (x0 > (float)W0 - side) x0 = (float)W0 - side;
-        if (y0 > (float)H0 - side) y0 = (float)H0 - side;
-        if (x0 < 0) x0 = 0;
-        if (y0 < 0) y0 = 0;
-        box[0] = x0;
-        box[1] = y0;
-        box[2] = x0 + side;
-        box[3] = y0 + side;
-        if (skx_classify(w->cls, img, box, rprobs, AN_MAX_HEADS, &e) != 0) {
-            set_error(t, status_of(e.code), e.msg);
+        nh = pr.n_outputs;
+        names = malloc(sizeof *names * (size_t)nh);
+        sources = malloc(sizeof *sources * (size_t)n_regions);
+        tops = malloc(sizeof *tops * (size_t)n_regions);
+        boxes = malloc(sizeof *boxes * 4 * (size_t)n_regions);
+        if (!names || !sources || !tops || !boxes) {
+            set_error(t, 503, "out of memory");
             goto done;
+        }
+        for (int i = 0; i < nh; i++) names[i] = skx_model_output_name(m->cls, i);
+        for (int i = 0; i < n_regions; i++) {
+            sources[i] = skx_region_source_name(regions[i].source);
+            tops[i] = predict_top_output(m->cls, &pr, i);
+            memcpy(boxes + 4 * (size_t)i, regions[i].box, sizeof regions[i].box);
         }
     }
     it = rs_item_new();
@@ -173,8 +221,6 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
     struct tm tmv;
     gmtime_r(&now, &tmv);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tmv);
-    const char *names[AN_MAX_HEADS];
-    for (int i = 0; i < nh; i++) names[i] = skx_model_output_name(m->cls, i);
     const char *masking = em.masking == SKX_MASKING_RANDOM ? "random" : "balanced";
     rp_input ri = {.image_png = it->blob[RS_IMAGE], .image_len = it->len[RS_IMAGE], .overlay_png = it->blob[RS_OVERLAY],
                    .overlay_len = it->len[RS_OVERLAY], .width = W, .height = H, .mean = em.mean, .max = em.max,
@@ -182,8 +228,9 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
                    .never_masked = em.never_masked, .masking = masking, .mask_ratio = em.mask_ratio,
                    .model_name = m->mae_info.name, .version = skx_version(),
                    .classifier_name = m->cls ? m->cls_info.name : NULL, .n_heads = nh, .head_names = names,
-                   .head_probs = probs, .region_box = m->cls ? box : NULL,
-                   .region_probs = rprobs, .date = date, .id = it->id};
+                   .head_probs = nh ? pr.probs + (size_t)(n_regions - 1) * nh : NULL, .head_max = pr.max,
+                   .head_region = pr.argmax, .n_regions = n_regions, .region_boxes = boxes, .region_sources = sources,
+                   .region_top = tops, .region_probs = pr.probs, .date = date, .id = it->id};
     size_t replen = 0;
     rep = rp_html(&ri, &replen);
     if (!rep) {
@@ -219,14 +266,8 @@ void an_run(const an_models *m, an_worker *w, an_task *t) {
     cJSON_AddStringToObject(mo, "version", skx_version());
     if (m->cls) {
         cJSON_AddStringToObject(mo, "classifier", m->cls_info.name ? m->cls_info.name : "");
-        add_heads(o, names, probs, nh);
-        cJSON *rs = cJSON_AddArrayToObject(o, "regions");
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "source", "error map peak");
-        cJSON *bx = cJSON_AddArrayToObject(r, "box");
-        for (int k = 0; k < 4; k++) cJSON_AddItemToArray(bx, cJSON_CreateNumber(box[k]));
-        add_heads(r, names, rprobs, nh);
-        cJSON_AddItemToArray(rs, r);
+        add_grouped_heads(o, m->cls, &pr);
+        add_regions(o, m->cls, regions, &pr);
     }
     cJSON_AddNumberToObject(o, "seconds", sx_now() - t0);
     char *js = cJSON_PrintUnformatted(o);
@@ -246,5 +287,10 @@ done:
     rs_item_free(it);
     free(rep);
     if (have_map) skx_errormap_free(&em);
+    skx_prediction_free(&pr);
+    free(names);
+    free(sources);
+    free(tops);
+    free(boxes);
     skx_image_free(img);
 }

@@ -10,7 +10,7 @@
 #include "serve/results.h"
 #include "skelex.h"
 
-#define AN_MAX_HEADS 64
+#define AN_MAX_REGIONS 4   /* the error map's default 3 areas + the whole image */
 
 typedef struct {
     skx_model *mae, *cls;      /* cls may be NULL */

@@ -402,6 +402,8 @@ static int load_model(const char *dir, skx_model_kind want, skx_model **m, skx_m
         return sx_fail(err, "%s: %s", dir,
                        want == SKX_MODEL_MAE ? "not a masked autoencoder (ViTMAEForPreTraining): --model needs one"
                                              : "not a classifier (ViTForImageClassification): --classifier needs one");
+    if (want == SKX_MODEL_CLASSIFIER && skx_model_group_count(*m) == 0)
+        return sx_fail(err, "%s: a regression head: --classifier needs a classification model", dir);
     return 0;
 }
 

@@ -125,19 +125,33 @@ char *rp_html(const rp_input *in, size_t *len) {
     if (in->classifier_name) put(&b, "<tr><th>Classifier</th><td>%s</td></tr>", cls);
     put(&b, "</table>\n");
     if (in->n_heads > 0) {
-        if (in->region_box)
-            put(&b, "<table><tr><th>Output</th><th>Whole image</th><th>Box (%.0f, %.0f)&ndash;(%.0f, %.0f) px around the error peak</th></tr>",
-                in->region_box[0], in->region_box[1], in->region_box[2], in->region_box[3]);
+        int regions = in->head_max && in->head_region && in->n_regions > 0;
+        if (regions)
+            put(&b, "<table><tr><th>Output</th><th>Whole image</th><th>Maximum over regions</th><th>Region</th></tr>");
         else
             put(&b, "<table><tr><th>Output</th><th>Probability</th></tr>");
         for (int i = 0; i < in->n_heads; i++) {
             char nm[256];
             rp_escape(in->head_names[i], nm, sizeof nm);
             put(&b, "<tr><td>%s</td><td>%.3f</td>", nm, in->head_probs[i]);
-            if (in->region_box) put(&b, "<td>%.3f</td>", in->region_probs[i]);
+            if (regions) put(&b, "<td>%.3f</td><td>%d</td>", in->head_max[i], in->head_region[i]);
             put(&b, "</tr>");
         }
         put(&b, "</table>\n");
+        if (regions && in->region_boxes && in->region_sources) {
+            put(&b, "<table><tr><th>Region</th><th>Source</th><th>Box (x0, y0)&ndash;(x1, y1) px</th><th>Top output</th></tr>");
+            for (int r = 0; r < in->n_regions; r++) {
+                const float *bx = in->region_boxes + 4 * (size_t)r;
+                char src[64], top[256] = "";
+                rp_escape(in->region_sources[r], src, sizeof src);
+                int t = in->region_top ? in->region_top[r] : -1;
+                if (t >= 0 && t < in->n_heads) rp_escape(in->head_names[t], top, sizeof top);
+                put(&b, "<tr><td>%d</td><td>%s</td><td>(%.0f, %.0f)&ndash;(%.0f, %.0f)</td><td>%s %.3f</td></tr>", r, src,
+                    bx[0], bx[1], bx[2], bx[3], top,
+                    t >= 0 && t < in->n_heads && in->region_probs ? in->region_probs[(size_t)r * in->n_heads + t] : 0.0);
+            }
+            put(&b, "</table>\n");
+        }
     }
     put(&b, "<p class=\"note\">Research use only; not a diagnosis. The error map shows where the masked "
             "autoencoder reconstructs the image poorly, which may or may not be pathology. "

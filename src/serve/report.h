@@ -19,9 +19,14 @@ typedef struct {
     const char *classifier_name;                   /* NULL: none */
     int n_heads;
     const char *const *head_names;
-    const double *head_probs;
-    const float *region_box;                       /* x0 y0 x1 y1, or NULL */
-    const double *region_probs;                    /* n_heads values on that box */
+    const double *head_probs;                      /* n_heads, on the whole image */
+    const double *head_max;                        /* n_heads: the maximum over regions, or NULL */
+    const int *head_region;                        /* n_heads: the region giving it */
+    int n_regions;                                 /* regions from the error map (the whole image last) */
+    const float *region_boxes;                     /* n_regions x (x0 y0 x1 y1) */
+    const char *const *region_sources;             /* n_regions: "errormap", "whole", ... */
+    const int *region_top;                         /* n_regions: the output with the highest probability */
+    const double *region_probs;                    /* n_regions x n_heads */
     const char *date;                              /* "YYYY-MM-DD HH:MM UTC" */
     const char *id;
 } rp_input;

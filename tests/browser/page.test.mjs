@@ -66,14 +66,20 @@ async function main() {
   fs.writeFileSync(cfg, JSON.stringify({ image_size: 32, patch_size: 8, hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, decoder_hidden_size: 16, decoder_num_hidden_layers: 1, decoder_num_attention_heads: 2, decoder_intermediate_size: 32 }));
   const mae = process.env.SKELEX_BROWSER_MODEL || path.join(tmp, 'mae');
   if (!process.env.SKELEX_BROWSER_MODEL) run(['init', '--config', cfg, '--out', mae, '--seed', '1']);
-  for (const [c, big] of [['normal', false], ['lesion', true]]) {
+  // five classes, then groups in its config.json: "abnormal" (sigmoid) and
+  // "tumour" (softmax over the other four), the SKELEX layout in miniature
+  const classes = ['abnormal', 'malignant', 'intermediate', 'benign', 'no_tumour'];
+  classes.forEach((c, ci) => {
     fs.mkdirSync(path.join(tmp, 'data', c), { recursive: true });
-    for (let k = 0; k < 6; k++) fs.writeFileSync(path.join(tmp, 'data', c, 'img' + k + '.png'), radiograph(40, 40, k, big));
-  }
-  fs.writeFileSync(path.join(tmp, 'task.json'), JSON.stringify({ name: 'toy', type: 'binary', image_root: 'data', class_folders: ['normal', 'lesion'] }));
+    for (let k = 0; k < 8; k++) fs.writeFileSync(path.join(tmp, 'data', c, 'img' + k + '.png'), radiograph(40, 40, k + ci, ci % 2 === 1));
+  });
+  fs.writeFileSync(path.join(tmp, 'task.json'), JSON.stringify({ name: 'toy', type: 'multiclass', image_root: 'data', class_folders: classes }));
   run(['finetune', '--task', 'task.json', '--config', cfg, '--out', 'ft', '--folds', '2', '--only-folds', '0', '--epochs', '1', '--warmup-epochs', '0', '--batch', '4', '--micro-batch', '4']);
   const cls = path.join(tmp, 'ft', 'fold0', 'best');
   if (!fs.existsSync(path.join(cls, 'config.json'))) fail('finetune left no classifier in ' + cls);
+  const ccfg = JSON.parse(fs.readFileSync(path.join(cls, 'config.json'), 'utf8'));
+  ccfg.groups = [{ name: 'abnormal', kind: 'sigmoid', outputs: ['abnormal'] }, { name: 'tumour', kind: 'softmax', outputs: classes.slice(1) }];
+  fs.writeFileSync(path.join(cls, 'config.json'), JSON.stringify(ccfg, null, 2));
 
   // ---- the server, on a free port ----
   server = spawn(skelex, ['serve', '--model', mae, '--classifier', cls, '--port', '0', '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OMP_NUM_THREADS: '1' } });
@@ -112,8 +118,18 @@ async function main() {
   await page.$eval('#opacity', (el) => { el.value = '25'; el.dispatchEvent(new Event('input', { bubbles: true })); });
   const op = await page.$eval('#overlay', (c) => getComputedStyle(c).opacity);
   if (Math.abs(parseFloat(op) - 0.25) > 1e-6) fail('opacity slider did not set the overlay opacity: ' + op);
-  const heads = await page.$$eval('#heads .head', (hs) => hs.map((h) => h.textContent));
-  if (heads.length < 1) fail('no classifier bars');
+  // the heads, grouped: a softmax group as one stacked bar summing to 1, the sigmoid output as its own bar
+  const groups = await page.$$eval('#heads .group', (gs) => gs.map((g) => ({
+    name: g.querySelector('.group-name').textContent, softmax: g.classList.contains('softmax'),
+    segs: [...g.querySelectorAll('.stack .seg')].map((e) => parseFloat(e.style.width)),
+    bars: g.querySelectorAll('.head .fill').length, legend: g.querySelectorAll('.legend').length })));
+  if (groups.length !== 2) fail('expected 2 head groups, got ' + groups.length);
+  const [ga, gt] = groups;
+  if (ga.softmax || ga.bars !== 1 || ga.segs.length) fail('the sigmoid group is not one bar: ' + JSON.stringify(ga));
+  if (!gt.softmax || gt.segs.length !== 4 || gt.legend !== 4) fail('the softmax group is not one 4-part bar: ' + JSON.stringify(gt));
+  const total = gt.segs.reduce((a, b) => a + b, 0);
+  if (Math.abs(total - 100) > 0.01) fail('the softmax bar does not sum to 100%: ' + total);
+  const heads = groups.map((g) => g.name);
   // window/level repaints the grey image; zoom changes the shared transform
   const mean = () => page.$eval('#views canvas.base', (c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let t = 0; for (let i = 0; i < d.length; i += 4) t += d[i]; return t / (d.length / 4); });
   const m0 = await mean();
@@ -126,8 +142,25 @@ async function main() {
   const t1 = await page.$eval('#views .stage', (e) => e.style.transform);
   if (t0 === t1) fail('zoom did not change the view');
   await page.click('#zoom-fit');
-  const boxes = await page.$$eval('#views svg rect.region', (rs) => rs.length);
-  if (boxes < 1) fail('no region box on the image');
+  // the error-map regions: one labelled box each (the whole image last), inside the image, listed under the heads
+  const result = await page.evaluate(async () => {
+    const id = document.getElementById('dl-report').getAttribute('href').split('/')[3];
+    return (await fetch('/api/result/' + id + '/result.json')).json();
+  });
+  const regions = result.regions || [];
+  if (regions.length < 2) fail('expected error-map regions and the whole image, got ' + regions.length);
+  if (regions[regions.length - 1].source !== 'whole' || regions.slice(0, -1).some((g) => g.source !== 'errormap')) fail('region sources: ' + regions.map((g) => g.source));
+  for (const g of regions) {
+    const [x0, y0, x1, y1] = g.box;
+    if (!(x0 >= 0 && y0 >= 0 && x1 <= result.width && y1 <= result.height && x1 > x0 && y1 > y0)) fail('region outside the image: ' + g.box);
+  }
+  const boxes = await page.$$eval('#views .view:first-child svg rect.region', (rs) => rs.map((r) => [+r.getAttribute('x'), +r.getAttribute('y'), +r.getAttribute('width'), +r.getAttribute('height')]));
+  if (boxes.length !== regions.length) fail(boxes.length + ' region boxes drawn for ' + regions.length + ' regions');
+  boxes.forEach((b, i) => { const g = regions[i].box; if (Math.abs(b[0] - g[0]) > 1e-3 || Math.abs(b[2] - (g[2] - g[0])) > 1e-3) fail('box ' + i + ' drawn at ' + b + ', region ' + g); });
+  const labels = await page.$$eval('#views .view:first-child svg text.region-label', (ts) => ts.map((t) => t.textContent));
+  if (labels.length !== regions.length || !labels.every((t, i) => t.startsWith(i + ': ' + regions[i].top.name))) fail('region labels: ' + labels.join(' | '));
+  const listed = await page.$$eval('#heads ol.regions li', (ls) => ls.length);
+  if (listed !== regions.length) fail(listed + ' regions listed for ' + regions.length);
   const size = await page.$eval('#overlay', (c) => [c.width, c.height]);
   for (const id of ['dl-overlay', 'dl-npy', 'dl-report']) {
     const href = await page.$eval('#' + id, (a) => a.getAttribute('href'));
@@ -142,7 +175,7 @@ async function main() {
   const sideShot = shot.replace(/\.png$/, '') + '-side.png';
   await page.screenshot({ path: sideShot });
   if (errors.length) fail('page errors: ' + errors.join('; '));
-  console.log('browser test: PASS (overlay ' + size.join('x') + ', ' + (100 * painted).toFixed(0) + '% painted, heads: ' + heads.join(' | ') + '; side by side ok; screenshots ' + path.relative(root, shot) + ', ' + path.relative(root, sideShot) + ')');
+  console.log('browser test: PASS (overlay ' + size.join('x') + ', ' + (100 * painted).toFixed(0) + '% painted, head groups: ' + heads.join(' | ') + ', ' + regions.length + ' regions (' + labels.join(' | ') + '); side by side ok; screenshots ' + path.relative(root, shot) + ', ' + path.relative(root, sideShot) + ')');
 }
 
 main().then(async () => { if (browser) await browser.close(); process.exit(0); })

@@ -1,6 +1,7 @@
 /* serve_client.c: see serve_client.h. */
 #include "serve_client.h"
 #include "nn/classifier.h"
+#include "api/predict_fixtures.h"
 #include "testlib.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -120,12 +121,5 @@ int tc_make_models(char *mae, char *cls, size_t cap) {
     }
     if (!cls) return 0;
     snprintf(cls, cap, "%s/cls", d);
-    mae_config c = tl_toy_config(32);
-    classifier k;
-    sx_err err;
-    const char *names[] = {"normal", "fracture", "lesion"};
-    if (classifier_create(&k, NULL, &c, TASK_MULTICLASS, 3, names, 11, &err) != 0) return -1;
-    int rc = classifier_save(&k, cls, "toy", &err);
-    classifier_free(&k);
-    return rc;
+    return pfx_grouped_classifier(cls, 11);
 }

@@ -59,6 +59,63 @@ static void phantom(uint8_t *px, int w, int h) {
         }
 }
 
+/* The classifier's part of an analyze answer (the grouped layout of
+ * api/predict_fixtures.h): heads grouped (the softmax group sums to 1, the
+ * sigmoid ones stand alone), regions from the error map inside the image
+ * with the whole image last, each output's maximum equal to the maximum over
+ * the regions and its region, the tumour decision. */
+static void check_heads_and_regions(const cJSON *j, int W, int H) {
+    const cJSON *hs = cJSON_GetObjectItem(j, "heads"), *rs = cJSON_GetObjectItem(j, "regions");
+    CHECK(cJSON_GetArraySize(hs) == 3);
+    int nr = cJSON_GetArraySize(rs);
+    CHECK(nr >= 1 && nr <= 4);
+    if (cJSON_GetArraySize(hs) != 3 || nr < 1) return;
+    const char *gname[3] = {"abnormal", "tumour", "implant"}, *gkind[3] = {"sigmoid", "softmax", "sigmoid"};
+    const int gn[3] = {1, 4, 1};
+    for (int g = 0; g < 3; g++) {
+        const cJSON *go = cJSON_GetArrayItem(hs, g), *outs = cJSON_GetObjectItem(go, "outputs");
+        CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(go, "name")), gname[g]));
+        CHECK(!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(go, "kind")), gkind[g]));
+        CHECK(cJSON_GetArraySize(outs) == gn[g]);
+        double sum = 0;
+        const cJSON *h;
+        cJSON_ArrayForEach(h, outs) {
+            const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(h, "name"));
+            double p = cJSON_GetObjectItem(h, "probability")->valuedouble, mx = cJSON_GetObjectItem(h, "max")->valuedouble;
+            int at = cJSON_GetObjectItem(h, "region")->valueint;
+            sum += p;
+            CHECK(p >= 0 && p <= 1 && mx >= p - 1e-12 && at >= 0 && at < nr);
+            /* the maximum over the regions' own probabilities, and the first region giving it */
+            double best = -1;
+            int where = -1;
+            for (int r = 0; r < nr; r++) {
+                const cJSON *rh;
+                cJSON_ArrayForEach(rh, cJSON_GetObjectItem(cJSON_GetArrayItem(rs, r), "heads"))
+                    if (name && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(rh, "name")), name) &&
+                        cJSON_GetObjectItem(rh, "probability")->valuedouble > best)
+                        best = cJSON_GetObjectItem(rh, "probability")->valuedouble, where = r;
+            }
+            CHECK(mx == best && at == where);
+        }
+        if (g == 1) CHECK_NEAR(sum, 1.0, 1e-6);   // softmax within the group only
+    }
+    for (int r = 0; r < nr; r++) {
+        const cJSON *ro = cJSON_GetArrayItem(rs, r), *bx = cJSON_GetObjectItem(ro, "box");
+        const char *src = cJSON_GetStringValue(cJSON_GetObjectItem(ro, "source"));
+        CHECK(src && !strcmp(src, r == nr - 1 ? "whole" : "errormap"));
+        CHECK(cJSON_GetArraySize(bx) == 4 && cJSON_GetArraySize(cJSON_GetObjectItem(ro, "heads")) == 6);
+        CHECK(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(ro, "top"), "name")));
+        if (cJSON_GetArraySize(bx) != 4) continue;
+        double b[4];
+        for (int k = 0; k < 4; k++) b[k] = cJSON_GetArrayItem(bx, k)->valuedouble;
+        CHECKF(b[0] >= 0 && b[1] >= 0 && b[2] <= W && b[3] <= H && b[2] > b[0] && b[3] > b[1], "box %g %g %g %g in %d x %d",
+               b[0], b[1], b[2], b[3], W, H);
+        if (r == nr - 1) CHECK(b[0] == 0 && b[1] == 0 && b[2] == W && b[3] == H);
+    }
+    const cJSON *d = cJSON_GetObjectItem(j, "decision");
+    CHECK(cJSON_IsObject(d) && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(d, "rule")), "skelex_tumour"));
+}
+
 /* Analyze body (raw, or as multipart field 'file'); check the JSON and every
  * file it names. Returns the parsed JSON (caller deletes) or NULL. */
 static cJSON *analyze(int port, const void *img, size_t n, int multipart, int want_w, int want_h, int heads,
@@ -97,24 +154,7 @@ static cJSON *analyze(int port, const void *img, size_t n, int multipart, int wa
     CHECK(cJSON_GetObjectItem(s, "passes")->valueint == (multipart ? 3 : 4));
     CHECK(!strcmp(cJSON_GetObjectItem(s, "masking")->valuestring, "balanced"));
     CHECK(cJSON_IsArray(cJSON_GetObjectItem(j, "heads")) == heads);
-    if (heads) {
-        cJSON *hs = cJSON_GetObjectItem(j, "heads");
-        double sum = 0;
-        CHECK(cJSON_GetArraySize(hs) == 3);
-        for (int i = 0; i < cJSON_GetArraySize(hs); i++) sum += cJSON_GetObjectItem(cJSON_GetArrayItem(hs, i), "probability")->valuedouble;
-        CHECK_NEAR(sum, 1.0, 1e-5);   /* softmax over the 3 classes */
-        CHECK(!strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(hs, 1), "name")->valuestring, "fracture"));
-        /* one region around the map's peak, inside the image, with its own heads */
-        cJSON *rg = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "regions"), 0), *bx = cJSON_GetObjectItem(rg, "box");
-        CHECK(cJSON_GetArraySize(bx) == 4 && cJSON_GetArraySize(cJSON_GetObjectItem(rg, "heads")) == 3);
-        if (cJSON_GetArraySize(bx) == 4) {
-            double b[4];
-            for (int k = 0; k < 4; k++) b[k] = cJSON_GetArrayItem(bx, k)->valuedouble;
-            CHECKF(b[0] >= 0 && b[1] >= 0 && b[2] <= want_w + 1e-3 && b[3] <= want_h + 1e-3 && b[2] > b[0] && b[3] > b[1] &&
-                   px >= b[0] - 1e-3 && px <= b[2] + 1e-3 && py >= b[1] - 1e-3 && py <= b[3] + 1e-3,
-                   "box %g %g %g %g peak %g %g", b[0], b[1], b[2], b[3], px, py);
-        }
-    }
+    if (heads) check_heads_and_regions(j, want_w, want_h);
     const char *keys[4] = {"overlay", "map", "image", "report"};
     for (int k = 0; k < 4; k++) {
         cJSON *p = cJSON_GetObjectItem(j, keys[k]);
@@ -131,7 +171,7 @@ static cJSON *analyze(int port, const void *img, size_t n, int multipart, int wa
             CHECK(f.blen > 10 && !memcmp(f.body, "\x93NUMPY", 6) && f.blen >= (size_t)S * S * 4);
         } else {
             CHECK(strstr(f.body, "<!doctype html>") && strstr(f.body, "data:image/png;base64,") && strstr(f.body, "0.3"));
-            CHECK(!heads || (strstr(f.body, "fracture") && strstr(f.body, "around the error peak")));
+            CHECK(!heads || (strstr(f.body, "malignant") && strstr(f.body, "Maximum over regions") && strstr(f.body, "errormap")));
         }
         if (files) files[k] = f;
         else tc_free(&f);

@@ -222,4 +222,21 @@ TEST(test_serve_report_escaping) {
     CHECK(h && n == strlen(h) && strstr(h, "m&lt;1&gt;") && strstr(h, "&lt;script&gt;") && !strstr(h, "<script>") &&
           strstr(h, "base64,YWI=") && strstr(h, "0.250"));
     free(h);
+    /* with regions: the maximum over regions per output, and one row per region with its top output */
+    double mx[] = {0.75}, rp[] = {0.75, 0.25};
+    int at[] = {0}, top[] = {0, 0};
+    float boxes[] = {1, 2, 3, 4, 0, 0, 3, 4};
+    const char *src[] = {"errormap", "whole"};
+    in.head_max = mx;
+    in.head_region = at;
+    in.n_regions = 2;
+    in.region_boxes = boxes;
+    in.region_sources = src;
+    in.region_top = top;
+    in.region_probs = rp;
+    h = rp_html(&in, &n);
+    CHECK(h && strstr(h, "Maximum over regions") && strstr(h, "<td>0.750</td><td>0</td>") &&
+          strstr(h, "<td>0</td><td>errormap</td><td>(1, 2)&ndash;(3, 4)</td><td>&lt;script&gt; 0.750</td>") &&
+          strstr(h, "<td>1</td><td>whole</td>"));
+    free(h);
 }

@@ -201,17 +201,66 @@
       c.setAttribute('fill', 'none'); c.setAttribute('stroke', '#3cf'); c.setAttribute('stroke-width', rad / 3);
       c.setAttribute('class', 'peak');
       v.svg.appendChild(c);
-      (r.regions || []).forEach((g) => {
-        const b = g.box, rect = document.createElementNS(NS, 'rect');
+      (r.regions || []).forEach((g, i) => {
+        const b = g.box, rect = document.createElementNS(NS, 'rect'), whole = g.source === 'whole';
         rect.setAttribute('x', b[0]); rect.setAttribute('y', b[1]); rect.setAttribute('width', b[2] - b[0]); rect.setAttribute('height', b[3] - b[1]);
-        rect.setAttribute('fill', 'none'); rect.setAttribute('stroke', '#7f7'); rect.setAttribute('stroke-width', rad / 3);
+        rect.setAttribute('fill', 'none'); rect.setAttribute('stroke', whole ? '#8cf' : '#7f7'); rect.setAttribute('stroke-width', rad / (whole ? 5 : 3));
+        if (whole) rect.setAttribute('stroke-dasharray', rad + ' ' + rad);
         rect.setAttribute('class', 'region');
+        rect.setAttribute('data-region', String(i));
         const t = document.createElementNS(NS, 'title');
-        t.textContent = (g.heads || []).map((h) => h.name + ' ' + (100 * h.probability).toFixed(0) + '%').join(', ');
+        t.textContent = 'region ' + i + ' (' + g.source + '): ' + (g.heads || []).map((h) => h.name + ' ' + (100 * h.probability).toFixed(0) + '%').join(', ');
         rect.appendChild(t);
         v.svg.appendChild(rect);
+        // the label: the region's index and its top output
+        const fs = Math.max(10, Math.min(r.width, r.height) / 30), lab = document.createElementNS(NS, 'text');
+        lab.setAttribute('x', b[0] + rad / 2);
+        lab.setAttribute('y', whole ? b[1] + fs * 1.1 : (b[1] - fs * 0.3 > fs ? b[1] - fs * 0.3 : b[1] + fs * 1.1));
+        lab.setAttribute('font-size', fs); lab.setAttribute('fill', whole ? '#8cf' : '#7f7');
+        lab.setAttribute('stroke', '#000'); lab.setAttribute('stroke-width', fs / 12); lab.setAttribute('paint-order', 'stroke');
+        lab.setAttribute('class', 'region-label');
+        lab.textContent = i + ': ' + (g.top ? g.top.name + ' ' + (100 * g.top.probability).toFixed(0) + '%' : '');
+        v.svg.appendChild(lab);
       });
     });
+  }
+
+  const pct = (p) => (100 * p).toFixed(1) + '%';
+  const SEG = ['#f9a03c', '#3cb4f9', '#9be15d', '#e35d9b', '#b58cf9', '#f9e03c', '#5de3c8', '#f96d3c'];
+  // one group of heads: softmax as one stacked bar summing to 1 (with a
+  // legend), sigmoid outputs as separate bars; each with its maximum over regions
+  function renderGroup(g) {
+    const d = document.createElement('div'); d.className = 'group ' + g.kind;
+    const h = document.createElement('div'); h.className = 'group-name'; h.textContent = g.name + (g.kind === 'softmax' ? ' (one of)' : '');
+    d.appendChild(h);
+    const maxText = (o) => ' · max ' + pct(o.max) + ' in region ' + o.region;
+    if (g.kind === 'softmax') {
+      const st = document.createElement('div'); st.className = 'stack';
+      g.outputs.forEach((o, k) => {
+        const seg = document.createElement('div'); seg.className = 'seg';
+        seg.style.width = Math.max(0, Math.min(100, 100 * o.probability)) + '%';
+        seg.style.background = SEG[k % SEG.length];
+        seg.title = o.name + ' ' + pct(o.probability);
+        st.appendChild(seg);
+      });
+      d.appendChild(st);
+      g.outputs.forEach((o, k) => {
+        const l = document.createElement('div'); l.className = 'legend';
+        const sw = document.createElement('span'); sw.className = 'swatch'; sw.style.background = SEG[k % SEG.length];
+        l.appendChild(sw);
+        l.appendChild(document.createTextNode(o.name + ': ' + pct(o.probability) + maxText(o)));
+        d.appendChild(l);
+      });
+    } else {
+      g.outputs.forEach((o) => {
+        const b = document.createElement('div'); b.className = 'head';
+        const n = document.createElement('div'); n.className = 'name'; n.textContent = o.name + ': ' + pct(o.probability) + maxText(o);
+        const tr = document.createElement('div'); tr.className = 'track';
+        const f = document.createElement('div'); f.className = 'fill'; f.style.width = Math.max(0, Math.min(100, 100 * o.probability)) + '%';
+        tr.appendChild(f); b.appendChild(n); b.appendChild(tr); d.appendChild(b);
+      });
+    }
+    return d;
   }
 
   function renderSummary(r) {
@@ -225,18 +274,24 @@
     const hb = $('heads');
     hb.textContent = '';
     if (r.heads && r.heads.length) {
-      r.heads.forEach((h) => {
-        const d = document.createElement('div'); d.className = 'head';
-        const n = document.createElement('div'); n.className = 'name'; n.textContent = h.name + ': ' + (100 * h.probability).toFixed(1) + '%';
-        const tr = document.createElement('div'); tr.className = 'track';
-        const f = document.createElement('div'); f.className = 'fill'; f.style.width = Math.max(0, Math.min(100, 100 * h.probability)) + '%';
-        tr.appendChild(f); d.appendChild(n); d.appendChild(tr); hb.appendChild(d);
-      });
-      (r.regions || []).forEach((g) => {
-        const d = document.createElement('div'); d.className = 'region-heads';
-        d.textContent = 'Box around the error peak (green): ' + (g.heads || []).map((h) => h.name + ' ' + (100 * h.probability).toFixed(1) + '%').join(', ');
+      const note = document.createElement('div'); note.className = 'region-heads';
+      note.textContent = 'Whole image; the maximum over the error-map regions and where it comes from (region numbers as on the image).';
+      hb.appendChild(note);
+      r.heads.forEach((g) => hb.appendChild(renderGroup(g)));
+      if (r.decision) {
+        const d = document.createElement('div'); d.className = 'decision';
+        d.textContent = 'SKELEX rule: ' + (r.decision.tumour ? (r.decision.malignant ? 'malignant tumour' : 'tumour, not malignant') : 'no tumour') +
+          ' (max P(tumour) ' + pct(r.decision.p_tumour) + ' in region ' + r.decision.region_tumour + ')';
         hb.appendChild(d);
+      }
+      const h2 = document.createElement('h2'); h2.textContent = 'Regions'; hb.appendChild(h2);
+      const ol = document.createElement('ol'); ol.className = 'regions'; ol.start = 0;
+      (r.regions || []).forEach((g) => {
+        const li = document.createElement('li');
+        li.textContent = g.source + ' [' + g.box.map((x) => Math.round(x)).join(', ') + ']' + (g.top ? ': ' + g.top.name + ' ' + pct(g.top.probability) : '');
+        ol.appendChild(li);
       });
+      hb.appendChild(ol);
       $('heads-box').classList.remove('hidden');
     } else $('heads-box').classList.add('hidden');
     $('dl-overlay').href = r.overlay;
