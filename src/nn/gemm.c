@@ -46,18 +46,24 @@ struct sx_gemm_ctx {
     size_t w_n;
     const uint16_t *w16;
     long bf16_products, weight_reads;
+    double bf16_min;          /* products of fewer M*N*K stay fp32 (converting would cost more) */
     sx_prof prof;
 };
 
 static sx_gemm_ctx g_default;
 static pthread_once_t g_default_once = PTHREAD_ONCE_INIT;
-static void default_open(void) { g_default.prec = PREC_DEFAULT; sx_prof_open(&g_default.prof); }
+static void default_open(void) {
+    g_default.prec = PREC_DEFAULT;
+    g_default.bf16_min = GEMM_BF16_MIN;
+    sx_prof_open(&g_default.prof);
+}
 static _Thread_local sx_gemm_ctx *t_ctx;
 static _Thread_local int t_level;          /* omp_get_level() where t_ctx was bound */
 
 sx_gemm_ctx *gemm_ctx_new(void) {
     sx_gemm_ctx *c = sx_calloc(1, sizeof *c);
     c->prec = PREC_DEFAULT;
+    c->bf16_min = GEMM_BF16_MIN;
     sx_prof_open(&c->prof);
     return c;
 }
@@ -95,6 +101,8 @@ void gemm_ctx_set_weights(sx_gemm_ctx *c, const float *base, size_t n, const uin
     c->w_n = w16 ? n : 0;
     c->w16 = w16;
 }
+
+void gemm_ctx_set_bf16_min(sx_gemm_ctx *c, double mnk) { c->bf16_min = mnk; }
 
 void gemm_ctx_stats(const sx_gemm_ctx *c, long *bf16_products, long *weight_reads) {
     if (bf16_products) *bf16_products = c->bf16_products;
@@ -237,7 +245,7 @@ void gemm_profile_reset(void) { sx_prof_reset_all(); }
 static void gemm_dispatch(sx_gemm_ctx *x, int transa, int transb, int M, int N, int K, float alpha, const float *A,
                           int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     /* small or nested products stay in fp32: converting would cost more */
-    if (x && gemm_ctx_precision(x) == PREC_BF16 && (double)M * N * K >= 1e6) {
+    if (x && gemm_ctx_precision(x) == PREC_BF16 && (double)M * N * K >= x->bf16_min) {
         gemm_bf16(x, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }

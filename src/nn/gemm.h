@@ -42,6 +42,11 @@ sx_gemm_ctx *gemm_current(void);
 void gemm_ctx_set_weights(sx_gemm_ctx *c, const float *base, size_t n, const uint16_t *w16);
 /* Round n floats to bfloat16 (nearest even), as the bf16 products do. */
 void gemm_to_bf16(uint16_t *dst, const float *src, size_t n);
+/* bf16 products are those of at least mnk = M*N*K (GEMM_BF16_MIN after
+ * gemm_ctx_new; smaller ones convert for more than they save); tests set 0
+ * to run a small model's products in bf16. */
+#define GEMM_BF16_MIN 1e6
+void gemm_ctx_set_bf16_min(sx_gemm_ctx *c, double mnk);
 /* Counters: products run in bf16, and those that read B from the copy. */
 void gemm_ctx_stats(const sx_gemm_ctx *c, long *bf16_products, long *weight_reads);
 /* Attention's time (SKELEX_PROFILE): dir 0 forward, 1 backward. */
