@@ -98,6 +98,7 @@ int cmd_bench(int argc, char **argv) {
     fprintf(stderr, "bench %s: %s, batch %d, %s%s%s%s, %d threads, %zu parameters%s\n", mode, config, B,
             sx_precision_name(run_prec), prec_note, prec_note[0] ? prec : "", prec_note[0] ? ")" : "",
             omp_get_max_threads(), mae_count_params(&m), team.n > 1 ? ", batch split across the threads" : "");
+    cli_print_cpu("bench", run_prec);
     double total = 0.0, *step_s = sx_malloc(sizeof(double) * (size_t)steps);
     for (long s = 0; s <= steps && !rc; s++) {
         for (size_t i = 0; i < (size_t)B * N; i++) noise[i] = rng_uniform(&r);

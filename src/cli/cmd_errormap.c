@@ -127,6 +127,7 @@ int cmd_errormap(int argc, char **argv) {
     const char **files = sx_malloc(sizeof *files * (n ? n : 1));
     for (size_t i = 0; i < n; i++) files[i] = dataset_path(&ds, i);
     char **stems = zs_output_stems(files, n);
+    cli_print_cpu("errormap", prec);
     fprintf(stderr, "errormap: %zu image(s), %d passes, %s masking, ratio %g, error in %s space\n", n, passes,
             kind == MASKING_BALANCED ? "balanced" : "random", m.cfg.mask_ratio, zs_space_name(m.cfg.norm_pix_loss));
     zs_opts zo = {.passes = passes, .masking = kind, .seed = (uint64_t)seed};

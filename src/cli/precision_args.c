@@ -10,10 +10,14 @@ sx_precision cli_precision(const char *cmd, const char *value) {
     sx_prec_request r;
     sx_err err;
     if (sx_precision_parse(value, &r, &err)) exit(cli_usage_error(cmd, "--precision: %s", err.msg));
-    char cpu[256], note[256];
-    sx_cpu_describe(cpu, sizeof cpu);
+    char note[256];
     sx_precision p = sx_precision_resolve(r, note, sizeof note);
-    fprintf(stderr, "%s; precision %s%s\n", cpu, sx_precision_name(p), r == PREC_REQ_AUTO ? " (auto)" : "");
     if (note[0]) fprintf(stderr, "skelex %s: note: --precision %s: %s\n", cmd, value ? value : "auto", note);
     return p;
+}
+
+void cli_print_cpu(const char *cmd, sx_precision p) {
+    char cpu[256];
+    sx_cpu_describe(cpu, sizeof cpu);
+    fprintf(stderr, "%s: %s; precision %s\n", cmd, cpu, sx_precision_name(p));
 }

@@ -5,9 +5,12 @@
 #include "nn/gemm.h"
 
 /* Parse the value of --precision for cmd (exits 2 on anything else),
- * resolve it on this CPU, print the CPU line and, when the request cannot be
- * met as asked, one note to stderr; returns the precision to run. */
+ * resolve it on this CPU and, when the request cannot be met as asked, print
+ * one note to stderr; returns the precision to run. */
 sx_precision cli_precision(const char *cmd, const char *value);
+/* "<cmd>: cpu: AMD EPYC, isa avx2 (...), bf16 products: no (unavailable); precision fp32"
+ * to stderr (once the command's setup succeeded: errors stay one line). */
+void cli_print_cpu(const char *cmd, sx_precision p);
 
 #define CLI_PRECISION_HELP \
     "  --precision P      auto (default: bf16 where the CPU has native bf16 products,\n" \

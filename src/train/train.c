@@ -1,5 +1,6 @@
 /* train.c: the pretraining loop and its run directory. */
 #include "train/train.h"
+#include "core/cpu.h"
 #include "nn/team.h"
 #include "io/checkpoint.h"
 #include "data/data.h"
@@ -276,7 +277,7 @@ int train_run(train_opts *o, sx_err *err) {
     s.m.loss_only = 1;  /* training needs the loss, not every logit */
     if (o->threads > 0) sx_threads_init(o->threads);
     gemm_set_precision(o->bf16 ? PREC_BF16 : PREC_FP32);
-    if (mae_team_init(&s.team, &s.m, o->batch, err)) goto out;  /* after the precision: bf16 runs unsplit */
+    if (mae_team_init(&s.team, &s.m, o->batch, err)) goto out;  /* after the precision (its replicas copy it) */
     if (o->resume && plan.shares > 0 && s.team.n != plan.shares)
         fprintf(stderr, "pretrain: the batch is split in %d share(s), the run used %d (threads, memory or SKELEX_SPLIT differ): "
                         "the continuation is no longer bit-exact\n", s.team.n, plan.shares);
@@ -332,6 +333,9 @@ int train_run(train_opts *o, sx_err *err) {
     fprintf(stderr, "pretrain: %zu images, %s, batch %d x %d, %ld steps (warmup %ld), peak lr %.3g, %zu parameters\n",
             dataset_count(&s.ds), o->init ? o->init : o->config, o->batch, o->accum, total, o->warmup_steps, lr_peak,
             mae_count_params(&s.m));
+    char cpu[256];  /* bf16: the CPU line and the precision the products run at */
+    sx_cpu_describe(cpu, sizeof cpu);
+    fprintf(stderr, "pretrain: %s; precision %s\n", cpu, mae_precision(&s.m) == PREC_BF16 ? "bf16" : "fp32");
     int tty = isatty(2), data_failed = 0;
     double t_start = sx_now(), loss_acc = 0.0;
     long steps_since = 0, steps_done = 0, last_done = start, saved_at = start;
