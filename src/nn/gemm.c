@@ -232,11 +232,17 @@ static void gemm_bf16(sx_gemm_ctx *x, int ta, int tb, int M, int N, int K, float
     dnnl_memory_destroy(xc);
 }
 
+/* Probe once, in a context of its own (callers may be on several threads). */
+static pthread_once_t g_probe_once = PTHREAD_ONCE_INIT;
+static void bf16_probe(void) {
+    float a[64] = {0}, b[64] = {0}, c[64];
+    sx_gemm_ctx *x = gemm_ctx_new();
+    gemm_bf16(x, 0, 0, 8, 8, 8, 1.0f, a, 8, b, 8, 0.0f, c, 8);  /* probes primitive creation */
+    gemm_ctx_free(x);
+}
+
 int gemm_bf16_available(void) {
-    if (!atomic_load(&bf16_unavailable)) {
-        float a[64] = {0}, b[64] = {0}, c[64];
-        gemm_bf16(gemm_current(), 0, 0, 8, 8, 8, 1.0f, a, 8, b, 8, 0.0f, c, 8);  /* probes primitive creation */
-    }
+    pthread_once(&g_probe_once, bf16_probe);
     return !atomic_load(&bf16_unavailable);
 }
 
