@@ -70,7 +70,8 @@ sx_gemm_ctx *gemm_ctx_new(void) {
 
 void gemm_ctx_free(sx_gemm_ctx *c) {
     if (!c) return;
-    for (int i = 0; i < c->n; i++) dnnl_primitive_destroy(c->cache[i].prim);
+    for (int i = 0; i < c->n; i++)
+        if (c->cache[i].prim) dnnl_primitive_destroy(c->cache[i].prim);
     free(c->cache);
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->engine) dnnl_engine_destroy(c->engine);
@@ -151,16 +152,13 @@ static dnnl_primitive_t mm_get(sx_gemm_ctx *x, int ta, int tb, int M, int N, int
         dnnl_post_ops_destroy(po);
     }
     dnnl_primitive_desc_t pd;
-    if (dnnl_primitive_desc_create(&pd, &d, attr, x->engine, NULL) != dnnl_success) {
-        dnnl_primitive_attr_destroy(attr);
-        atomic_store(&bf16_unavailable, 1);  /* products run fp32 from now on; precision.h says so to the user */
-        return NULL;
+    dnnl_primitive_t prim = NULL;   /* refused: remembered as NULL; the caller packs densely or gives bf16 up */
+    if (dnnl_primitive_desc_create(&pd, &d, attr, x->engine, NULL) == dnnl_success) {
+        check(dnnl_primitive_create(&prim, pd), "primitive_create");
+        dnnl_primitive_desc_destroy(pd);
     }
-    dnnl_primitive_t prim;
-    check(dnnl_primitive_create(&prim, pd), "primitive_create");
-    dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_attr_destroy(attr);
-    if (x->n == MM_CACHE) { dnnl_primitive_destroy(x->cache[0].prim); memmove(x->cache, x->cache + 1, sizeof x->cache[0] * (MM_CACHE - 1)); x->n--; }
+    if (x->n == MM_CACHE) { if (x->cache[0].prim) dnnl_primitive_destroy(x->cache[0].prim); memmove(x->cache, x->cache + 1, sizeof x->cache[0] * (MM_CACHE - 1)); x->n--; }
     x->cache[x->n++] = (mm_entry){ta, tb, M, N, K, lda, ldb, ldc, bw, alpha, beta, prim};
     return prim;
 }
@@ -200,8 +198,12 @@ static const uint16_t *weight_copy(const sx_gemm_ctx *x, int tb, int N, int K, c
 static void gemm_bf16(sx_gemm_ctx *x, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc) {
     const uint16_t *bw = weight_copy(x, tb, N, K, B, ldb);
-    dnnl_primitive_t prim =
-        atomic_load(&bf16_unavailable) ? NULL : mm_get(x, ta, tb, M, N, K, lda, ldb, ldc, bw != NULL, alpha, beta);
+    dnnl_primitive_t prim = NULL;
+    if (!atomic_load(&bf16_unavailable)) {
+        if (bw && !(prim = mm_get(x, ta, tb, M, N, K, lda, ldb, ldc, 1, alpha, beta))) bw = NULL;  /* strided B refused */
+        if (!prim && !(prim = mm_get(x, ta, tb, M, N, K, lda, ldb, ldc, 0, alpha, beta)))
+            atomic_store(&bf16_unavailable, 1);  /* products run fp32 from now on; precision.h says so to the user */
+    }
     if (!prim) {
         check(dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), "sgemm");
         return;

@@ -187,11 +187,7 @@ void mae_bf16_sync(const mae_model *m) {
     if (!w || m->shares_params || mae_precision(m) != PREC_BF16 || w->synced == w->gen) return;
     if (!w->w) w->w = sx_alloc_large(m->n_floats * sizeof(uint16_t));
     if (!w->w) return;   /* out of memory: products convert per call instead */
-    for (int t = 0; t < m->n_info; t++) {
-        const param_info *pi = &m->info[t];
-        if (!(pi->flags & PARAM_DECAY)) continue;
-        gemm_to_bf16(w->w + pi->offset, m->params + pi->offset, pi->numel);
-    }
+    gemm_to_bf16(w->w, m->params, m->n_floats);   /* every tensor: any product's B inside params finds its copy */
     w->synced = w->gen;
     w->refreshes++;
 }

@@ -49,8 +49,8 @@ typedef struct {
     float *ln2, *ln2_mean, *ln2_rstd, *fc, *gelu, *res2;
 } block_acts;
 
-/* The bf16 copies of the weight matrices (every PARAM_DECAY tensor, at the
- * parameters' offsets), which bf16 products read in place: refreshed when
+/* The bf16 copies of the parameters (all of them, at the same offsets; the
+ * weight matrices are what products read), which bf16 products read in place: refreshed when
  * the weights changed since the last refresh (a generation count), shared
  * by a model and its replicas. */
 typedef struct {
