@@ -171,6 +171,7 @@ static int build(mae_model *m, const mae_config *cfg, float *shared, int inferen
     m->gemm = gemm_ctx_new();
     if (!shared) {
         m->w16 = sx_calloc(1, sizeof *m->w16);
+        pthread_mutex_init(&m->w16->lock, NULL);
         m->w16->synced = -1;
     }
     return 0;
@@ -179,26 +180,48 @@ static int build(mae_model *m, const mae_config *cfg, float *shared, int inferen
 void mae_set_precision(mae_model *m, sx_precision p) { gemm_ctx_set_precision(m->gemm, p); }
 sx_precision mae_precision(const mae_model *m) { return gemm_ctx_precision(m->gemm); }
 
-void mae_weights_changed(mae_model *m) { if (m->w16) m->w16->gen++; }
-long mae_bf16_refreshes(const mae_model *m) { return m->w16 ? m->w16->refreshes : 0; }
+void mae_weights_changed(mae_model *m) {
+    if (!m->w16) return;
+    pthread_mutex_lock(&m->w16->lock);
+    m->w16->gen++;
+    pthread_mutex_unlock(&m->w16->lock);
+}
+
+long mae_bf16_refreshes(const mae_model *m) {
+    if (!m->w16) return 0;
+    pthread_mutex_lock(&m->w16->lock);
+    long n = m->w16->refreshes;
+    pthread_mutex_unlock(&m->w16->lock);
+    return n;
+}
 
 void mae_bf16_sync(const mae_model *m) {
     mae_bf16_copy *w = m->w16;
-    if (!w || m->shares_params || mae_precision(m) != PREC_BF16 || w->synced == w->gen) return;
-    if (!w->w) w->w = sx_alloc_large(m->n_floats * sizeof(uint16_t));
-    if (!w->w) return;   /* out of memory: products convert per call instead */
-    gemm_to_bf16(w->w, m->params, m->n_floats);   /* every tensor: any product's B inside params finds its copy */
-    w->synced = w->gen;
-    w->refreshes++;
+    if (!w || m->shares_params || mae_precision(m) != PREC_BF16) return;
+    pthread_mutex_lock(&w->lock);
+    if (w->synced != w->gen) {
+        if (!w->w) w->w = sx_alloc_large(m->n_floats * sizeof(uint16_t));
+        if (w->w) {   /* out of memory: products convert per call instead */
+            gemm_to_bf16(w->w, m->params, m->n_floats);   /* every tensor: any B inside params finds its copy */
+            w->synced = w->gen;
+            w->refreshes++;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
 }
 
 /* Register the bf16 copies with this model's context for the call (when
  * they are current), or nothing at fp32. */
 static void bind_weights(mae_model *m) {
     mae_bf16_copy *w = m->w16;
-    if (mae_precision(m) == PREC_BF16) mae_bf16_sync(m);
-    int fresh = mae_precision(m) == PREC_BF16 && w && w->w && w->synced == w->gen;
-    gemm_ctx_set_weights(m->gemm, m->params, m->n_floats, fresh ? w->w : NULL);
+    const uint16_t *cur = NULL;
+    if (w && mae_precision(m) == PREC_BF16) {
+        mae_bf16_sync(m);
+        pthread_mutex_lock(&w->lock);
+        if (w->w && w->synced == w->gen) cur = w->w;
+        pthread_mutex_unlock(&w->lock);
+    }
+    gemm_ctx_set_weights(m->gemm, m->params, m->n_floats, cur);
 }
 
 int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, 0, err); }
@@ -235,6 +258,7 @@ void mae_free(mae_model *m) {
     gemm_ctx_free(m->gemm);
     if (!m->shares_params && m->w16) {
         sx_free_large(m->w16->w, m->n_floats * sizeof(uint16_t));
+        pthread_mutex_destroy(&m->w16->lock);
         free(m->w16);
     }
     memset(m, 0, sizeof *m);

@@ -11,6 +11,7 @@
 #define SKELEX_MODEL_H
 #include "nn/config.h"
 #include "nn/gemm.h"
+#include <pthread.h>
 
 typedef struct {
     float *ln1_w, *ln1_b;     /* layernorm_before */
@@ -54,6 +55,7 @@ typedef struct {
  * the weights changed since the last refresh (a generation count), shared
  * by a model and its replicas. */
 typedef struct {
+    pthread_mutex_t lock; /* replicas on other threads (the API's contexts) sync and read it */
     uint16_t *w;          /* n_floats values; NULL until the first bf16 forward */
     long gen;             /* bumped by mae_weights_changed */
     long synced;          /* the generation w holds (-1: none) */
@@ -128,7 +130,8 @@ sx_precision mae_precision(const mae_model *m);   /* the one products use (FP32 
 void mae_weights_changed(mae_model *m);
 /* Bring the bf16 copies up to date now if the model runs bf16 and they are
  * stale (forward calls it on a model that owns its weights; team.c calls it
- * before its shares start, as replicas never refresh). Not thread-safe. */
+ * before its shares start, as replicas never refresh). Thread-safe, but the
+ * weights must not change while another thread's products read them. */
 void mae_bf16_sync(const mae_model *m);
 /* Times the bf16 copies were rewritten (tests, profile). */
 long mae_bf16_refreshes(const mae_model *m);
