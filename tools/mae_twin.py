@@ -74,6 +74,7 @@ if len(sys.argv) > 1 and sys.argv[1] in ("bench", "bench-infer"):
         del os.environ["OPENBLAS_CORETYPE"]
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import time  # noqa: E402
@@ -735,6 +736,14 @@ def preset_config(name):
                   image_size=224, patch_size=p)  # decoder: MAE defaults 512/8/16/2048
 
 
+def _autocast(args):
+    """torch.autocast("cpu", bfloat16) with --bf16 (oneDNN's bf16 kernels: AMX or
+    AVX512-BF16 where the CPU has them, emulated or slow elsewhere), else a no-op."""
+    if getattr(args, "bf16", False):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def cmd_bench(args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -745,7 +754,8 @@ def cmd_bench(args):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = model(px)[0]  # random masking noise each step
+        with _autocast(args):  # fp32 master weights and AdamW, bf16 products under --bf16
+            loss = model(px)[0]  # random masking noise each step
         loss.backward()
         opt.step()
         return loss.item()
@@ -759,6 +769,7 @@ def cmd_bench(args):
     dt = sum(times)
     print("config=%s batch=%d steps=%d threads=%d seconds=%.3f" % (args.config, args.batch, args.steps,
                                                                    args.threads, dt))
+    print("precision=%s" % ("bf16" if args.bf16 else "fp32"))
     print("images_per_s=%.4f" % (args.batch * args.steps / dt))
     print("step_seconds=" + ",".join("%.4f" % t for t in times))
 
@@ -771,13 +782,14 @@ def cmd_bench_infer(args):
     n = (cfg.image_size // cfg.patch_size) ** 2
     img = torch.randn(1, 3, cfg.image_size, cfg.image_size)
     px = img.repeat(args.passes, 1, 1, 1)
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(args):
         for _ in range(args.warmup):
             model(px, torch.rand(args.passes, n))
         t0 = time.perf_counter()
         model(px, torch.rand(args.passes, n))
         dt = time.perf_counter() - t0
     print("config=%s passes=%d threads=%d" % (args.config, args.passes, args.threads))
+    print("precision=%s" % ("bf16" if args.bf16 else "fp32"))
     print("seconds=%.4f" % dt)
 
 
@@ -1141,6 +1153,8 @@ def main(argv=None):
         p = sub.add_parser(name)
         p.add_argument("--config", choices=sorted(PRESETS), default="small" if name == "bench" else "base")
         p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--bf16", action="store_true",
+                       help='torch.autocast("cpu", dtype=torch.bfloat16): the peer a user runs on a bf16 CPU')
         if name == "bench":
             p.add_argument("--batch", type=int, default=32)
             p.add_argument("--steps", type=int, default=3)

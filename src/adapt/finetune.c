@@ -127,6 +127,7 @@ static void optim_step(ft_optim *op, classifier *c, const ft_opts *o, double lr)
         adamw_update(m->params + off, m->grads + off, op->m + off, op->v + off, pi->numel, (float)lr * op->scale[i],
                      (pi->flags & PARAM_DECAY) ? wd : 0.0f, b1, b2, eps, op->step);
     }
+    mae_weights_changed(m);   /* the encoder's bf16 copies (nn/model.h) */
     /* the head sits at the top layer (scale 1): weight decayed, bias not */
     adamw_update(c->head_w, c->ghead_w, op->hm, op->hv, (size_t)K * D, (float)lr, wd, b1, b2, eps, op->step);
     adamw_update(c->head_b, c->ghead_b, op->hm + (size_t)K * D, op->hv + (size_t)K * D, (size_t)K, (float)lr, 0.0f,

@@ -1,6 +1,7 @@
 /* api_core.c: errors, models and per-thread contexts of include/skelex.h. */
 #include "api/api_internal.h"
 #include "io/checkpoint.h"
+#include "nn/precision.h"
 #include <cjson/cJSON.h>
 #include <omp.h>
 #include <stdio.h>
@@ -86,7 +87,9 @@ int skx_model_load(const char *dir, skx_model **out, skx_error *err) {
     while (start > 0 && dir[start - 1] != '/') start--;
     snprintf(m->name, sizeof m->name, "%.*s", (int)(len - start), dir + start);
     sx_err e;
-    int is_cls = 0, rc = config_kind(dir, m->name, sizeof m->name, &is_cls, &e);
+    sx_prec_request prec;   /* SKELEX_PRECISION: auto (default), fp32 or bf16 (nn/precision.h) */
+    int is_cls = 0, rc = sx_precision_from_env(&prec, &e);
+    if (!rc) rc = config_kind(dir, m->name, sizeof m->name, &is_cls, &e);
     if (!rc && is_cls) {
         m->kind = SKX_MODEL_CLASSIFIER;
         rc = classifier_load(&m->cls, dir, &e);
@@ -99,6 +102,7 @@ int skx_model_load(const char *dir, skx_model **out, skx_error *err) {
         free(m);
         return api_fail_sx(err, &e, SKX_EFORMAT);
     }
+    mae_set_precision(m->kind == SKX_MODEL_MAE ? &m->mae : &m->cls.enc, sx_precision_resolve(prec, NULL, 0));
     *out = m;
     api_ok(err);
     return 0;

@@ -1,6 +1,9 @@
 /* cmd_bench.c: `skelex bench train|infer`: speed of the MAE training step
  * (forward + backward + AdamW) or of inference, on random data. */
 #include "cli/cli.h"
+#include "cli/precision_args.h"
+#include "core/cpu.h"
+#include "nn/precision.h"
 #include "zeroshot/pipeline.h"
 #include "nn/gemm.h"
 #include "nn/layers.h"
@@ -18,7 +21,7 @@ static const char *HELP =
     "usage: skelex bench data --data PATH [...]   (see skelex bench data --help)\n"
     "       skelex bench masking --model DIR --image FILE [...]   (balanced vs random masks)\n"
     "       skelex bench train|infer|errormap --config NAME|config.json [--batch B | --passes N]\n"
-    "                    [--steps N] [--precision fp32|bf16] [--threads T]\n"
+    "                    [--steps N] [--precision auto|fp32|bf16] [--threads T]\n"
     "\n"
     "  train   time forward + backward + AdamW on random images (batch B)\n"
     "  infer   time forward only on a batch of B images\n"
@@ -28,10 +31,13 @@ static const char *HELP =
     "  --config X      preset (tiny|small|base|large|huge) or config.json (default base)\n"
     "  --batch B       images per step (default 32 for train, 10 for infer)\n"
     "  --steps N       timed steps after one untimed warm-up (default 3)\n"
-    "  --precision P   fp32 (exact, default) or bf16 (matrix inputs rounded to bfloat16)\n"
+    "  --precision P   fp32 (exact, default here so runs compare), bf16 (matrix inputs\n"
+    "                  rounded to bfloat16; fp32 where oneDNN cannot, saying so) or\n"
+    "                  auto (bf16 where the CPU has native bf16 products)\n"
     "  --threads T     threads (default: OMP_NUM_THREADS or all cores)\n"
     "\n"
-    "Prints images_per_s=<value> (and seconds_per_step, peak_rss_mib, and\n"
+    "Prints images_per_s=<value> (and seconds_per_step, peak_rss_mib, cpu_isa,\n"
+    "bf16_products (native|emulated|unavailable), precision and\n"
     "step_seconds=<each timed step>); each step's time and CPU time go to stderr.\n"
     "train splits the batch across the threads as skelex pretrain does (each\n"
     "thread a share, its own activations and gradients); SKELEX_SPLIT=0 runs the\n"
@@ -63,12 +69,12 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!mode || (strcmp(mode, "train") && strcmp(mode, "infer") && strcmp(mode, "errormap")))
         return cli_usage_error("bench", "say what to measure: train, infer, errormap or data");
-    if (strcmp(prec, "fp32") && strcmp(prec, "bf16")) return cli_usage_error("bench", "--precision is fp32 or bf16");
     int train = !strcmp(mode, "train"), emap = !strcmp(mode, "errormap");
     if (batch < 0) batch = train ? 32 : 10;
     if (threads) sx_threads_init((int)threads);
-    gemm_set_precision(strcmp(prec, "bf16") ? PREC_FP32 : PREC_BF16);
-    if (!strcmp(prec, "bf16") && !gemm_bf16_available()) prec = "fp32 (bf16 unavailable on this CPU)";
+    sx_precision run_prec = cli_precision("bench", prec);
+    gemm_set_precision(run_prec);
+    const char *prec_note = strcmp(prec, sx_precision_name(run_prec)) ? " (requested " : "";
 
     sx_err err;
     mae_config cfg;
@@ -89,8 +95,10 @@ int cmd_bench(int argc, char **argv) {
     adamw_init(&opt, &m, 1.5e-4f, 0.9f, 0.95f, 1e-8f, 0.05f);
     mae_team team = {1, &m, NULL};  /* as skelex pretrain: the batch split across the cores */
     int rc = train ? mae_team_init(&team, &m, B, &err) : 0;
-    fprintf(stderr, "bench %s: %s, batch %d, %s, %d threads, %zu parameters%s\n", mode, config, B, prec,
+    fprintf(stderr, "bench %s: %s, batch %d, %s%s%s%s, %d threads, %zu parameters%s\n", mode, config, B,
+            sx_precision_name(run_prec), prec_note, prec_note[0] ? prec : "", prec_note[0] ? ")" : "",
             omp_get_max_threads(), mae_count_params(&m), team.n > 1 ? ", batch split across the threads" : "");
+    cli_print_cpu("bench", run_prec);
     double total = 0.0, *step_s = sx_malloc(sizeof(double) * (size_t)steps);
     for (long s = 0; s <= steps && !rc; s++) {
         for (size_t i = 0; i < (size_t)B * N; i++) noise[i] = rng_uniform(&r);
@@ -119,7 +127,9 @@ int cmd_bench(int argc, char **argv) {
     else {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        printf("precision=%s\n", prec);
+        printf("precision=%s\n", sx_precision_name(run_prec));
+        printf("cpu_isa=%s\n", sx_cpu_info()->dnnl_isa);
+        printf("bf16_products=%s\n", sx_bf16_support_name(sx_cpu_info()->bf16));
         printf("seconds_per_step=%.4f\n", total / steps);
         if (emap) printf("seconds_per_image=%.4f\n", total / steps);
         else printf("images_per_s=%.4f\n", (double)B * steps / total);

@@ -2,6 +2,7 @@
  * images, with optional localisation scoring against YOLO boxes. */
 #include "io/checkpoint.h"
 #include "cli/cli.h"
+#include "cli/precision_args.h"
 #include "data/data.h"
 #include "zeroshot/batch.h"
 #include <cjson/cJSON.h>
@@ -38,6 +39,7 @@ static const char *HELP =
     "  --seed S           mask seed (default 0); each image's masks start from it, so\n"
     "                     an image's map does not depend on the other inputs\n"
     "  --alpha A          overlay opacity at the top of the scale (default 0.6)\n"
+    CLI_PRECISION_HELP
     "  --boxes DIR        YOLO box files <stem>.txt ('class cx cy w h', normalised):\n"
     "                     score the maps (pointing game, error mass in boxes and its\n"
     "                     lift over their area, pixel AUROC) into OUTDIR/localization.json;\n"
@@ -68,6 +70,7 @@ int cmd_errormap(int argc, char **argv) {
     long seed = 0;
     double mask_ratio = -1, alpha = 0.6;
     masking_kind kind = MASKING_BALANCED;
+    const char *precision = "auto";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { fputs(HELP, stdout); return 0; }
@@ -77,6 +80,7 @@ int cmd_errormap(int argc, char **argv) {
         else if (!strcmp(a, "--passes")) passes = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1024);
         else if (!strcmp(a, "--seed")) seed = cli_long(a, cli_value(argc, argv, &i), 0, 0x7fffffffL);
         else if (!strcmp(a, "--mask-ratio")) mask_ratio = cli_double(a, cli_value(argc, argv, &i), 0.01, 0.99);
+        else if (!strcmp(a, "--precision")) precision = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--alpha")) alpha = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else if (!strcmp(a, "--masking")) {
             const char *m = cli_value(argc, argv, &i);
@@ -92,9 +96,11 @@ int cmd_errormap(int argc, char **argv) {
     struct stat st;
     if (boxes && (stat(boxes, &st) || !S_ISDIR(st.st_mode)))
         return cli_usage_error("errormap", "--boxes %s: %s", boxes, errno == ENOENT || !errno ? "no such folder" : strerror(errno));
+    sx_precision prec = cli_precision("errormap", precision);
     sx_err err;
     mae_model m;
     if (checkpoint_load_inference(model, &m, &err)) { fprintf(stderr, "skelex errormap: %s\n", err.msg); return 1; }
+    mae_set_precision(&m, prec);
     if (mask_ratio >= 0) {
         m.cfg.mask_ratio = mask_ratio;
         if (config_validate(&m.cfg, &err)) { fprintf(stderr, "skelex errormap: %s\n", err.msg); mae_free(&m); return 2; }
@@ -121,6 +127,7 @@ int cmd_errormap(int argc, char **argv) {
     const char **files = sx_malloc(sizeof *files * (n ? n : 1));
     for (size_t i = 0; i < n; i++) files[i] = dataset_path(&ds, i);
     char **stems = zs_output_stems(files, n);
+    cli_print_cpu("errormap", prec);
     fprintf(stderr, "errormap: %zu image(s), %d passes, %s masking, ratio %g, error in %s space\n", n, passes,
             kind == MASKING_BALANCED ? "balanced" : "random", m.cfg.mask_ratio, zs_space_name(m.cfg.norm_pix_loss));
     zs_opts zo = {.passes = passes, .masking = kind, .seed = (uint64_t)seed};

@@ -1,6 +1,7 @@
 /* cmd_eval.c: `skelex eval`: arguments -> eval_task_run / eval_images_run
  * (adapt/evaluate.h). */
 #include "cli/cli.h"
+#include "cli/precision_args.h"
 #include "adapt/evaluate.h"
 #include "cli/task_args.h"
 #include <stdio.h>
@@ -29,6 +30,7 @@ static const char *HELP =
     "  --images PATH        instead of a task: a folder (scanned recursively) or a list file\n"
     "  --out OUT            output directory (created)\n"
     "  --batch B            images per forward, 1..4096 (default 32)\n"
+    "  --precision P        auto (default), fp32 or bf16: see skelex bench --help\n"
     "\n"
     "Exit status: 0 success, 1 failure (unreadable model or images, classes that do\n"
     "not match the model's, a failed write), 2 usage error (also: a --test-task whose\n"
@@ -42,7 +44,7 @@ static void eval_print(const cJSON *mj, size_t n, const char *out, const char *s
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *images = NULL, *which = "test";
+    const char *images = NULL, *which = "test", *precision = "auto";
     eval_opts o = {.batch = 32};
     task_args ta;
     task_args_default(&ta);
@@ -54,6 +56,7 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--split")) which = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--images")) images = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--out")) o.out = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--precision")) precision = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
         else return cli_usage_error("eval", "unknown option '%s'", a);
     }
@@ -61,6 +64,7 @@ int cmd_eval(int argc, char **argv) {
         return cli_usage_error("eval", "--model, --out and one of --task (and/or --test-task) or --images are required");
     if (task_args_check(&ta, "eval")) return 2;
     if (strcmp(which, "test") && strcmp(which, "all")) return cli_usage_error("eval", "--split must be test or all");
+    gemm_set_precision(cli_precision("eval", precision));   /* the models follow the process default */
     o.all = !strcmp(which, "all");
     o.seed = (uint64_t)ta.seed;
     o.progress = stderr;

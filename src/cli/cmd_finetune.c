@@ -1,6 +1,7 @@
 /* cmd_finetune.c: `skelex finetune`: arguments -> finetune_run
  * (adapt/finetune.h). */
 #include "cli/cli.h"
+#include "cli/precision_args.h"
 #include "adapt/finetune.h"
 #include "cli/task_args.h"
 #include <stdio.h>
@@ -44,6 +45,7 @@ static const char *HELP =
     "  --layer-decay X      layer-wise lr decay (default 0.75)\n"
     "  --wd X               AdamW weight decay, not on biases, norms, tokens (default 0.05)\n"
     "  --clip X             gradient-norm clipping (default 0 = off)\n"
+    "  --precision P        auto (default), fp32 or bf16: see skelex bench --help\n"
     "  --balance-classes    weight the loss of class k by n / (K n_k) on the fold's training\n"
     "                       part, so a rare class counts as much as a common one (default off)\n"
     "  --no-augment         no augmentation\n"
@@ -78,7 +80,7 @@ static int parse_only(const char *s, int folds, unsigned char *only) {
 }
 
 int cmd_finetune(int argc, char **argv) {
-    const char *config = NULL, *only_s = NULL;
+    const char *config = NULL, *only_s = NULL, *precision = "auto";
     finetune_run_opts ro = {.label_fraction = 1.0};
     task_args ta;
     task_args_default(&ta);
@@ -108,6 +110,7 @@ int cmd_finetune(int argc, char **argv) {
         else if (!strcmp(a, "--rotate")) o->aug.rotate_deg = cli_double(a, cli_value(argc, argv, &i), 0, 180);
         else if (!strcmp(a, "--flip")) o->aug.flip_p = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else if (!strcmp(a, "--brightness")) o->aug.brightness = cli_double(a, cli_value(argc, argv, &i), 0, 1);
+        else if (!strcmp(a, "--precision")) precision = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--contrast")) o->aug.contrast = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else return cli_usage_error("finetune", "unknown option '%s'", a);
     }
@@ -118,6 +121,7 @@ int cmd_finetune(int argc, char **argv) {
     unsigned char only[FT_MAX_FOLDS];
     if (only_s && parse_only(only_s, ta.folds, only)) return 2;
     ro.only = only_s ? only : NULL;
+    gemm_set_precision(cli_precision("finetune", precision));   /* the models follow the process default */
     o->eval_batch = o->micro_batch;
     o->seed = (uint64_t)ta.seed;
     o->progress = stderr;

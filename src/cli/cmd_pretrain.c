@@ -1,5 +1,6 @@
 /* cmd_pretrain.c: `skelex pretrain`: options -> train_run. */
 #include "cli/cli.h"
+#include "cli/precision_args.h"
 #include "train/train.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,7 @@ static const char *HELP =
     "                     the batch (up to 4 shares; SKELEX_SPLIT=0: the whole batch\n"
     "                     at once, every product on all threads)\n"
     "  --loader-threads T background decode threads (default 2)\n"
-    "  --precision P      fp32 (default, exact) or bf16\n"
+    CLI_PRECISION_HELP
     "data-parallel (mpirun -np N ./skelex pretrain ...; see docs/scale-out.md)\n"
     "                     each rank trains on batch/N images of every batch; rank 0\n"
     "                     writes RUN; default threads per rank: cores / ranks per node\n"
@@ -83,6 +84,7 @@ static void parse_pair(const char *opt, const char *s, double *a, double *b) {
 int cmd_pretrain(int argc, char **argv) {
     train_opts o;
     train_opts_default(&o);
+    const char *precision = "auto";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { fputs(HELP, stdout); return 0; }
@@ -121,17 +123,14 @@ int cmd_pretrain(int argc, char **argv) {
         else if (!strcmp(a, "--zero1")) o.zero1 = 1;
         else if (!strcmp(a, "--shuffle-buffer")) o.shuffle_buffer = (int)cli_long(a, cli_value(argc, argv, &i), 1, 1 << 20);
         else if (!strcmp(a, "--bucket-mb")) o.bucket_floats = cli_long(a, cli_value(argc, argv, &i), 1, 2048) * (1L << 18);
-        else if (!strcmp(a, "--precision")) {
-            const char *p = cli_value(argc, argv, &i);
-            if (strcmp(p, "fp32") && strcmp(p, "bf16")) return cli_usage_error("pretrain", "--precision is fp32 or bf16");
-            o.bf16 = !strcmp(p, "bf16");
-        }
+        else if (!strcmp(a, "--precision")) precision = cli_value(argc, argv, &i);
         else return cli_usage_error("pretrain", "unknown option '%s'", a);
     }
     if (!o.out) return cli_usage_error("pretrain", "--out RUN is required");
     if (!o.resume && o.n_data == 0) return cli_usage_error("pretrain", "give at least one --data PATH");
     if (!(o.crop_min > 0 && o.crop_min <= o.crop_max && o.crop_max <= 1 && o.ratio_min > 0 && o.ratio_min <= o.ratio_max))
         return cli_usage_error("pretrain", "crop scale must satisfy 0 < A <= B <= 1 and ratio 0 < A <= B");
+    o.bf16 = cli_precision("pretrain", precision) == PREC_BF16;
     sx_err err;
     dist_comm comm;
     if (dist_init(&comm, &err)) { fprintf(stderr, "skelex pretrain: %s\n", err.msg); return 1; }

@@ -90,6 +90,7 @@ static int read_weights(mae_model *m, const st_file *f, const char *path, int re
         if (!st_find(f, "vit.embeddings.position_embeddings")) mae_sincos_pos_embed(m->p.pos_embed, m->cfg.hidden_size, g);
         if (!st_find(f, "decoder.decoder_pos_embed")) mae_sincos_pos_embed(m->p.dec_pos_embed, m->cfg.decoder_hidden_size, g);
     }
+    mae_weights_changed(m);   /* bf16 copies (nn/model.h) */
     return 0;
 }
 

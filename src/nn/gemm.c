@@ -1,6 +1,8 @@
 /* gemm.c: matrix products through oneDNN's C API, in a context per model
- * (gemm.h). fp32 goes to dnnl_sgemm. bf16 converts the operands and runs a
- * oneDNN matmul primitive (bf16 x bf16 -> f32) from the context's cache. */
+ * (gemm.h). fp32 goes to dnnl_sgemm. bf16 runs a oneDNN matmul primitive
+ * (bf16 x bf16 -> f32) from the context's cache: a B operand inside the
+ * context's registered weights is read from their bf16 copy in place (no
+ * conversion), anything else is converted into the context's buffers. */
 #include "nn/gemm.h"
 #include "nn/profile.h"
 #include "core/common.h"
@@ -25,6 +27,7 @@ static void check(dnnl_status_t s, const char *what) {
 /* ---- bf16 path: a small cache of matmul primitives keyed by shape ---- */
 typedef struct {
     int transa, transb, M, N, K, lda, ldb, ldc;
+    int bw;                   /* B read in place from the weights' bf16 copy (strided, maybe transposed) */
     float alpha, beta;
     dnnl_primitive_t prim;
 } mm_entry;
@@ -39,24 +42,36 @@ struct sx_gemm_ctx {
     dnnl_stream_t stream;
     uint16_t *a, *b;
     size_t a_cap, b_cap;
+    const float *w_base;      /* registered weights (gemm_ctx_set_weights) and their bf16 copy */
+    size_t w_n;
+    const uint16_t *w16;
+    long bf16_products, weight_reads;
+    double bf16_min;          /* products of fewer M*N*K stay fp32 (converting would cost more) */
     sx_prof prof;
 };
 
 static sx_gemm_ctx g_default;
 static pthread_once_t g_default_once = PTHREAD_ONCE_INIT;
-static void default_open(void) { g_default.prec = PREC_DEFAULT; sx_prof_open(&g_default.prof); }
+static void default_open(void) {
+    g_default.prec = PREC_DEFAULT;
+    g_default.bf16_min = GEMM_BF16_MIN;
+    sx_prof_open(&g_default.prof);
+}
 static _Thread_local sx_gemm_ctx *t_ctx;
+static _Thread_local int t_level;          /* omp_get_level() where t_ctx was bound */
 
 sx_gemm_ctx *gemm_ctx_new(void) {
     sx_gemm_ctx *c = sx_calloc(1, sizeof *c);
     c->prec = PREC_DEFAULT;
+    c->bf16_min = GEMM_BF16_MIN;
     sx_prof_open(&c->prof);
     return c;
 }
 
 void gemm_ctx_free(sx_gemm_ctx *c) {
     if (!c) return;
-    for (int i = 0; i < c->n; i++) dnnl_primitive_destroy(c->cache[i].prim);
+    for (int i = 0; i < c->n; i++)
+        if (c->cache[i].prim) dnnl_primitive_destroy(c->cache[i].prim);
     free(c->cache);
     if (c->stream) dnnl_stream_destroy(c->stream);
     if (c->engine) dnnl_engine_destroy(c->engine);
@@ -78,7 +93,21 @@ sx_gemm_ctx *gemm_current(void) {
 sx_gemm_ctx *gemm_bind(sx_gemm_ctx *c) {
     sx_gemm_ctx *prev = t_ctx;
     t_ctx = c;
+    t_level = omp_get_level();
     return prev;
+}
+
+void gemm_ctx_set_weights(sx_gemm_ctx *c, const float *base, size_t n, const uint16_t *w16) {
+    c->w_base = w16 ? base : NULL;
+    c->w_n = w16 ? n : 0;
+    c->w16 = w16;
+}
+
+void gemm_ctx_set_bf16_min(sx_gemm_ctx *c, double mnk) { c->bf16_min = mnk; }
+
+void gemm_ctx_stats(const sx_gemm_ctx *c, long *bf16_products, long *weight_reads) {
+    if (bf16_products) *bf16_products = c->bf16_products;
+    if (weight_reads) *weight_reads = c->weight_reads;
 }
 
 void gemm_ctx_add_attention(sx_gemm_ctx *c, int dir, double s) { c->prof.att_s[dir] += s; }
@@ -91,12 +120,12 @@ static void md_2d(dnnl_memory_desc_t *md, int rows, int cols, int ld, int trans,
 }
 
 static dnnl_primitive_t mm_get(sx_gemm_ctx *x, int ta, int tb, int M, int N, int K, int lda, int ldb, int ldc,
-                               float alpha, float beta) {
+                               int bw, float alpha, float beta) {
     if (!x->cache) x->cache = sx_calloc(MM_CACHE, sizeof *x->cache);
     for (int i = 0; i < x->n; i++) {
         mm_entry *e = &x->cache[i];
         if (e->transa == ta && e->transb == tb && e->M == M && e->N == N && e->K == K && e->lda == lda &&
-            e->ldb == ldb && e->ldc == ldc && e->alpha == alpha && e->beta == beta)
+            e->ldb == ldb && e->ldc == ldc && e->bw == bw && e->alpha == alpha && e->beta == beta)
             return e->prim;
     }
     if (!x->engine) {
@@ -104,9 +133,11 @@ static dnnl_primitive_t mm_get(sx_gemm_ctx *x, int ta, int tb, int M, int N, int
         check(dnnl_stream_create(&x->stream, x->engine, dnnl_stream_default_flags), "stream_create");
     }
     dnnl_memory_desc_t a, b, c;
-    /* the bf16 copies are packed densely: A is M x K (lda K), B is K x N (ldb N) */
+    /* converted operands are packed densely: A is M x K (lda K), B is K x N (ldb N);
+     * a B from the weights' copy keeps its stored layout */
     md_2d(&a, M, K, K, 0, dnnl_bf16);
-    md_2d(&b, K, N, N, 0, dnnl_bf16);
+    if (bw) md_2d(&b, K, N, ldb, tb, dnnl_bf16);
+    else md_2d(&b, K, N, N, 0, dnnl_bf16);
     md_2d(&c, M, N, ldc, 0, dnnl_f32);
     dnnl_matmul_desc_t d;
     check(dnnl_matmul_desc_init(&d, &a, &b, NULL, &c), "matmul_desc");
@@ -121,19 +152,14 @@ static dnnl_primitive_t mm_get(sx_gemm_ctx *x, int ta, int tb, int M, int N, int
         dnnl_post_ops_destroy(po);
     }
     dnnl_primitive_desc_t pd;
-    if (dnnl_primitive_desc_create(&pd, &d, attr, x->engine, NULL) != dnnl_success) {
-        dnnl_primitive_attr_destroy(attr);
-        if (atomic_exchange(&bf16_unavailable, 1)) return NULL;  /* said once */
-        fprintf(stderr, "skelex: warning: oneDNN offers no bf16 matmul on this CPU (it needs AVX-512 or AMX); "
-                        "using fp32\n");
-        return NULL;
+    dnnl_primitive_t prim = NULL;   /* refused: remembered as NULL; the caller packs densely or gives bf16 up */
+    if (dnnl_primitive_desc_create(&pd, &d, attr, x->engine, NULL) == dnnl_success) {
+        check(dnnl_primitive_create(&prim, pd), "primitive_create");
+        dnnl_primitive_desc_destroy(pd);
     }
-    dnnl_primitive_t prim;
-    check(dnnl_primitive_create(&prim, pd), "primitive_create");
-    dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_attr_destroy(attr);
-    if (x->n == MM_CACHE) { dnnl_primitive_destroy(x->cache[0].prim); memmove(x->cache, x->cache + 1, sizeof x->cache[0] * (MM_CACHE - 1)); x->n--; }
-    x->cache[x->n++] = (mm_entry){ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, prim};
+    if (x->n == MM_CACHE) { if (x->cache[0].prim) dnnl_primitive_destroy(x->cache[0].prim); memmove(x->cache, x->cache + 1, sizeof x->cache[0] * (MM_CACHE - 1)); x->n--; }
+    x->cache[x->n++] = (mm_entry){ta, tb, M, N, K, lda, ldb, ldc, bw, alpha, beta, prim};
     return prim;
 }
 
@@ -152,28 +178,53 @@ static void pack_bf16(uint16_t *dst, const float *X, int ld, int trans, int rows
             dst[(size_t)r * cols + c] = to_bf16(trans ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c]);
 }
 
+void gemm_to_bf16(uint16_t *dst, const float *src, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) dst[i] = to_bf16(src[i]);
+}
+
 static uint16_t *grow(uint16_t **buf, size_t *cap, size_t n) {
     if (n > *cap) { free(*buf); *buf = sx_malloc(n * 2); *cap = n; }
     return *buf;
 }
 
+/* The bf16 copy of B when B lies wholly inside the registered weights, else NULL. */
+static const uint16_t *weight_copy(const sx_gemm_ctx *x, int tb, int N, int K, const float *B, int ldb) {
+    if (!x->w16 || B < x->w_base || B >= x->w_base + x->w_n) return NULL;
+    size_t off = (size_t)(B - x->w_base), extent = tb ? (size_t)(N - 1) * ldb + K : (size_t)(K - 1) * ldb + N;
+    return off + extent <= x->w_n ? x->w16 + off : NULL;
+}
+
 static void gemm_bf16(sx_gemm_ctx *x, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc) {
-    dnnl_primitive_t prim = atomic_load(&bf16_unavailable) ? NULL : mm_get(x, ta, tb, M, N, K, lda, ldb, ldc, alpha, beta);
+    const uint16_t *bw = weight_copy(x, tb, N, K, B, ldb);
+    dnnl_primitive_t prim = NULL;
+    if (!atomic_load(&bf16_unavailable)) {
+        if (bw && !(prim = mm_get(x, ta, tb, M, N, K, lda, ldb, ldc, 1, alpha, beta))) bw = NULL;  /* strided B refused */
+        if (!prim && !(prim = mm_get(x, ta, tb, M, N, K, lda, ldb, ldc, 0, alpha, beta)))
+            atomic_store(&bf16_unavailable, 1);  /* products run fp32 from now on; precision.h says so to the user */
+    }
     if (!prim) {
         check(dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), "sgemm");
         return;
     }
-    uint16_t *a = grow(&x->a, &x->a_cap, (size_t)M * K), *b = grow(&x->b, &x->b_cap, (size_t)K * N);
+    x->bf16_products++;
+    uint16_t *a = grow(&x->a, &x->a_cap, (size_t)M * K), *b = NULL;
     pack_bf16(a, A, lda, ta, M, K);
-    pack_bf16(b, B, ldb, tb, K, N);
     dnnl_memory_desc_t ma, mb, mc;
     md_2d(&ma, M, K, K, 0, dnnl_bf16);
-    md_2d(&mb, K, N, N, 0, dnnl_bf16);
+    if (bw) {
+        x->weight_reads++;
+        md_2d(&mb, K, N, ldb, tb, dnnl_bf16);
+    } else {
+        b = grow(&x->b, &x->b_cap, (size_t)K * N);
+        pack_bf16(b, B, ldb, tb, K, N);
+        md_2d(&mb, K, N, N, 0, dnnl_bf16);
+    }
     md_2d(&mc, M, N, ldc, 0, dnnl_f32);
     dnnl_memory_t xa, xb, xc;
     check(dnnl_memory_create(&xa, &ma, x->engine, a), "mem a");
-    check(dnnl_memory_create(&xb, &mb, x->engine, b), "mem b");
+    check(dnnl_memory_create(&xb, &mb, x->engine, bw ? (void *)(uintptr_t)bw : (void *)b), "mem b");
     check(dnnl_memory_create(&xc, &mc, x->engine, C), "mem c");
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, xa}, {DNNL_ARG_WEIGHTS, xb}, {DNNL_ARG_DST, xc}};
     check(dnnl_primitive_execute(prim, x->stream, 3, args), "execute");
@@ -183,11 +234,17 @@ static void gemm_bf16(sx_gemm_ctx *x, int ta, int tb, int M, int N, int K, float
     dnnl_memory_destroy(xc);
 }
 
+/* Probe once, in a context of its own (callers may be on several threads). */
+static pthread_once_t g_probe_once = PTHREAD_ONCE_INIT;
+static void bf16_probe(void) {
+    float a[64] = {0}, b[64] = {0}, c[64];
+    sx_gemm_ctx *x = gemm_ctx_new();
+    gemm_bf16(x, 0, 0, 8, 8, 8, 1.0f, a, 8, b, 8, 0.0f, c, 8);  /* probes primitive creation */
+    gemm_ctx_free(x);
+}
+
 int gemm_bf16_available(void) {
-    if (!atomic_load(&bf16_unavailable)) {
-        float a[64] = {0}, b[64] = {0}, c[64];
-        gemm_bf16(gemm_current(), 0, 0, 8, 8, 8, 1.0f, a, 8, b, 8, 0.0f, c, 8);  /* probes primitive creation */
-    }
+    pthread_once(&g_probe_once, bf16_probe);
     return !atomic_load(&bf16_unavailable);
 }
 
@@ -196,7 +253,7 @@ void gemm_profile_reset(void) { sx_prof_reset_all(); }
 static void gemm_dispatch(sx_gemm_ctx *x, int transa, int transb, int M, int N, int K, float alpha, const float *A,
                           int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     /* small or nested products stay in fp32: converting would cost more */
-    if (x && gemm_ctx_precision(x) == PREC_BF16 && (double)M * N * K >= 1e6) {
+    if (x && gemm_ctx_precision(x) == PREC_BF16 && (double)M * N * K >= x->bf16_min) {
         gemm_bf16(x, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
@@ -206,7 +263,10 @@ static void gemm_dispatch(sx_gemm_ctx *x, int transa, int transb, int M, int N, 
 void gemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
           const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
-    if (omp_in_parallel()) {  /* nested products: fp32, not counted (no context is touched from threads) */
+    /* products inside a layer's own parallel loop (below the level the context was bound at, or with no
+     * context bound in a parallel region): fp32, not counted, no context touched from several threads.
+     * A batch share (team.c) binds its replica's context inside the team's region: its products use it. */
+    if (omp_in_parallel() && (!t_ctx || omp_get_level() > t_level)) {
         gemm_dispatch(NULL, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }

@@ -169,11 +169,60 @@ static int build(mae_model *m, const mae_config *cfg, float *shared, int inferen
     }
     layout(m, 0);
     m->gemm = gemm_ctx_new();
+    if (!shared) {
+        m->w16 = sx_calloc(1, sizeof *m->w16);
+        pthread_mutex_init(&m->w16->lock, NULL);
+        m->w16->synced = -1;
+    }
     return 0;
 }
 
 void mae_set_precision(mae_model *m, sx_precision p) { gemm_ctx_set_precision(m->gemm, p); }
 sx_precision mae_precision(const mae_model *m) { return gemm_ctx_precision(m->gemm); }
+
+void mae_weights_changed(mae_model *m) {
+    if (!m->w16) return;
+    pthread_mutex_lock(&m->w16->lock);
+    m->w16->gen++;
+    pthread_mutex_unlock(&m->w16->lock);
+}
+
+long mae_bf16_refreshes(const mae_model *m) {
+    if (!m->w16) return 0;
+    pthread_mutex_lock(&m->w16->lock);
+    long n = m->w16->refreshes;
+    pthread_mutex_unlock(&m->w16->lock);
+    return n;
+}
+
+void mae_bf16_sync(const mae_model *m) {
+    mae_bf16_copy *w = m->w16;
+    if (!w || m->shares_params || mae_precision(m) != PREC_BF16) return;
+    pthread_mutex_lock(&w->lock);
+    if (w->synced != w->gen) {
+        if (!w->w) w->w = sx_alloc_large(m->n_floats * sizeof(uint16_t));
+        if (w->w) {   /* out of memory: products convert per call instead */
+            gemm_to_bf16(w->w, m->params, m->n_floats);   /* every tensor: any B inside params finds its copy */
+            w->synced = w->gen;
+            w->refreshes++;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Register the bf16 copies with this model's context for the call (when
+ * they are current), or nothing at fp32. */
+static void bind_weights(mae_model *m) {
+    mae_bf16_copy *w = m->w16;
+    const uint16_t *cur = NULL;
+    if (w && mae_precision(m) == PREC_BF16) {
+        mae_bf16_sync(m);
+        pthread_mutex_lock(&w->lock);
+        if (w->w && w->synced == w->gen) cur = w->w;
+        pthread_mutex_unlock(&w->lock);
+    }
+    gemm_ctx_set_weights(m->gemm, m->params, m->n_floats, cur);
+}
 
 int mae_build(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, 0, err); }
 int mae_build_inference(mae_model *m, const mae_config *cfg, sx_err *err) { return build(m, cfg, NULL, 1, err); }
@@ -181,6 +230,8 @@ int mae_build_inference(mae_model *m, const mae_config *cfg, sx_err *err) { retu
 int mae_build_replica(mae_model *r, const mae_model *src, sx_err *err) {
     if (build(r, &src->cfg, src->params, src->inference, err)) return -1;   /* a replica of an inference model has no gradients either */
     mae_set_precision(r, mae_precision(src));
+    r->w16 = src->w16;      /* the owner's copies; refreshed by the owner (mae_bf16_sync) */
+    mae_bf16_sync(src);
     r->encoder_only = src->encoder_only;
     r->loss_only = src->loss_only;
     return 0;
@@ -205,6 +256,11 @@ void mae_free(mae_model *m) {
     sx_free_large(m->grads, m->n_floats * sizeof(float));
     free(m->p.enc); free(m->p.dec); free(m->g.enc); free(m->g.dec);
     gemm_ctx_free(m->gemm);
+    if (!m->shares_params && m->w16) {
+        sx_free_large(m->w16->w, m->n_floats * sizeof(uint16_t));
+        pthread_mutex_destroy(&m->w16->lock);
+        free(m->w16);
+    }
     memset(m, 0, sizeof *m);
 }
 
@@ -268,6 +324,7 @@ void mae_init_weights(mae_model *m, uint64_t seed) {
     int grid = config_grid(c);
     mae_sincos_pos_embed(m->p.pos_embed, c->hidden_size, grid);
     mae_sincos_pos_embed(m->p.dec_pos_embed, c->decoder_hidden_size, grid);
+    mae_weights_changed(m);
 }
 
 /* ------------------------------------------------------------ activations */
@@ -655,6 +712,7 @@ float *mae_encode_grad(mae_model *m) {
 /* Every entry point runs with this model's product context bound (gemm.h). */
 int mae_encode(mae_model *m, const float *pixels, int B, sx_err *err) {
     sx_gemm_ctx *prev = gemm_bind(m->gemm);
+    bind_weights(m);
     int rc = encode(m, pixels, B, err);
     gemm_bind(prev);
     return rc;
@@ -662,6 +720,7 @@ int mae_encode(mae_model *m, const float *pixels, int B, sx_err *err) {
 
 int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx_err *err) {
     sx_gemm_ctx *prev = gemm_bind(m->gemm);
+    bind_weights(m);
     int rc = forward(m, pixels, noise, B, err);
     gemm_bind(prev);
     return rc;
@@ -670,6 +729,7 @@ int mae_forward(mae_model *m, const float *pixels, const float *noise, int B, sx
 void mae_backward(mae_model *m) {
     if (!m->grads) return;  /* an inference model (mae_build_inference) */
     sx_gemm_ctx *prev = gemm_bind(m->gemm);
+    bind_weights(m);
     backward(m);
     gemm_bind(prev);
 }
@@ -677,6 +737,7 @@ void mae_backward(mae_model *m) {
 void mae_encode_backward(mae_model *m) {
     if (!m->grads) return;
     sx_gemm_ctx *prev = gemm_bind(m->gemm);
+    bind_weights(m);
     encoder_backward(m);
     gemm_bind(prev);
 }

@@ -11,6 +11,7 @@
 #define SKELEX_MODEL_H
 #include "nn/config.h"
 #include "nn/gemm.h"
+#include <pthread.h>
 
 typedef struct {
     float *ln1_w, *ln1_b;     /* layernorm_before */
@@ -48,6 +49,18 @@ typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *res1;
     float *ln2, *ln2_mean, *ln2_rstd, *fc, *gelu, *res2;
 } block_acts;
+
+/* The bf16 copies of the parameters (all of them, at the same offsets; the
+ * weight matrices are what products read), which bf16 products read in place: refreshed when
+ * the weights changed since the last refresh (a generation count), shared
+ * by a model and its replicas. */
+typedef struct {
+    pthread_mutex_t lock; /* replicas on other threads (the API's contexts) sync and read it */
+    uint16_t *w;          /* n_floats values; NULL until the first bf16 forward */
+    long gen;             /* bumped by mae_weights_changed */
+    long synced;          /* the generation w holds (-1: none) */
+    long refreshes;       /* how many times w was rewritten */
+} mae_bf16_copy;
 
 typedef struct {
     mae_config cfg;
@@ -88,6 +101,7 @@ typedef struct {
     float *scratch, *mask_keys;
     int scratch_threads;
     float loss;
+    mae_bf16_copy *w16;   /* bf16 weight copies (owned unless shares_params) */
     sx_gemm_ctx *gemm;    /* this model's product context (precision, bf16 cache, profile), bound to the
                              calling thread during forward and backward: see gemm.h */
 } mae_model;
@@ -110,6 +124,17 @@ int  mae_build_replica(mae_model *r, const mae_model *src, sx_err *err);   /* in
  * gemm_set_precision; PREC_FP32 / PREC_BF16 fix it for this model alone. */
 void mae_set_precision(mae_model *m, sx_precision p);
 sx_precision mae_precision(const mae_model *m);   /* the one products use (FP32 or BF16) */
+/* Whoever writes m->params outside the loaders and mae_init_weights (an
+ * optimizer: adamw_step does it) calls this once afterwards, so the bf16
+ * copies are refreshed before the next bf16 product reads them. */
+void mae_weights_changed(mae_model *m);
+/* Bring the bf16 copies up to date now if the model runs bf16 and they are
+ * stale (forward calls it on a model that owns its weights; team.c calls it
+ * before its shares start, as replicas never refresh). Thread-safe, but the
+ * weights must not change while another thread's products read them. */
+void mae_bf16_sync(const mae_model *m);
+/* Times the bf16 copies were rewritten (tests, profile). */
+long mae_bf16_refreshes(const mae_model *m);
 /* HF initialisation: Linear N(0, initializer_range), patch projection
  * Xavier-uniform, tokens N(0, initializer_range), LayerNorm 1/0, biases 0,
  * sin-cos position embeddings. */

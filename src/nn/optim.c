@@ -43,6 +43,7 @@ void adamw_step(adamw *o, mae_model *model) {
         adamw_update(model->params + off, model->grads + off, o->m + off, o->v + off, pi->numel, o->lr,
                      (pi->flags & PARAM_DECAY) ? o->weight_decay : 0.0f, o->beta1, o->beta2, o->eps, o->step);
     }
+    mae_weights_changed(model);   /* bf16 copies: refreshed once, before the next product */
 }
 
 float grad_clip(mae_model *model, float max_norm) {

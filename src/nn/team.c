@@ -12,7 +12,7 @@ int mae_team_init(mae_team *t, mae_model *m, int B, sx_err *err) {
     int n = omp_get_max_threads();
     if (n > MAE_TEAM_MAX) n = MAE_TEAM_MAX;
     if (n > B) n = B;
-    if ((env && !strcmp(env, "0")) || mae_precision(m) != PREC_FP32 || m->encoder_only || n < 1) n = 1;
+    if ((env && !strcmp(env, "0")) || m->encoder_only || n < 1) n = 1;
     // each extra share holds a gradient buffer (activations only split): keep
     // those within a quarter of the memory available now
     long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
@@ -52,6 +52,7 @@ int mae_team_step(mae_team *t, const float *pixels, const float *noise, int B, s
     int rc[MAE_TEAM_MAX] = {0};
     sx_err errs[MAE_TEAM_MAX];
     float loss = 0.0f;
+    mae_bf16_sync(m);   /* the shares read the owner's bf16 weight copies: refresh them before the region */
     // one share per thread; nested regions inside (the layers' loops, oneDNN) run on that thread alone
 #pragma omp parallel num_threads(n) reduction(+ : loss)
     for (int k = omp_get_thread_num(); k < n; k += omp_get_num_threads()) {

@@ -12,8 +12,10 @@
  * faster than each product on both cores. It costs one more gradient buffer
  * per extra share (0.45 GB for ViT-B).
  *
- * Off (one share) for bf16 products (their primitive cache is not
- * thread-safe), for batches of one image, and when SKELEX_SPLIT=0; fewer
+ * At bf16 too: each share runs its products in its replica's own context
+ * (primitive cache, buffers), reading the owner's bf16 weight copies, which
+ * are refreshed before the shares start. Off (one share) for batches of one
+ * image, and when SKELEX_SPLIT=0; fewer
  * shares when their extra gradient buffers would take more than a quarter of
  * the memory available. */
 #ifndef SKELEX_TEAM_H

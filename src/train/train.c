@@ -1,5 +1,6 @@
 /* train.c: the pretraining loop and its run directory. */
 #include "train/train.h"
+#include "core/cpu.h"
 #include "nn/team.h"
 #include "io/checkpoint.h"
 #include "data/data.h"
@@ -371,7 +372,7 @@ int train_run(train_opts *o, sx_err *err) {
     s.m.loss_only = 1;  /* training needs the loss, not every logit */
     if (o->threads > 0) sx_threads_init(o->threads);
     gemm_set_precision(o->bf16 ? PREC_BF16 : PREC_FP32);
-    if (mae_team_init(&s.team, &s.m, (int)gcnt, err)) goto agree;  /* after the precision: bf16 runs unsplit */
+    if (mae_team_init(&s.team, &s.m, (int)gcnt, err)) goto agree;  /* after the precision (its replicas copy it) */
     int saved_ws = saved_count(s.run_json, "world_size");
     if (o->resume && saved_count(s.run_json, "shuffle_buffer")) o->shuffle_buffer = saved_count(s.run_json, "shuffle_buffer");
     if (root && o->resume && saved_ws > 0 && saved_ws != dc->size)
@@ -462,6 +463,11 @@ agree:
         fprintf(stderr, "pretrain: %d ranks (MPI), %d to %d images of each batch per rank, %d thread(s) each%s\n",
                 dc->size, o->batch / dc->size, (o->batch + dc->size - 1) / dc->size, omp_get_max_threads(),
                 zero1 ? ", ZeRO-1 sharded AdamW" : "");
+    if (root) {
+        char cpu[256];  /* the CPU line and the precision the products run at */
+        sx_cpu_describe(cpu, sizeof cpu);
+        fprintf(stderr, "pretrain: %s; precision %s\n", cpu, mae_precision(&s.m) == PREC_BF16 ? "bf16" : "fp32");
+    }
     int tty = root && isatty(2), data_failed = 0, stop_sig = 0;
     double t_start = sx_now(), loss_acc = 0.0, reduce_at_start = dc->reduce_s;
     long steps_since = 0, steps_done = 0, last_done = start, saved_at = start;
