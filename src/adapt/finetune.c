@@ -1,5 +1,5 @@
 /* finetune.c: the fine-tuning loop of one fold, with best-epoch selection. */
-#include "adapt/finetune.h"
+#include "adapt/finetune_parts.h"
 #include "eval/metrics.h"
 #include "nn/optim.h"
 #include "eval/report.h"
@@ -56,14 +56,7 @@ int finetune_predict(classifier *c, const task *t, const image_cache *ic, const 
 /* ------------------------------------------------------------------------ */
 /* The optimizer: AdamW with layer-wise lr decay                            */
 
-typedef struct {
-    float *m, *v, *hm, *hv;   /* moments of the encoder (flat) and the head (w then b) */
-    float *scale;             /* per encoder tensor: lr multiplier; 0 = not trained */
-    long step;
-    size_t n;                 /* floats in m and v */
-} ft_optim;
-
-static int optim_init(ft_optim *op, const classifier *c, double layer_decay, sx_err *err) {
+int ft_optim_init(ft_optim *op, const classifier *c, double layer_decay, sx_err *err) {
     const mae_model *m = &c->enc;
     size_t nh = (size_t)c->n_out * m->cfg.hidden_size + c->n_out;
     memset(op, 0, sizeof *op);
@@ -90,7 +83,7 @@ static int optim_init(ft_optim *op, const classifier *c, double layer_decay, sx_
     return 0;
 }
 
-static void optim_free(ft_optim *op) {
+void ft_optim_free(ft_optim *op) {
     sx_free_large(op->m, op->n * sizeof(float));
     sx_free_large(op->v, op->n * sizeof(float));
     free(op->hm); free(op->hv); free(op->scale);
@@ -102,7 +95,7 @@ static double grad_norm_sq(const float *g, size_t n) {
     return s;
 }
 
-static void optim_step(ft_optim *op, classifier *c, const ft_opts *o, double lr) {
+void ft_optim_step(ft_optim *op, classifier *c, const ft_opts *o, double lr) {
     mae_model *m = &c->enc;
     int D = m->cfg.hidden_size, K = c->n_out;
     if (o->clip > 0) {   /* global norm over every trained tensor, head included */
@@ -136,7 +129,7 @@ static void optim_step(ft_optim *op, classifier *c, const ft_opts *o, double lr)
 /* ------------------------------------------------------------------------ */
 /* Logs                                                                     */
 
-static void write_logs(const char *dir, const ft_result *r, int regression) {
+void ft_write_logs(const char *dir, const ft_result *r, int regression) {
     char path[4200];
     snprintf(path, sizeof path, "%s/log.csv", dir);
     FILE *f = fopen(path, "w");
@@ -203,7 +196,7 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
     long spe = (long)((ntr + (size_t)o->batch - 1) / (size_t)o->batch), total = spe * o->epochs;
     long warm = spe * o->warmup_epochs;
     ft_optim op;
-    if (optim_init(&op, c, o->layer_decay, err)) return -1;
+    if (ft_optim_init(&op, c, o->layer_decay, err)) return -1;
     size_t *perm = sx_malloc(sizeof(size_t) * ntr);
     memcpy(perm, tr, sizeof(size_t) * ntr);
     /* everything the loop needs, allocated once per run */
@@ -255,7 +248,7 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
                              "(lr %.3g; try a lower --lr)", ep, s + 1, o->lr);
                 break;
             }
-            optim_step(&op, c, o, lr);
+            ft_optim_step(&op, c, o, lr);
             if (tty) {
                 double el = sx_now() - t0, per = el / (double)(step + 1);
                 fprintf(pf, "\r%s epoch %d/%d  step %ld/%ld  loss %.4f  lr %.2e  ETA %.0f s   ", label ? label : "",
@@ -292,7 +285,7 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
             if (best_dir && (rc = classifier_save(c, best_dir, t->name, err))) break;
         }
         e->seconds = sx_now() - te;
-        if (log_dir) write_logs(log_dir, res, c->type == TASK_REGRESSION);
+        if (log_dir) ft_write_logs(log_dir, res, c->type == TASK_REGRESSION);
         if (pf) {
             double el = sx_now() - t0;
             fprintf(pf, "%s%s epoch %d/%d  train %.4f  val loss %.4f  val %s %.4f  best %d  %.0f s  ETA %.0f s\n",
@@ -302,7 +295,7 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
                     el / ep * (o->epochs - ep));
         }
     }
-    optim_free(&op);
+    ft_optim_free(&op);
     free(perm); free(px); free(y); free(scratch); free(vprob); free(vpred);
     return rc;
 }
