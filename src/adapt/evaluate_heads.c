@@ -272,15 +272,8 @@ static int run_regions(runner *ru, const uint8_t *u8, int W, int H, const region
 }
 
 static int given_boxes(const char *dir, const char *path, int W, int H, region *rg, sx_err *err) {
-    char stem[1024], file[4600];
-    const char *b = strrchr(path, '/');
-    snprintf(stem, sizeof stem, "%s", b ? b + 1 : path);
-    char *dot = strrchr(stem, '.');
-    if (dot) *dot = 0;
-    snprintf(file, sizeof file, "%s/%s.txt", dir, stem);
     norm_box nb[MT_MAX_BOXES];
-    struct stat st;
-    int n = stat(file, &st) == 0 ? boxes_read_yolo(file, nb, MT_MAX_BOXES, err) : 0;
+    int n = multitask_read_yolo(dir, path, nb, MT_MAX_BOXES, err);
     return n < 0 ? -1 : regions_from_boxes(nb, n, W, H, rg);
 }
 

@@ -188,17 +188,21 @@ static int source_outputs(const multitask *mt, const cJSON *src, const task *t, 
     return 0;
 }
 
-static int read_boxes(multitask *mt, size_t i, const char *dir, const char *path, sx_err *err) {
-    char stem[1024], file[4600];
-    const char *b = strrchr(path, '/');
-    snprintf(stem, sizeof stem, "%s", b ? b + 1 : path);
+int multitask_read_yolo(const char *dir, const char *image_path, norm_box *out, int cap, sx_err *err) {
+    char stem[1024], file[8192];
+    const char *b = strrchr(image_path, '/');
+    snprintf(stem, sizeof stem, "%s", b ? b + 1 : image_path);
     char *dot = strrchr(stem, '.');
     if (dot) *dot = 0;
-    snprintf(file, sizeof file, "%s/%s.txt", dir, stem);
+    if (snprintf(file, sizeof file, "%s/%s.txt", dir, stem) >= (int)sizeof file) return sx_fail(err, "%s: path too long", dir);
     struct stat st;
     if (stat(file, &st) != 0) return 0;   /* no file: no box */
+    return boxes_read_yolo(file, out, cap, err);
+}
+
+static int read_boxes(multitask *mt, size_t i, const char *dir, const char *path, sx_err *err) {
     norm_box tmp[MT_MAX_BOXES];
-    int n = boxes_read_yolo(file, tmp, MT_MAX_BOXES, err);
+    int n = multitask_read_yolo(dir, path, tmp, MT_MAX_BOXES, err);
     if (n < 0) return -1;
     free(mt->boxes[i]);
     mt->boxes[i] = n ? sx_malloc(sizeof(norm_box) * n) : NULL;

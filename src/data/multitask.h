@@ -63,4 +63,8 @@ void multitask_free(multitask *mt);
  * returns how many. */
 int multitask_boxes_px(const multitask *mt, size_t i, int W, int H, pix_box *out, int cap);
 
+/* The YOLO boxes of an image: dir/<file stem>.txt (boxes_read_yolo); 0
+ * when there is no such file, -1 with err when it is unreadable. */
+int multitask_read_yolo(const char *dir, const char *image_path, norm_box *out, int cap, sx_err *err);
+
 #endif
