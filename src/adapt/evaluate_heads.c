@@ -223,6 +223,15 @@ void evh_print_table(FILE *f, const cJSON *combined) {
 /* ------------------------------------------------------------------------ */
 /* Inference, whole-image and region-guided                                 */
 
+void evh_gather(const multitask *mt, const size_t *idx, size_t n, float *tg, uint8_t *kn, const char **names) {
+    size_t K = (size_t)mt->L.n_out;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(tg + i * K, mt->targets + idx[i] * K, sizeof(float) * K);
+        memcpy(kn + i * K, mt->known + idx[i] * K, K);
+        if (names) names[i] = task_rel_path(&mt->view, idx[i]);
+    }
+}
+
 void evh_opts_default(evh_opts *o) {
     memset(o, 0, sizeof *o);
     o->batch = 32;
@@ -367,11 +376,7 @@ int eval_heads_run(const multitask *mt, const split *sp, const evh_opts *o, cJSO
     float *tg = sx_malloc(sizeof(float) * (n ? n : 1) * K);
     uint8_t *kn = sx_malloc((n ? n : 1) * K);
     const char **names = sx_malloc(sizeof(char *) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++) {
-        memcpy(tg + i * K, mt->targets + idx[i] * K, sizeof(float) * K);
-        memcpy(kn + i * K, mt->known + idx[i] * K, K);
-        names[i] = task_rel_path(&mt->view, idx[i]);
-    }
+    evh_gather(mt, idx, n, tg, kn, names);
     if (n == 0) rc = sx_fail(err, "%s: no image to score", mt->name);
     if (!rc) rc = adapt_mkdir(o->out, err);
     if (!rc) rc = infer_all(mt, idx, n, &c, o, on, prob, reg, err);

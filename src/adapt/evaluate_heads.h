@@ -40,6 +40,10 @@ cJSON *evh_metrics(const head_layout *L, const double *prob, const float *tg, co
 int evh_write_predictions(const char *path, const head_layout *L, const char *const *names, const double *prob,
                           const int *region, size_t n, sx_err *err);
 
+/* Rows idx of mt: targets and known (n x n_out) and, when names is not
+ * NULL, the images' paths relative to the data root. */
+void evh_gather(const multitask *mt, const size_t *idx, size_t n, float *tg, uint8_t *kn, const char **names);
+
 typedef struct {
     const char *model;      /* multi-head classifier directory */
     const char *out;        /* created */

@@ -166,6 +166,34 @@ void ft_write_logs(const char *dir, const ft_result *r, int regression) {
 /* ------------------------------------------------------------------------ */
 /* The loop                                                                 */
 
+void ft_shuffle(size_t *perm, size_t n, sx_rng *r) {
+    for (size_t i = n; i > 1; i--) {   /* Fisher-Yates */
+        size_t j = rng_below(r, (uint32_t)i), tmp = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = tmp;
+    }
+}
+
+int ft_check_step(double lsum, int ep, long s, const ft_opts *o, sx_err *err) {
+    if (isfinite(lsum)) return 0;   /* diverged: stop at once, never train (or score) on NaN */
+    return sx_fail(err, "fine-tuning diverged: the training loss is not finite at epoch %d, step %ld "
+                   "(lr %.3g; try a lower --lr)", ep, s + 1, o->lr);
+}
+
+ft_epoch *ft_log_epoch(ft_result *res, int ep, double train_loss, double lr, double chance, const ft_opts *o,
+                       sx_err *err) {
+    ft_epoch *e = &res->log[res->n_log++];
+    e->epoch = ep;
+    e->train_loss = train_loss;
+    e->lr = lr;
+    if (!(e->train_loss <= FT_DIVERGED_X * chance)) {
+        sx_fail(err, "fine-tuning diverged: epoch %d's training loss %.4g is over %g x the chance level %.3g "
+                "(lr %.3g; try a lower --lr)", ep, e->train_loss, (double)FT_DIVERGED_X, chance, o->lr);
+        return NULL;
+    }
+    return e;
+}
+
 int finetune_fold(classifier *c, const task *t, const image_cache *ic, const size_t *tr, size_t ntr,
                   const size_t *va, size_t nva, const ft_opts *o, const char *best_dir, const char *log_dir,
                   const char *label, ft_result *res, sx_err *err) {
@@ -213,11 +241,7 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
     long step = 0;
     for (int ep = 1; ep <= o->epochs && !rc; ep++) {
         double te = sx_now(), lsum = 0, lr = 0;
-        for (size_t i = ntr; i > 1; i--) {   /* Fisher-Yates */
-            size_t j = rng_below(&shuf, (uint32_t)i), tmp = perm[i - 1];
-            perm[i - 1] = perm[j];
-            perm[j] = tmp;
-        }
+        ft_shuffle(perm, ntr, &shuf);
         for (long s = 0; s < spe && !rc; s++, step++) {
             size_t b0 = (size_t)s * o->batch, B = ntr - b0 < (size_t)o->batch ? ntr - b0 : (size_t)o->batch;
             lr = train_lr_at(step, total, warm, o->lr, o->min_lr);
@@ -242,12 +266,7 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
                 }
                 lsum += (double)classifier_loss(c, y, (float)Bm / (float)B) * Bm;
             }
-            if (rc) break;
-            if (!isfinite(lsum)) {   /* diverged: stop at once, never train (or score) on NaN */
-                rc = sx_fail(err, "fine-tuning diverged: the training loss is not finite at epoch %d, step %ld "
-                             "(lr %.3g; try a lower --lr)", ep, s + 1, o->lr);
-                break;
-            }
+            if (rc || (rc = ft_check_step(lsum, ep, s, o, err))) break;
             ft_optim_step(&op, c, o, lr);
             if (tty) {
                 double el = sx_now() - t0, per = el / (double)(step + 1);
@@ -257,15 +276,8 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
         }
         if (rc) break;
         if (o->epoch_hook) o->epoch_hook(ep, c, o->hook_ctx);
-        ft_epoch *e = &res->log[res->n_log++];
-        e->epoch = ep;
-        e->train_loss = lsum / (double)ntr;
-        e->lr = lr;
-        if (!(e->train_loss <= FT_DIVERGED_X * chance)) {
-            rc = sx_fail(err, "fine-tuning diverged: epoch %d's training loss %.4g is over %g x the chance level %.3g "
-                         "(lr %.3g; try a lower --lr)", ep, e->train_loss, (double)FT_DIVERGED_X, chance, o->lr);
-            break;
-        }
+        ft_epoch *e = ft_log_epoch(res, ep, lsum / (double)ntr, lr, chance, o, err);
+        if (!e) { rc = -1; break; }
         if ((rc = finetune_predict(c, t, ic, va, nva, o->eval_batch, vprob, vpred, &e->val_loss, err))) break;
         e->val_score = metric_task_score(t, va, nva, vprob, vpred);
         if (nva && !isfinite(e->val_loss)) {

@@ -46,19 +46,14 @@ static int images_build(heads_images *im, const multitask *mt, int S, int crop_s
     im->src = sx_calloc(n, sizeof(uint8_t *));
     im->w = sx_calloc(n, sizeof(int));
     im->h = sx_calloc(n, sizeof(int));
-    int failed = 0;
-    size_t done = 0;
+    size_t done = 0, first_bad = n;   /* every image is tried; the first failure (in order) is reported */
 #pragma omp parallel for schedule(dynamic, 4)
     for (size_t i = 0; i < n; i++) {
-        int stop;
-#pragma omp atomic read
-        stop = failed;
-        if (stop) continue;
         gray_image img;
         sx_err e;
         if (image_load_gray(mt->view.samples[i].path, &img, &e)) {
 #pragma omp critical(fth_err)
-            if (!failed) { failed = 1; *err = e; }
+            if (i < first_bad) { first_bad = i; *err = e; }
             continue;
         }
         image_preprocess_u8(&img, S, im->ic.px + i * (size_t)S * S);
@@ -86,7 +81,7 @@ static int images_build(heads_images *im, const multitask *mt, int S, int crop_s
             if (progress && (done % 1000 == 0 || done == n)) fprintf(progress, "decoding %zu/%zu\n", done, n);
         }
     }
-    if (failed) { images_free(im, n); return -1; }
+    if (first_bad < n) { images_free(im, n); return -1; }
     return 0;
 }
 
@@ -170,10 +165,7 @@ static int train_fold(classifier *c, const fold_ctx *fc, const size_t *tr, size_
     double *vprob = sx_malloc(sizeof(double) * (nva ? nva : 1) * K);
     float *vtg = sx_malloc(sizeof(float) * (nva ? nva : 1) * K);
     uint8_t *vkn = sx_malloc((nva ? nva : 1) * K);
-    for (size_t i = 0; i < nva; i++) {
-        memcpy(vtg + i * K, mt->targets + va[i] * K, sizeof(float) * K);
-        memcpy(vkn + i * K, mt->known + va[i] * K, K);
-    }
+    evh_gather(mt, va, nva, vtg, vkn, NULL);
     res->log = sx_calloc((size_t)o->epochs, sizeof(ft_epoch));
     res->best_score = -INFINITY;
     sx_rng shuf;
@@ -183,11 +175,7 @@ static int train_fold(classifier *c, const fold_ctx *fc, const size_t *tr, size_
     int rc = 0;
     for (int ep = 1; ep <= o->epochs && !rc; ep++) {
         double te = sx_now(), lsum = 0, lr = 0;
-        for (size_t i = ntr; i > 1; i--) {
-            size_t j = rng_below(&shuf, (uint32_t)i), tmp = perm[i - 1];
-            perm[i - 1] = perm[j];
-            perm[j] = tmp;
-        }
+        ft_shuffle(perm, ntr, &shuf);
         for (long s = 0; s < spe && !rc; s++, step++) {
             size_t b0 = (size_t)s * o->batch, B = ntr - b0 < (size_t)o->batch ? ntr - b0 : (size_t)o->batch;
             lr = train_lr_at(step, total, warm, o->lr, o->min_lr);
@@ -205,25 +193,13 @@ static int train_fold(classifier *c, const fold_ctx *fc, const size_t *tr, size_
                 if ((rc = classifier_forward(c, px, Bm, err))) break;
                 lsum += classifier_heads_loss(c, tg, kn, (float)Bm / (float)B) * Bm;
             }
-            if (rc) break;
-            if (!isfinite(lsum)) {
-                rc = sx_fail(err, "fine-tuning diverged: the training loss is not finite at epoch %d, step %ld "
-                             "(lr %.3g; try a lower --lr)", ep, s + 1, o->lr);
-                break;
-            }
+            if (rc || (rc = ft_check_step(lsum, ep, s, o, err))) break;
             ft_optim_step(&op, c, o, lr);
         }
         if (rc) break;
         if (o->epoch_hook) o->epoch_hook(ep, c, o->hook_ctx);
-        ft_epoch *e = &res->log[res->n_log++];
-        e->epoch = ep;
-        e->train_loss = lsum / (double)ntr;
-        e->lr = lr;
-        if (!(e->train_loss <= FT_DIVERGED_X * chance)) {
-            rc = sx_fail(err, "fine-tuning diverged: epoch %d's training loss %.4g is over %g x the chance level %.3g "
-                         "(lr %.3g; try a lower --lr)", ep, e->train_loss, (double)FT_DIVERGED_X, chance, o->lr);
-            break;
-        }
+        ft_epoch *e = ft_log_epoch(res, ep, lsum / (double)ntr, lr, chance, o, err);
+        if (!e) { rc = -1; break; }
         if ((rc = predict_heads(c, mt, &fc->im->ic, va, nva, o->eval_batch, vprob, &e->val_loss, err))) break;
         e->val_score = evh_mean_auroc(&mt->L, vprob, vtg, vkn, nva);
         if (nva && !isfinite(e->val_loss)) {
@@ -259,11 +235,7 @@ static cJSON *score_test(classifier *c, const multitask *mt, const image_cache *
     float *tg = sx_malloc(sizeof(float) * (n ? n : 1) * K);
     uint8_t *kn = sx_malloc((n ? n : 1) * K);
     const char **names = sx_malloc(sizeof(char *) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++) {
-        memcpy(tg + i * K, mt->targets + idx[i] * K, sizeof(float) * K);
-        memcpy(kn + i * K, mt->known + idx[i] * K, K);
-        names[i] = task_rel_path(&mt->view, idx[i]);
-    }
+    evh_gather(mt, idx, n, tg, kn, names);
     cJSON *mj = NULL;
     char path[4600];
     if (!predict_heads(c, mt, ic, idx, n, batch, prob, NULL, err) && !adapt_mkdir(dir, err)) {

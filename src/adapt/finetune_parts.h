@@ -18,6 +18,14 @@ int ft_optim_init(ft_optim *op, const classifier *c, double layer_decay, sx_err 
 void ft_optim_free(ft_optim *op);
 /* One AdamW step at lr (o's betas, eps, weight decay and clipping). */
 void ft_optim_step(ft_optim *op, classifier *c, const ft_opts *o, double lr);
+/* The epoch's order: a Fisher-Yates shuffle of perm drawing from r. */
+void ft_shuffle(size_t *perm, size_t n, sx_rng *r);
+/* After a step's micro-batches: 0, or -1 with "diverged" when the summed loss is not finite. */
+int ft_check_step(double lsum, int ep, long s, const ft_opts *o, sx_err *err);
+/* Append epoch ep to res->log; NULL with err when its training loss is over
+ * FT_DIVERGED_X x the chance loss (the run diverged). */
+ft_epoch *ft_log_epoch(ft_result *res, int ep, double train_loss, double lr, double chance, const ft_opts *o,
+                       sx_err *err);
 /* dir/log.csv and the plots of the epochs so far. */
 void ft_write_logs(const char *dir, const ft_result *r, int regression);
 
