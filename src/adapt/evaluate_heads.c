@@ -164,7 +164,7 @@ static void csv_cell(FILE *f, const char *s) {
 }
 
 int evh_write_predictions(const char *path, const head_layout *L, const char *const *names, const double *prob,
-                          const int *region, size_t n, sx_err *err) {
+                          const int *region, const int *nregions, size_t n, sx_err *err) {
     char tmp[4500];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return sx_fail(err, "%s: path too long", path);
     FILE *f = fopen(tmp, "w");
@@ -172,11 +172,13 @@ int evh_write_predictions(const char *path, const head_layout *L, const char *co
     fputs("image", f);
     for (int j = 0; j < L->n_out; j++) { fputc(',', f); csv_cell(f, L->names[j]); }
     for (int j = 0; region && j < L->n_out; j++) { fputc(',', f); csv_cell(f, L->names[j]); fputs("_region", f); }
+    if (nregions) fputs(",regions", f);
     fputc('\n', f);
     for (size_t i = 0; i < n; i++) {
         csv_cell(f, names[i]);
         for (int j = 0; j < L->n_out; j++) fprintf(f, ",%.6f", prob[i * L->n_out + j]);
         for (int j = 0; region && j < L->n_out; j++) fprintf(f, ",%d", region[i * L->n_out + j]);
+        if (nregions) fprintf(f, ",%d", nregions[i]);
         fputc('\n', f);
     }
     int bad = ferror(f);
@@ -266,7 +268,8 @@ typedef struct {
 
 /* The regions of one image through the model: per output the maximum and its region. */
 static int run_regions(runner *ru, const uint8_t *u8, int W, int H, const region *rg, int R, double *prob, int *reg,
-                       sx_err *err) {
+                       int *nr, sx_err *err) {
+    *nr = R;
     size_t ss = (size_t)ru->S * ru->S;
     for (int r = 0; r < R; r++) {
         if (regions_crop_u8(u8, W, H, &rg[r].box, ru->S, ru->sq, err)) return -1;
@@ -305,7 +308,7 @@ static int errormap_regions(skx_ctx *ctx, const evh_opts *o, const char *path, i
 
 /* Every mode's probabilities (n x K) and regions for the images idx. */
 static int infer_all(const multitask *mt, const size_t *idx, size_t n, classifier *c, const evh_opts *o,
-                     const int *on, double **prob, int **reg, sx_err *err) {
+                     const int *on, double **prob, int **reg, int **nreg, sx_err *err) {
     runner ru = {.c = c, .S = c->enc.cfg.image_size, .K = c->n_out};
     int Rmax = MT_MAX_BOXES + 1 > o->rp.k + 1 ? MT_MAX_BOXES + 1 : o->rp.k + 1, rc = 0;
     size_t ss = (size_t)ru.S * ru.S;
@@ -336,10 +339,12 @@ static int infer_all(const multitask *mt, const size_t *idx, size_t n, classifie
         }
         int W = img.width, H = img.height, R = 0;
         if (!rc && on[M_BOXES] && (R = given_boxes(o->boxes_dir, path, W, H, rg, err)) < 0) rc = -1;
-        if (!rc && on[M_BOXES]) rc = run_regions(&ru, u8, W, H, rg, R, prob[M_BOXES] + i * ru.K, reg[M_BOXES] + i * ru.K, err);
+        if (!rc && on[M_BOXES]) rc = run_regions(&ru, u8, W, H, rg, R, prob[M_BOXES] + i * ru.K, reg[M_BOXES] + i * ru.K,
+                                             nreg[M_BOXES] + i, err);
         if (!rc && on[M_ERRORMAP]) rc = errormap_regions(ctx, o, path, W, H, rg, &R, err);
         if (!rc && on[M_ERRORMAP])
-            rc = run_regions(&ru, u8, W, H, rg, R, prob[M_ERRORMAP] + i * ru.K, reg[M_ERRORMAP] + i * ru.K, err);
+            rc = run_regions(&ru, u8, W, H, rg, R, prob[M_ERRORMAP] + i * ru.K, reg[M_ERRORMAP] + i * ru.K,
+                             nreg[M_ERRORMAP] + i, err);
         free(u8);
         gray_image_free(&img);
         if (o->progress && ((i + 1) % 100 == 0 || i + 1 == n)) fprintf(o->progress, "eval %zu/%zu\n", i + 1, n);
@@ -348,6 +353,20 @@ static int infer_all(const multitask *mt, const size_t *idx, size_t n, classifie
     skx_model_free(mm);
     free(ru.px); free(ru.pf); free(ru.pd); free(ru.pmax); free(ru.sq); free(rg);
     return rc;
+}
+
+/* "regions_mean" and, per output, the share of images whose maximum came
+ * from a region other than the whole image (the last one). */
+static void region_stats(cJSON *mj, const head_layout *L, const int *reg, const int *nreg, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += nreg[i];
+    cJSON_AddNumberToObject(mj, "regions_mean", n ? s / (double)n : 0);
+    cJSON *fr = cJSON_AddObjectToObject(mj, "max_not_whole_share");
+    for (int j = 0; j < L->n_out; j++) {
+        size_t c = 0;
+        for (size_t i = 0; i < n; i++) c += reg[i * L->n_out + j] != nreg[i] - 1;
+        cJSON_AddNumberToObject(fr, L->names[j], n ? (double)c / (double)n : 0);
+    }
 }
 
 int eval_heads_run(const multitask *mt, const split *sp, const evh_opts *o, cJSON **metrics, sx_err *err) {
@@ -368,10 +387,11 @@ int eval_heads_run(const multitask *mt, const split *sp, const evh_opts *o, cJSO
         idx = split_indices(sp, SPLIT_TEST, 0, &n);
     int on[M_N] = {1, o->boxes_dir != NULL, o->mae != NULL}, K = c.n_out, rc = 0;
     double *prob[M_N] = {0};
-    int *reg[M_N] = {0};
+    int *reg[M_N] = {0}, *nreg[M_N] = {0};
     for (int m = 0; m < M_N; m++) {
         prob[m] = sx_calloc((n ? n : 1) * K, sizeof(double));
         reg[m] = sx_calloc((n ? n : 1) * K, sizeof(int));
+        nreg[m] = sx_calloc(n ? n : 1, sizeof(int));
     }
     float *tg = sx_malloc(sizeof(float) * (n ? n : 1) * K);
     uint8_t *kn = sx_malloc((n ? n : 1) * K);
@@ -379,7 +399,7 @@ int eval_heads_run(const multitask *mt, const split *sp, const evh_opts *o, cJSO
     evh_gather(mt, idx, n, tg, kn, names);
     if (n == 0) rc = sx_fail(err, "%s: no image to score", mt->name);
     if (!rc) rc = adapt_mkdir(o->out, err);
-    if (!rc) rc = infer_all(mt, idx, n, &c, o, on, prob, reg, err);
+    if (!rc) rc = infer_all(mt, idx, n, &c, o, on, prob, reg, nreg, err);
     cJSON *all = cJSON_CreateObject(), *modes = NULL;
     cJSON_AddStringToObject(all, "task", mt->name);
     cJSON_AddStringToObject(all, "model", o->model);
@@ -392,8 +412,10 @@ int eval_heads_run(const multitask *mt, const split *sp, const evh_opts *o, cJSO
         snprintf(path, sizeof path, "%s/%s", o->out, MODE_NAME[m]);
         if ((rc = adapt_mkdir(path, err))) break;
         snprintf(path, sizeof path, "%s/%s/predictions.csv", o->out, MODE_NAME[m]);
-        if ((rc = evh_write_predictions(path, &mt->L, names, prob[m], m ? reg[m] : NULL, n, err))) break;
+        if ((rc = evh_write_predictions(path, &mt->L, names, prob[m], m ? reg[m] : NULL, m ? nreg[m] : NULL, n, err)))
+            break;
         cJSON *mj = evh_metrics(&mt->L, prob[m], tg, kn, n, o->n_boot, o->seed);
+        if (m) region_stats(mj, &mt->L, reg[m], nreg[m], n);
         snprintf(path, sizeof path, "%s/%s/metrics.json", o->out, MODE_NAME[m]);
         rc = report_write_json(path, mj, err);
         cJSON_AddItemToObject(modes, MODE_NAME[m], mj);
@@ -410,7 +432,7 @@ int eval_heads_run(const multitask *mt, const split *sp, const evh_opts *o, cJSO
     }
     if (rc) cJSON_Delete(all);
     else *metrics = all;
-    for (int m = 0; m < M_N; m++) { free(prob[m]); free(reg[m]); }
+    for (int m = 0; m < M_N; m++) { free(prob[m]); free(reg[m]); free(nreg[m]); }
     free(tg); free(kn); free(names); free(idx);
     classifier_free(&c);
     return rc;

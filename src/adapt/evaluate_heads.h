@@ -36,9 +36,11 @@ cJSON *evh_metrics(const head_layout *L, const double *prob, const float *tg, co
 
 /* predictions CSV: image, then one probability column per output; region
  * (may be NULL): n x n_out indices of the region each maximum came from,
- * written as "<output>_region" columns. Atomic. */
+ * written as "<output>_region" columns; nregions (may be NULL): the regions
+ * of each image (the whole image is the last, index regions - 1), column
+ * "regions". Atomic. */
 int evh_write_predictions(const char *path, const head_layout *L, const char *const *names, const double *prob,
-                          const int *region, size_t n, sx_err *err);
+                          const int *region, const int *nregions, size_t n, sx_err *err);
 
 /* Rows idx of mt: targets and known (n x n_out) and, when names is not
  * NULL, the images' paths relative to the data root. */
@@ -62,7 +64,9 @@ void evh_opts_default(evh_opts *o);
 
 /* Score the model on mt's test split (or every sample): for "whole" and
  * each region mode asked for, out/<mode>/predictions.csv and
- * out/<mode>/metrics.json; out/metrics.json holds them all side by side
+ * out/<mode>/metrics.json (region modes also "regions_mean" and
+ * "max_not_whole_share": per output, the share of images whose maximum
+ * came from a region other than the whole image); out/metrics.json holds them all side by side
  * ({"task", "n", "modes": {mode: metrics}}), out/metrics.txt the table.
  * The model's outputs must be mt's (names and groups). *metrics: the
  * combined object (the caller deletes it). */

@@ -240,7 +240,7 @@ static cJSON *score_test(classifier *c, const multitask *mt, const image_cache *
     char path[4600];
     if (!predict_heads(c, mt, ic, idx, n, batch, prob, NULL, err) && !adapt_mkdir(dir, err)) {
         snprintf(path, sizeof path, "%s/predictions.csv", dir);
-        if (!evh_write_predictions(path, &mt->L, names, prob, NULL, n, err)) {
+        if (!evh_write_predictions(path, &mt->L, names, prob, NULL, NULL, n, err)) {
             mj = evh_metrics(&mt->L, prob, tg, kn, n, 1000, seed);
             snprintf(path, sizeof path, "%s/metrics.json", dir);
             if (report_write_json(path, mj, err)) { cJSON_Delete(mj); mj = NULL; }

@@ -111,10 +111,16 @@ TEST(test_multitask_train_and_eval) {
     const cJSON *modes = cJSON_GetObjectItem(mj, "modes");
     CHECK(cJSON_GetObjectItem(modes, "whole") && cJSON_GetObjectItem(modes, "boxes"));
     CHECK(cJSON_GetObjectItem(mj, "n")->valuedouble == 20);
+    /* boxes go by file stem: dark/imgNN and bright/imgNN both find boxes/imgNN.txt (box + whole) */
+    const cJSON *rm = cJSON_GetObjectItem(cJSON_GetObjectItem(modes, "boxes"), "regions_mean");
+    CHECK(cJSON_IsNumber(rm) && fabs(rm->valuedouble - 2.0) < 1e-12);
+    const cJSON *nw = cJSON_GetObjectItem(cJSON_GetObjectItem(modes, "boxes"), "max_not_whole_share");
+    const cJSON *nwb = cJSON_GetObjectItem(nw, "bright");
+    CHECK(cJSON_IsNumber(nwb) && nwb->valuedouble >= 0 && nwb->valuedouble <= 1);
     cJSON_Delete(mj);
     /* per image and output, the region maximum includes the whole image: never (much) below it */
     char *w = tl_read_file(tl_path("ev/whole/predictions.csv"), NULL), *b = tl_read_file(tl_path("ev/boxes/predictions.csv"), NULL);
-    CHECK(w && b && strstr(b, "bright_region"));
+    CHECK(w && b && strstr(b, "bright_region") && strstr(b, ",regions\n"));
     if (w && b) {
         char *sw = strchr(w, '\n') + 1, *sb = strchr(b, '\n') + 1;
         int rows = 0;
