@@ -1,5 +1,5 @@
 /* finetune.c: the fine-tuning loop of one fold, with best-epoch selection. */
-#include "adapt/finetune.h"
+#include "adapt/finetune_parts.h"
 #include "eval/metrics.h"
 #include "nn/optim.h"
 #include "eval/report.h"
@@ -56,14 +56,7 @@ int finetune_predict(classifier *c, const task *t, const image_cache *ic, const 
 /* ------------------------------------------------------------------------ */
 /* The optimizer: AdamW with layer-wise lr decay                            */
 
-typedef struct {
-    float *m, *v, *hm, *hv;   /* moments of the encoder (flat) and the head (w then b) */
-    float *scale;             /* per encoder tensor: lr multiplier; 0 = not trained */
-    long step;
-    size_t n;                 /* floats in m and v */
-} ft_optim;
-
-static int optim_init(ft_optim *op, const classifier *c, double layer_decay, sx_err *err) {
+int ft_optim_init(ft_optim *op, const classifier *c, double layer_decay, sx_err *err) {
     const mae_model *m = &c->enc;
     size_t nh = (size_t)c->n_out * m->cfg.hidden_size + c->n_out;
     memset(op, 0, sizeof *op);
@@ -90,7 +83,7 @@ static int optim_init(ft_optim *op, const classifier *c, double layer_decay, sx_
     return 0;
 }
 
-static void optim_free(ft_optim *op) {
+void ft_optim_free(ft_optim *op) {
     sx_free_large(op->m, op->n * sizeof(float));
     sx_free_large(op->v, op->n * sizeof(float));
     free(op->hm); free(op->hv); free(op->scale);
@@ -102,7 +95,7 @@ static double grad_norm_sq(const float *g, size_t n) {
     return s;
 }
 
-static void optim_step(ft_optim *op, classifier *c, const ft_opts *o, double lr) {
+void ft_optim_step(ft_optim *op, classifier *c, const ft_opts *o, double lr) {
     mae_model *m = &c->enc;
     int D = m->cfg.hidden_size, K = c->n_out;
     if (o->clip > 0) {   /* global norm over every trained tensor, head included */
@@ -137,7 +130,7 @@ static void optim_step(ft_optim *op, classifier *c, const ft_opts *o, double lr)
 /* ------------------------------------------------------------------------ */
 /* Logs                                                                     */
 
-static void write_logs(const char *dir, const ft_result *r, int regression) {
+void ft_write_logs(const char *dir, const ft_result *r, int regression) {
     char path[4200];
     snprintf(path, sizeof path, "%s/log.csv", dir);
     FILE *f = fopen(path, "w");
@@ -174,6 +167,34 @@ static void write_logs(const char *dir, const ft_result *r, int regression) {
 /* ------------------------------------------------------------------------ */
 /* The loop                                                                 */
 
+void ft_shuffle(size_t *perm, size_t n, sx_rng *r) {
+    for (size_t i = n; i > 1; i--) {   /* Fisher-Yates */
+        size_t j = rng_below(r, (uint32_t)i), tmp = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = tmp;
+    }
+}
+
+int ft_check_step(double lsum, int ep, long s, const ft_opts *o, sx_err *err) {
+    if (isfinite(lsum)) return 0;   /* diverged: stop at once, never train (or score) on NaN */
+    return sx_fail(err, "fine-tuning diverged: the training loss is not finite at epoch %d, step %ld "
+                   "(lr %.3g; try a lower --lr)", ep, s + 1, o->lr);
+}
+
+ft_epoch *ft_log_epoch(ft_result *res, int ep, double train_loss, double lr, double chance, const ft_opts *o,
+                       sx_err *err) {
+    ft_epoch *e = &res->log[res->n_log++];
+    e->epoch = ep;
+    e->train_loss = train_loss;
+    e->lr = lr;
+    if (!(e->train_loss <= FT_DIVERGED_X * chance)) {
+        sx_fail(err, "fine-tuning diverged: epoch %d's training loss %.4g is over %g x the chance level %.3g "
+                "(lr %.3g; try a lower --lr)", ep, e->train_loss, (double)FT_DIVERGED_X, chance, o->lr);
+        return NULL;
+    }
+    return e;
+}
+
 int finetune_fold(classifier *c, const task *t, const image_cache *ic, const size_t *tr, size_t ntr,
                   const size_t *va, size_t nva, const ft_opts *o, const char *best_dir, const char *log_dir,
                   const char *label, ft_result *res, sx_err *err) {
@@ -204,7 +225,7 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
     long spe = (long)((ntr + (size_t)o->batch - 1) / (size_t)o->batch), total = spe * o->epochs;
     long warm = spe * o->warmup_epochs;
     ft_optim op;
-    if (optim_init(&op, c, o->layer_decay, err)) return -1;
+    if (ft_optim_init(&op, c, o->layer_decay, err)) return -1;
     size_t *perm = sx_malloc(sizeof(size_t) * ntr);
     memcpy(perm, tr, sizeof(size_t) * ntr);
     /* everything the loop needs, allocated once per run */
@@ -221,11 +242,7 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
     long step = 0;
     for (int ep = 1; ep <= o->epochs && !rc; ep++) {
         double te = sx_now(), lsum = 0, lr = 0;
-        for (size_t i = ntr; i > 1; i--) {   /* Fisher-Yates */
-            size_t j = rng_below(&shuf, (uint32_t)i), tmp = perm[i - 1];
-            perm[i - 1] = perm[j];
-            perm[j] = tmp;
-        }
+        ft_shuffle(perm, ntr, &shuf);
         for (long s = 0; s < spe && !rc; s++, step++) {
             size_t b0 = (size_t)s * o->batch, B = ntr - b0 < (size_t)o->batch ? ntr - b0 : (size_t)o->batch;
             lr = train_lr_at(step, total, warm, o->lr, o->min_lr);
@@ -250,13 +267,8 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
                 }
                 lsum += (double)classifier_loss(c, y, (float)Bm / (float)B) * Bm;
             }
-            if (rc) break;
-            if (!isfinite(lsum)) {   /* diverged: stop at once, never train (or score) on NaN */
-                rc = sx_fail(err, "fine-tuning diverged: the training loss is not finite at epoch %d, step %ld "
-                             "(lr %.3g; try a lower --lr)", ep, s + 1, o->lr);
-                break;
-            }
-            optim_step(&op, c, o, lr);
+            if (rc || (rc = ft_check_step(lsum, ep, s, o, err))) break;
+            ft_optim_step(&op, c, o, lr);
             if (tty) {
                 double el = sx_now() - t0, per = el / (double)(step + 1);
                 fprintf(pf, "\r%s epoch %d/%d  step %ld/%ld  loss %.4f  lr %.2e  ETA %.0f s   ", label ? label : "",
@@ -265,15 +277,8 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
         }
         if (rc) break;
         if (o->epoch_hook) o->epoch_hook(ep, c, o->hook_ctx);
-        ft_epoch *e = &res->log[res->n_log++];
-        e->epoch = ep;
-        e->train_loss = lsum / (double)ntr;
-        e->lr = lr;
-        if (!(e->train_loss <= FT_DIVERGED_X * chance)) {
-            rc = sx_fail(err, "fine-tuning diverged: epoch %d's training loss %.4g is over %g x the chance level %.3g "
-                         "(lr %.3g; try a lower --lr)", ep, e->train_loss, (double)FT_DIVERGED_X, chance, o->lr);
-            break;
-        }
+        ft_epoch *e = ft_log_epoch(res, ep, lsum / (double)ntr, lr, chance, o, err);
+        if (!e) { rc = -1; break; }
         if ((rc = finetune_predict(c, t, ic, va, nva, o->eval_batch, vprob, vpred, &e->val_loss, err))) break;
         e->val_score = metric_task_score(t, va, nva, vprob, vpred);
         if (nva && !isfinite(e->val_loss)) {
@@ -293,7 +298,7 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
             if (best_dir && (rc = classifier_save(c, best_dir, t->name, err))) break;
         }
         e->seconds = sx_now() - te;
-        if (log_dir) write_logs(log_dir, res, c->type == TASK_REGRESSION);
+        if (log_dir) ft_write_logs(log_dir, res, c->type == TASK_REGRESSION);
         if (pf) {
             double el = sx_now() - t0;
             fprintf(pf, "%s%s epoch %d/%d  train %.4f  val loss %.4f  val %s %.4f  best %d  %.0f s  ETA %.0f s\n",
@@ -303,7 +308,7 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
                     el / ep * (o->epochs - ep));
         }
     }
-    optim_free(&op);
+    ft_optim_free(&op);
     free(perm); free(px); free(y); free(scratch); free(vprob); free(vpred);
     return rc;
 }

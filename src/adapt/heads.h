@@ -38,7 +38,7 @@ typedef struct {
     int *outputs;     /* their indices, in the order the group lists them */
 } head_group;
 
-typedef struct {
+typedef struct head_layout {
     int n_out;
     char **names;     /* n_out output names (id2label order) */
     int n_groups;

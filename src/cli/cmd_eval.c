@@ -4,6 +4,7 @@
 #include "cli/precision_args.h"
 #include "adapt/evaluate.h"
 #include "cli/task_args.h"
+#include "cli/heads_args.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +33,15 @@ static const char *HELP =
     "  --batch B            images per forward, 1..4096 (default 32)\n"
     "  --precision P        auto (default), fp32 or bf16: see skelex bench --help\n"
     "\n"
+    "A multi-head model on a multi-head task is scored per group (AUROC per sigmoid\n"
+    "output, macro AUROC and balanced accuracy per softmax group, ECE; masked entries\n"
+    "skipped), whole-image and region-guided side by side (max over regions + whole):\n"
+    "  --regions boxes:DIR  regions from YOLO boxes DIR/<stem>.txt\n"
+    "  --mae DIR            regions from this MAE's error map (top --region-k areas above\n"
+    "                       --region-percentile, padded by --region-pad; defaults 3, 97, 0.1;\n"
+    "                       --passes masks, default 10)\n"
+    "  --bootstrap N        CI resamples (default 1000)\n"
+    "\n"
     "Exit status: 0 success, 1 failure (unreadable model or images, classes that do\n"
     "not match the model's, a failed write), 2 usage error (also: a --test-task whose\n"
     "label space is not --task's).\n";
@@ -44,15 +54,19 @@ static void eval_print(const cJSON *mj, size_t n, const char *out, const char *s
 }
 
 int cmd_eval(int argc, char **argv) {
+    int rc;
     const char *images = NULL, *which = "test", *precision = "auto";
     eval_opts o = {.batch = 32};
     task_args ta;
     task_args_default(&ta);
+    evh_opts ho;
+    evh_opts_default(&ho);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { fputs(HELP, stdout); return 0; }
         else if (!strcmp(a, "--model")) o.model = cli_value(argc, argv, &i);
         else if (task_args_parse(&ta, argc, argv, &i)) continue;
+        else if ((rc = heads_eval_arg(&ho, argc, argv, &i))) { if (rc < 0) return 2; }
         else if (!strcmp(a, "--split")) which = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--images")) images = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--out")) o.out = cli_value(argc, argv, &i);
@@ -68,9 +82,12 @@ int cmd_eval(int argc, char **argv) {
     o.all = !strcmp(which, "all");
     o.seed = (uint64_t)ta.seed;
     o.progress = stderr;
+    if (heads_is_task(&ta)) {
+        ho.model = o.model; ho.out = o.out; ho.batch = o.batch; ho.all = o.all; ho.seed = o.seed; ho.progress = stderr;
+        return heads_eval_main(&ta, &ho);
+    }
     sx_err err;
     size_t n = 0;
-    int rc;
     if (ta.test_task && !ta.task) {
         task ext;
         if ((rc = task_args_open_external(&ta, "eval", NULL, &ext))) return rc;

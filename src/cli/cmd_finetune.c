@@ -4,6 +4,7 @@
 #include "cli/precision_args.h"
 #include "adapt/finetune.h"
 #include "cli/task_args.h"
+#include "cli/heads_args.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,11 @@ static const char *HELP =
     "  --no-augment         no augmentation\n"
     "  --rotate DEG --flip P --brightness X --contrast X\n"
     "                       augmentation (defaults 10, 0.5, 0.2, 0.2)\n"
+    "A multi-head task (\"type\": \"multihead\", e.g. tasks/open_multihead.json) trains one\n"
+    "head of grouped outputs with the masked multi-head loss on IoR crops around its\n"
+    "boxes; the best epoch has the best mean validation AUROC over outputs and groups:\n"
+    "  --no-ior             whole-image augmentation instead of IoR crops\n"
+    "  --crop-side N        long side of the decoded crop sources (default 2 x image size)\n"
     "Threads: OMP_NUM_THREADS (pinned).\n"
     "\n"
     "Exit status: 0 success, 1 failure (unreadable data or model, a diverged run,\n"
@@ -86,10 +92,12 @@ int cmd_finetune(int argc, char **argv) {
     task_args_default(&ta);
     ft_opts *o = &ro.ft;
     ft_opts_default(o);
+    fth_opts ho;
+    fth_opts_default(&ho);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) { fputs(HELP, stdout); return 0; }
-        else if (task_args_parse(&ta, argc, argv, &i)) continue;
+        else if (task_args_parse(&ta, argc, argv, &i) || heads_finetune_arg(&ho, argc, argv, &i)) continue;
         else if (!strcmp(a, "--model")) ro.model = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--config")) config = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--out")) ro.out = cli_value(argc, argv, &i);
@@ -132,6 +140,7 @@ int cmd_finetune(int argc, char **argv) {
     mae_config cfg;
     if (config_resolve(ro.init_name, &cfg, &err)) { fprintf(stderr, "skelex finetune: %s\n", err.msg); return 1; }
     ro.config = &cfg;
+    if (heads_is_task(&ta)) return heads_finetune_main(&ta, &ro, &ho);
     task t;
     split sp;
     if (task_args_open(&ta, "finetune", &t, &sp)) return 1;

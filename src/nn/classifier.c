@@ -3,6 +3,8 @@
 #include "io/checkpoint.h"
 #include "nn/layers.h"
 #include "core/rng.h"
+#include "core/json.h"
+#include "adapt/heads.h"
 #include "io/safetensors.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -61,7 +63,33 @@ int classifier_create(classifier *c, const char *dir, const mae_config *cfg, tas
     return 0;
 }
 
+/* A copy of L (through its JSON form, which heads_from_json checks again). */
+static head_layout *layout_copy(const head_layout *L, const char *what, sx_err *err) {
+    cJSON *o = cJSON_CreateObject();
+    heads_to_json(L, o);
+    head_layout *h = sx_calloc(1, sizeof *h);
+    if (heads_from_json(o, what, h, err)) { free(h); h = NULL; }
+    cJSON_Delete(o);
+    return h;
+}
+
+int classifier_create_heads(classifier *c, const char *dir, const mae_config *cfg, const head_layout *L,
+                            uint64_t seed, sx_err *err) {
+    memset(c, 0, sizeof *c);
+    if (L->n_out < 2) return sx_fail(err, "classifier: a multi-head layout needs >= 2 outputs (use a binary task)");
+    head_layout *h = layout_copy(L, "head layout", err);
+    if (!h) return -1;
+    if (classifier_create(c, dir, cfg, TASK_MULTICLASS, L->n_out, (const char *const *)L->names, seed, err)) {
+        heads_free(h);
+        free(h);
+        return -1;
+    }
+    c->heads = h;
+    return 0;
+}
+
 void classifier_free(classifier *c) {
+    if (c->heads) { heads_free(c->heads); free(c->heads); }
     mae_free(&c->enc);
     for (int k = 0; k < c->n_classes && c->class_names; k++) free(c->class_names[k]);
     free(c->class_names);
@@ -92,8 +120,16 @@ void classifier_zero_grad(classifier *c) {
 
 static double softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); }
 
-float classifier_loss(classifier *c, const float *y, float grad_scale) {
+/* head backward: dW (K, D) += dz^T cls; db += sum dz; dcls = dz W -> row 0 of d(latent) */
+static void head_backward(classifier *c, const float *dlogits) {
     int B = c->enc.B, K = c->n_out, D = c->enc.cfg.hidden_size, T = 1 + config_num_patches(&c->enc.cfg);
+    float *dlat = mae_encode_grad(&c->enc);   // (B, T, D), zeroed
+    cls_head_backward(dlat, c->ghead_w, c->ghead_b, dlogits, c->enc.latent, c->head_w, B, T, D, K);
+    mae_encode_backward(&c->enc);
+}
+
+float classifier_loss(classifier *c, const float *y, float grad_scale) {
+    int B = c->enc.B, K = c->n_out;
     float *dlogits = c->logits + (size_t)c->logits_cap * K;   /* allocated with the logits */
     double loss = 0;
     for (int b = 0; b < B; b++) {
@@ -117,17 +153,31 @@ float classifier_loss(classifier *c, const float *y, float grad_scale) {
             for (int k = 0; k < K; k++) dz[k] = (float)(w * (exp(z[k] - mx) / s - (k == lab)) / B * grad_scale);
         }
     }
-    if (grad_scale != 0.0f) {
-        // head backward: dW (K, D) += dz^T cls; db += sum dz; dcls = dz W -> row 0 of d(latent)
-        float *dlat = mae_encode_grad(&c->enc);   // (B, T, D), zeroed
-        cls_head_backward(dlat, c->ghead_w, c->ghead_b, dlogits, c->enc.latent, c->head_w, B, T, D, K);
-        mae_encode_backward(&c->enc);
-    }
+    if (grad_scale != 0.0f) head_backward(c, dlogits);
     return (float)(loss / B);
+}
+
+double classifier_heads_loss(classifier *c, const float *targets, const uint8_t *known, float grad_scale) {
+    int B = c->enc.B, K = c->n_out;
+    float *dlogits = c->logits + (size_t)c->logits_cap * K;
+    double loss = heads_loss(c->heads, c->logits, targets, known, B, grad_scale != 0.0f ? dlogits : NULL);
+    if (grad_scale != 0.0f) {
+        for (size_t i = 0; i < (size_t)B * K; i++) dlogits[i] *= grad_scale;
+        head_backward(c, dlogits);
+    }
+    return loss;
 }
 
 void classifier_outputs(const classifier *c, double *prob, double *pred) {
     int B = c->enc.B, K = c->n_out;
+    if (c->heads) {
+        if (!prob) return;
+        float *p = sx_malloc(sizeof(float) * (size_t)B * K);
+        heads_probs(c->heads, c->logits, B, p);
+        for (size_t i = 0; i < (size_t)B * K; i++) prob[i] = p[i];
+        free(p);
+        return;
+    }
     for (int b = 0; b < B; b++) {
         const float *z = c->logits + (size_t)b * K;
         if (c->type == TASK_REGRESSION) {
@@ -162,6 +212,18 @@ static const char *problem_type(task_type t) {
                                 : "single_label_classification";
 }
 
+/* dir/config.json from r (deleted here), atomically. */
+static int write_config(const char *dir, cJSON *r, sx_err *err) {
+    char cpath[4200], tmp[4300];
+    snprintf(cpath, sizeof cpath, "%s/config.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", cpath);
+    int rc = json_write_file(tmp, r, err);
+    cJSON_Delete(r);
+    if (rc) return rc;
+    if (rename(tmp, cpath)) return sx_fail(err, "%s: rename failed (%s)", cpath, strerror(errno));
+    return 0;
+}
+
 int classifier_save(const classifier *c, const char *dir, const char *task_name, sx_err *err) {
     if (mkdir(dir, 0755) && errno != EEXIST) return sx_fail(err, "%s: cannot create directory (%s)", dir, strerror(errno));
     const mae_model *m = &c->enc;
@@ -191,6 +253,14 @@ int classifier_save(const classifier *c, const char *dir, const char *task_name,
     if (rc) return rc;
 
     cJSON *r = config_to_json(&m->cfg, 1);
+    if (c->heads) {   /* id2label, label2id and the groups; the sigmoid outputs make it multi-label for HF */
+        heads_to_json(c->heads, r);
+        cJSON_AddStringToObject(r, "problem_type", "multi_label_classification");
+        cJSON *sx = cJSON_AddObjectToObject(r, "skelex");
+        cJSON_AddStringToObject(sx, "task_type", "multihead");
+        if (task_name) cJSON_AddStringToObject(sx, "task", task_name);
+        return write_config(dir, r, err);
+    }
     cJSON *id2 = cJSON_AddObjectToObject(r, "id2label"), *l2i = cJSON_AddObjectToObject(r, "label2id");
     for (int k = 0; k < K; k++) {
         /* binary: the one output is the positive class; regression: the target */
@@ -206,29 +276,38 @@ int classifier_save(const classifier *c, const char *dir, const char *task_name,
     if (task_name) cJSON_AddStringToObject(sx, "task", task_name);
     cJSON *cl = cJSON_AddArrayToObject(sx, "classes");
     for (int k = 0; k < c->n_classes; k++) cJSON_AddItemToArray(cl, cJSON_CreateString(c->class_names[k]));
-    char cpath[4200], tmp[4300];
-    snprintf(cpath, sizeof cpath, "%s/config.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", cpath);
-    rc = json_write_file(tmp, r, err);
-    cJSON_Delete(r);
-    if (rc) return rc;
-    if (rename(tmp, cpath)) return sx_fail(err, "%s: rename failed (%s)", cpath, strerror(errno));
-    return 0;
+    return write_config(dir, r, err);
 }
 
 /* Task type and class names from config.json: the "skelex" object, else
  * HF's problem_type and id2label. */
 static int read_head_config(const char *path, classifier *c, sx_err *err) {
-    char *text = sx_read_text(path, 1 << 20, err);
-    if (!text) return -1;
-    cJSON *r = cJSON_Parse(text);
-    free(text);
+    cJSON *r = sx_json_load(path, 1 << 20, err);
+    if (!r) return -1;
     int rc = 0;
     const cJSON *sx = cJSON_GetObjectItemCaseSensitive(r, "skelex");
+    const cJSON *sty = cJSON_GetObjectItemCaseSensitive(sx, "task_type");
+    if (!cJSON_IsObject(r)) rc = sx_fail(err, "%s: not a JSON object", path);
+    else if (cJSON_GetObjectItemCaseSensitive(r, "groups") ||
+             (cJSON_IsString(sty) && !strcmp(sty->valuestring, "multihead"))) {   /* a multi-head classifier */
+        c->heads = sx_calloc(1, sizeof *c->heads);
+        if (!cJSON_GetObjectItemCaseSensitive(r, "groups"))
+            rc = sx_fail(err, "%s: a multihead classifier needs \"groups\"", path);
+        else if (heads_from_json(r, path, c->heads, err)) rc = -1;
+        else if (c->heads->n_out < 2) rc = sx_fail(err, "%s: a multi-head layout needs >= 2 outputs", path);
+        else {
+            c->type = TASK_MULTICLASS;
+            c->n_classes = c->heads->n_out;
+            c->class_names = copy_names((const char *const *)c->heads->names, c->n_classes);
+        }
+        cJSON_Delete(r);
+        return rc;
+    }
     const cJSON *id2 = cJSON_GetObjectItemCaseSensitive(r, "id2label");
     const cJSON *pt = cJSON_GetObjectItemCaseSensitive(r, "problem_type");
-    if (sx) {
-        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(sx, "task_type"), *cl = cJSON_GetObjectItemCaseSensitive(sx, "classes");
+    if (rc) {
+    } else if (sx) {
+        const cJSON *ty = sty, *cl = cJSON_GetObjectItemCaseSensitive(sx, "classes");
         if (!cJSON_IsString(ty) || task_type_parse(ty->valuestring, &c->type) || !cJSON_IsArray(cl) ||
             cJSON_GetArraySize(cl) < 1 || cJSON_GetArraySize(cl) > 100000)
             rc = sx_fail(err, "%s: \"skelex\" needs task_type and classes", path);

@@ -16,7 +16,8 @@
  * Checkpoints: a directory with config.json (ViTConfig: model_type "vit",
  * architectures ["ViTForImageClassification"], id2label, label2id,
  * problem_type, and a "skelex" object with the task type and class names)
- * and model.safetensors with vit.* (no decoder) + classifier.weight (n_out, D)
+ * (multi-head: "groups" too, read back through heads.c; the config is
+ * parsed strictly, core/json.h) and model.safetensors with vit.* (no decoder) + classifier.weight (n_out, D)
  * and classifier.bias (n_out).
  *
  * Not here: the training loop, data, splits (finetune.c). */
@@ -24,6 +25,8 @@
 #define SKELEX_CLASSIFIER_H
 #include "nn/model.h"
 #include "data/task.h"
+
+struct head_layout;   /* adapt/heads.h */
 
 typedef struct {
     mae_model enc;          /* encoder-only, mask_ratio 0 */
@@ -35,6 +38,7 @@ typedef struct {
     float *ghead_w, *ghead_b;
     float y_mean, y_sd;     /* regression: the head predicts (y - y_mean) / y_sd */
     float *class_weight;    /* NULL, or n_classes loss weights (owned; not saved) */
+    struct head_layout *heads; /* NULL, or the head's groups (multi-head: n_out = heads->n_out; owned) */
     float *logits;          /* (B, n_out) of the last forward */
     int logits_cap;
 } classifier;
@@ -45,6 +49,12 @@ typedef struct {
  * existing classifier head in the checkpoint is ignored. */
 int classifier_create(classifier *c, const char *dir, const mae_config *cfg, task_type type, int n_classes,
                       const char *const *class_names, uint64_t seed, sx_err *err);
+/* A multi-head classifier: as classifier_create, with the head of L's
+ * n_out (>= 2) outputs; c->heads gets a copy of L, class_names its output
+ * names (type TASK_MULTICLASS). Saved with "groups" beside id2label
+ * (heads_to_json) and "skelex": {"task_type": "multihead"}. */
+int classifier_create_heads(classifier *c, const char *dir, const mae_config *cfg, const struct head_layout *L,
+                            uint64_t seed, sx_err *err);
 /* A saved classifier (classifier_save, or a transformers
  * ViTForImageClassification with the same head layout), for inference: the
  * encoder has no gradient buffers, and classifier_loss with grad_scale != 0
@@ -66,9 +76,14 @@ int classifier_forward(classifier *c, const float *pixels, int B, sx_err *err);
  * micro-batch of Bm of a batch of B. */
 float classifier_loss(classifier *c, const float *y, float grad_scale);
 void classifier_zero_grad(classifier *c);
+/* Multi-head classifiers, after classifier_forward: heads_loss over the
+ * batch's targets / known (B, n_out); with grad_scale != 0, grad_scale x
+ * its gradients are accumulated as classifier_loss does. */
+double classifier_heads_loss(classifier *c, const float *targets, const uint8_t *known, float grad_scale);
 
 /* Outputs of the last forward in the eval_set layout: prob (B x max(K,2)),
- * binary as (1-p, p); or pred (B) for regression in the target's units.
+ * binary as (1-p, p); or pred (B) for regression in the target's units;
+ * a multi-head classifier: heads_probs, prob (B x n_out).
  * Either pointer may be NULL when not wanted. */
 void classifier_outputs(const classifier *c, double *prob, double *pred);
 
