@@ -213,7 +213,7 @@ cuda-test: build/test_cuda
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./build/test_cuda
 
 # A self-contained copy of build/test_cuda for a GPU machine that has the
-# CUDA toolkit but none of skelex's Debian libraries (bench/cuda_check.sh):
+# CUDA toolkit but none of skelex's Debian libraries (scripts/gpu_check.sh):
 # the CPU layers it checks against compiled for any x86-64-v3 processor,
 # cudart linked statically, libdnnl (and what it needs) beside it in lib/.
 # About 45 MiB; cublasLt comes from the GPU machine's CUDA 13.

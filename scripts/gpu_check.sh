@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# cuda_check.sh: the CUDA backend's checks on a GPU machine, in one call of
+# gpu_check.sh: the CUDA backend's checks on a GPU machine, in one call of
 # under 5 minutes (docs/cuda.md).
-#   bench/cuda_check.sh [OUTDIR]     (default: $OUT if set, else build/cuda_check)
+#   scripts/gpu_check.sh [OUTDIR]     (default: $OUT if set, else build/cuda_check)
 # Steps, each logged to OUTDIR:
 #   1. the GPU (nvidia-smi) and the compiler (nvcc --version)        gpu.txt
 #   2. src/cuda/*.cu compiled with this machine's nvcc (sm_90 + PTX)  build.log
@@ -14,7 +14,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUTDIR=${1:-${OUT:-build/cuda_check}}
-[ $# -le 1 ] || { echo "usage: bench/cuda_check.sh [OUTDIR]" >&2; exit 2; }
+[ $# -le 1 ] || { echo "usage: scripts/gpu_check.sh [OUTDIR]" >&2; exit 2; }
 mkdir -p "$OUTDIR" || exit 2
 SUMMARY=$OUTDIR/summary.txt
 : >"$SUMMARY"
