@@ -192,6 +192,12 @@ static int max_diff(const uint8_t *a, const uint8_t *b, size_t n) {
     return worst;
 }
 
+/* The test folder's NAME: s written, then edited in place by `dcmodify -nb EDITS` (both CHECKed). */
+static void write_modified(const char *name, const dcm_spec *s, const char *edits) {
+    CHECK(dcmfx_write(tl_path(name), s) == 0);
+    CHECK(dcmfx_run("dcmodify -nb %s '%s'", edits, tl_path(name)) == 0);
+}
+
 /* Preprocessing IN is within 1 of the hand computation of S at every pixel. */
 #define CHECK_HAND(IN, S, WHAT)                                                                                   \
     do {                                                                                                          \
@@ -687,20 +693,16 @@ TEST(dicom_errors) {
     /* too large: 20000 x 20000 claimed over a tiny pixel data element */
     int32_t tiny[4] = {1, 2, 3, 4};
     dcm_spec big = {.w = 2, .h = 2, .bits_alloc = 16, .px = tiny};
-    CHECK(dcmfx_write(tl_path("big.dcm"), &big) == 0);
-    CHECK(dcmfx_run("dcmodify -nb -m '(0028,0010)=20000' -m '(0028,0011)=20000' '%s'", tl_path("big.dcm")) == 0);
+    write_modified("big.dcm", &big, "-m '(0028,0010)=20000' -m '(0028,0011)=20000'");
     expect_error_cli(tl_path("big.dcm"), "too large", 1);
     /* pixel data shorter than one frame (64 x 64 claimed, 2 x 2 stored) */
-    CHECK(dcmfx_write(tl_path("short.dcm"), &big) == 0);
-    CHECK(dcmfx_run("dcmodify -nb -m '(0028,0010)=64' -m '(0028,0011)=64' '%s'", tl_path("short.dcm")) == 0);
+    write_modified("short.dcm", &big, "-m '(0028,0010)=64' -m '(0028,0011)=64'");
     expect_error(tl_path("short.dcm"), "truncated");
     /* empty pixel data */
-    CHECK(dcmfx_write(tl_path("emptypx.dcm"), &big) == 0);
-    CHECK(dcmfx_run("dcmodify -nb -m '(7fe0,0010)=' '%s'", tl_path("emptypx.dcm")) == 0);
+    write_modified("emptypx.dcm", &big, "-m '(7fe0,0010)='");
     expect_error_cli(tl_path("emptypx.dcm"), "empty pixel data", 1);
     /* zero rows */
-    CHECK(dcmfx_write(tl_path("zero.dcm"), &big) == 0);
-    CHECK(dcmfx_run("dcmodify -nb -m '(0028,0010)=0' '%s'", tl_path("zero.dcm")) == 0);
+    write_modified("zero.dcm", &big, "-m '(0028,0010)=0'");
     expect_error(tl_path("zero.dcm"), "zero size");
 }
 
