@@ -175,6 +175,42 @@ void ft_shuffle(size_t *perm, size_t n, sx_rng *r) {
     }
 }
 
+size_t *ft_loop_begin(ft_optim *op, const classifier *c, const ft_opts *o, const size_t *tr, size_t ntr, long *spe,
+                      long *total, long *warm, sx_err *err) {
+    *spe = (long)((ntr + (size_t)o->batch - 1) / (size_t)o->batch);
+    *total = *spe * o->epochs;
+    *warm = *spe * o->warmup_epochs;
+    if (ft_optim_init(op, c, o->layer_decay, err)) return NULL;
+    size_t *perm = sx_malloc(sizeof(size_t) * ntr);
+    memcpy(perm, tr, sizeof(size_t) * ntr);
+    return perm;
+}
+
+FILE *ft_run_begin(ft_result *res, const ft_opts *o, sx_rng *shuf) {
+    res->log = sx_calloc((size_t)o->epochs, sizeof(ft_epoch));
+    res->best_score = -INFINITY;
+    rng_seed(shuf, o->seed * 0x9E3779B97F4A7C15ULL + 1);
+    return o->quiet ? NULL : o->progress;
+}
+
+size_t ft_step_begin(classifier *c, const ft_opts *o, size_t *perm, size_t ntr, sx_rng *shuf, long s, long step,
+                     long total, long warm, size_t *B, double *lr) {
+    if (s == 0) ft_shuffle(perm, ntr, shuf);   /* the epoch's order */
+    size_t b0 = (size_t)s * o->batch;
+    *B = ntr - b0 < (size_t)o->batch ? ntr - b0 : (size_t)o->batch;
+    *lr = train_lr_at(step, total, warm, o->lr, o->min_lr);
+    classifier_zero_grad(c);
+    return b0;
+}
+
+void ft_fold_paths(const char *out, int k, char fdir[FT_FDIR], char best[FT_FPATH], char tdir[FT_FPATH],
+                   char label[FT_FLABEL]) {
+    snprintf(fdir, FT_FDIR, "%s/fold%d", out, k);
+    snprintf(best, FT_FPATH, "%s/best", fdir);
+    snprintf(tdir, FT_FPATH, "%s/test", fdir);
+    snprintf(label, FT_FLABEL, "fold %d", k);
+}
+
 int ft_check_step(double lsum, int ep, long s, const ft_opts *o, sx_err *err) {
     if (isfinite(lsum)) return 0;   /* diverged: stop at once, never train (or score) on NaN */
     return sx_fail(err, "fine-tuning diverged: the training loss is not finite at epoch %d, step %ld "
@@ -222,31 +258,22 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
     int mb = o->micro_batch < o->batch ? o->micro_batch : o->batch;
     /* the loss of a model that knows nothing: ln K (ln 2 for binary), or 1 for the standardised target */
     double chance = c->type == TASK_REGRESSION ? 1.0 : log(c->n_classes > 2 ? c->n_classes : 2);
-    long spe = (long)((ntr + (size_t)o->batch - 1) / (size_t)o->batch), total = spe * o->epochs;
-    long warm = spe * o->warmup_epochs;
+    long spe, total, warm, step = 0;
     ft_optim op;
-    if (ft_optim_init(&op, c, o->layer_decay, err)) return -1;
-    size_t *perm = sx_malloc(sizeof(size_t) * ntr);
-    memcpy(perm, tr, sizeof(size_t) * ntr);
+    size_t *perm = ft_loop_begin(&op, c, o, tr, ntr, &spe, &total, &warm, err);
+    if (!perm) return -1;
     /* everything the loop needs, allocated once per run */
     float *px = sx_malloc(sizeof(float) * (size_t)mb * 3 * S * S), *y = sx_malloc(sizeof(float) * mb);
     uint8_t *scratch = sx_malloc((size_t)mb * S * S);
     double *vprob = sx_malloc(sizeof(double) * (nva ? nva : 1) * KK), *vpred = sx_malloc(sizeof(double) * (nva ? nva : 1));
-    res->log = sx_calloc((size_t)o->epochs, sizeof(ft_epoch));
-    res->best_score = -INFINITY;
     sx_rng shuf;
-    rng_seed(&shuf, o->seed * 0x9E3779B97F4A7C15ULL + 1);
-    FILE *pf = o->quiet ? NULL : o->progress;
+    FILE *pf = ft_run_begin(res, o, &shuf);
     int tty = pf && isatty(fileno(pf)), rc = 0;
     double t0 = sx_now(), best_loss = INFINITY;
-    long step = 0;
     for (int ep = 1; ep <= o->epochs && !rc; ep++) {
         double te = sx_now(), lsum = 0, lr = 0;
-        ft_shuffle(perm, ntr, &shuf);
         for (long s = 0; s < spe && !rc; s++, step++) {
-            size_t b0 = (size_t)s * o->batch, B = ntr - b0 < (size_t)o->batch ? ntr - b0 : (size_t)o->batch;
-            lr = train_lr_at(step, total, warm, o->lr, o->min_lr);
-            classifier_zero_grad(c);
+            size_t B, b0 = ft_step_begin(c, o, perm, ntr, &shuf, s, step, total, warm, &B, &lr);
             for (size_t m0 = 0; m0 < B && !rc; m0 += (size_t)mb) {
                 int Bm = (int)(B - m0 < (size_t)mb ? B - m0 : (size_t)mb);
 #pragma omp parallel for schedule(dynamic)

@@ -68,6 +68,10 @@ int finetune_fold(classifier *c, const task *t, const image_cache *ic, const siz
                   const size_t *va, size_t nva, const ft_opts *o, const char *best_dir, const char *log_dir,
                   const char *label, ft_result *res, sx_err *err);
 void ft_result_free(ft_result *r);
+/* Fold k's folders under out: out/foldk, out/foldk/best, out/foldk/test, and the label "fold k". */
+enum { FT_FDIR = 4400, FT_FPATH = 4500, FT_FLABEL = 32 };
+void ft_fold_paths(const char *out, int k, char fdir[FT_FDIR], char best[FT_FPATH], char tdir[FT_FPATH],
+                   char label[FT_FLABEL]);
 
 /* The model's outputs on cache images idx (no augmentation), in the
  * eval_set layout: prob (n x max(K,2)) or pred (n); either may be NULL; loss

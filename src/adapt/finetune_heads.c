@@ -154,32 +154,24 @@ static int train_fold(classifier *c, const fold_ctx *fc, const size_t *tr, size_
     if (ntr == 0) return sx_fail(err, "fine-tuning: no training samples");
     int S = fc->im->ic.S, K = c->n_out, mb = o->micro_batch < o->batch ? o->micro_batch : o->batch;
     double chance = chance_loss(&mt->L);
-    long spe = (long)((ntr + (size_t)o->batch - 1) / (size_t)o->batch), total = spe * o->epochs;
-    long warm = spe * o->warmup_epochs, step = 0;
+    long spe, total, warm, step = 0;
     ft_optim op;
-    if (ft_optim_init(&op, c, o->layer_decay, err)) return -1;
-    size_t *perm = sx_malloc(sizeof(size_t) * ntr);
-    memcpy(perm, tr, sizeof(size_t) * ntr);
+    size_t *perm = ft_loop_begin(&op, c, o, tr, ntr, &spe, &total, &warm, err);
+    if (!perm) return -1;
     float *px = sx_malloc(sizeof(float) * (size_t)mb * 3 * S * S), *tg = sx_malloc(sizeof(float) * (size_t)mb * K);
     uint8_t *kn = sx_malloc((size_t)mb * K), *scratch = sx_malloc((size_t)mb * S * S);
     double *vprob = sx_malloc(sizeof(double) * (nva ? nva : 1) * K);
     float *vtg = sx_malloc(sizeof(float) * (nva ? nva : 1) * K);
     uint8_t *vkn = sx_malloc((nva ? nva : 1) * K);
     evh_gather(mt, va, nva, vtg, vkn, NULL);
-    res->log = sx_calloc((size_t)o->epochs, sizeof(ft_epoch));
-    res->best_score = -INFINITY;
     sx_rng shuf;
-    rng_seed(&shuf, o->seed * 0x9E3779B97F4A7C15ULL + 1);
-    FILE *pf = o->quiet ? NULL : o->progress;
+    FILE *pf = ft_run_begin(res, o, &shuf);
     double t0 = sx_now(), best_loss = INFINITY;
     int rc = 0;
     for (int ep = 1; ep <= o->epochs && !rc; ep++) {
         double te = sx_now(), lsum = 0, lr = 0;
-        ft_shuffle(perm, ntr, &shuf);
         for (long s = 0; s < spe && !rc; s++, step++) {
-            size_t b0 = (size_t)s * o->batch, B = ntr - b0 < (size_t)o->batch ? ntr - b0 : (size_t)o->batch;
-            lr = train_lr_at(step, total, warm, o->lr, o->min_lr);
-            classifier_zero_grad(c);
+            size_t B, b0 = ft_step_begin(c, o, perm, ntr, &shuf, s, step, total, warm, &B, &lr);
             for (size_t m0 = 0; m0 < B && !rc; m0 += (size_t)mb) {
                 int Bm = (int)(B - m0 < (size_t)mb ? B - m0 : (size_t)mb), bad = 0;
 #pragma omp parallel for schedule(dynamic) reduction(| : bad)
@@ -254,11 +246,8 @@ static cJSON *run_fold(const multitask *mt, const split *sp, const finetune_run_
                        const size_t *test_idx, size_t n_test, sx_err *err) {
     size_t ntr, nva, *tr = NULL, *va = split_indices(sp, SPLIT_VAL, k, &nva);
     if (split_train_subset(&mt->view, sp, k, o->label_fraction, o->ft.seed + 17, &tr, &ntr, err)) { free(va); return NULL; }
-    char fdir[4400], best[4500], tdir[4500], label[32];
-    snprintf(fdir, sizeof fdir, "%s/fold%d", o->out, k);
-    snprintf(best, sizeof best, "%s/best", fdir);
-    snprintf(tdir, sizeof tdir, "%s/test", fdir);
-    snprintf(label, sizeof label, "fold %d", k);
+    char fdir[FT_FDIR], best[FT_FPATH], tdir[FT_FPATH], label[FT_FLABEL];
+    ft_fold_paths(o->out, k, fdir, best, tdir, label);
     cJSON *mj = NULL;
     classifier c;
     ft_result res = {0};

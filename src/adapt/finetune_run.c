@@ -33,11 +33,8 @@ static cJSON *run_fold(const task *t, const split *sp, const finetune_run_opts *
                        const image_cache *ic_ext, int k, const size_t *test_idx, size_t n_test, sx_err *err) {
     size_t ntr, nva, *tr = NULL, *va = split_indices(sp, SPLIT_VAL, k, &nva);
     if (split_train_subset(t, sp, k, o->label_fraction, o->ft.seed + 17, &tr, &ntr, err)) { free(va); return NULL; }
-    char fdir[4400], best[4500], tdir[4500], label[32], title[256];
-    snprintf(fdir, sizeof fdir, "%s/fold%d", o->out, k);
-    snprintf(best, sizeof best, "%s/best", fdir);
-    snprintf(tdir, sizeof tdir, "%s/test", fdir);
-    snprintf(label, sizeof label, "fold %d", k);
+    char fdir[FT_FDIR], best[FT_FPATH], tdir[FT_FPATH], label[FT_FLABEL], title[256];
+    ft_fold_paths(o->out, k, fdir, best, tdir, label);
     cJSON *mj = NULL;
     classifier c;
     ft_result res = {0};

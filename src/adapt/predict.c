@@ -227,10 +227,9 @@ void predict_decision_json(cJSON *o, const skx_prediction *pr) {
     cJSON_AddStringToObject(d, "rule", "skelex_tumour");
     cJSON_AddBoolToObject(d, "tumour", pr->tumour);
     cJSON_AddBoolToObject(d, "malignant", pr->malignant);
-    cJSON_AddNumberToObject(d, "p_tumour", pr->p_tumour);
-    cJSON_AddNumberToObject(d, "p_malignant", pr->p_malignant);
-    cJSON_AddNumberToObject(d, "region_tumour", pr->region_tumour);
-    cJSON_AddNumberToObject(d, "region_malignant", pr->region_malignant);
+    const json_number f[] = {{"p_tumour", pr->p_tumour}, {"p_malignant", pr->p_malignant},
+                             {"region_tumour", pr->region_tumour}, {"region_malignant", pr->region_malignant}};
+    json_add_numbers(d, f, sizeof f / sizeof *f);
 }
 
 static void record_failure(predictor *p, const char *path, const char *msg) {

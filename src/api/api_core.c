@@ -50,19 +50,26 @@ void api_threads_end(int saved) { omp_set_num_threads(saved); }
  * builder made are returned at once (their views in m->g are never used;
  * mae_free skips a NULL). */
 
-/* Whether dir/config.json describes a classifier (ViTForImageClassification
- * or a ViT with labels), and its "_name_or_path" into name when present. */
-static int config_kind(const char *dir, char *name, size_t cap, int *classifier, sx_err *err) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    char *text = sx_read_text(path, (size_t)1 << 20, err);
-    if (!text) return -1;
+cJSON *api_config_json(const char *dir, size_t max_bytes, char *path, size_t cap, sx_err *err) {
+    snprintf(path, cap, "%s/config.json", dir);
+    char *text = sx_read_text(path, max_bytes, err);
+    if (!text) return NULL;
     cJSON *j = cJSON_Parse(text);
     free(text);
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        return sx_fail(err, "%s: not a JSON object (corrupt config)", path);
+        sx_fail(err, "%s: not a JSON object (corrupt config)", path);
+        return NULL;
     }
+    return j;
+}
+
+/* Whether dir/config.json describes a classifier (ViTForImageClassification
+ * or a ViT with labels), and its "_name_or_path" into name when present. */
+static int config_kind(const char *dir, char *name, size_t cap, int *classifier, sx_err *err) {
+    char path[4200];
+    cJSON *j = api_config_json(dir, (size_t)1 << 20, path, sizeof path, err);
+    if (!j) return -1;
     *classifier = 0;
     const cJSON *arch = cJSON_GetObjectItemCaseSensitive(j, "architectures"), *a;
     cJSON_ArrayForEach(a, arch) if (cJSON_IsString(a) && strstr(a->valuestring, "ForImageClassification")) *classifier = 1;

@@ -55,19 +55,11 @@ int skx_errormap_compute(skx_ctx *ctx, const skx_image *img, const skx_errormap_
     rc = zs_errormap_image(&ctx->rep, &img->g, &zo, &z, &e);
     api_threads_end(saved);
     if (rc) return api_fail_sx(err, &e, SKX_EINVAL);
-    out->size = z.size;
-    out->map = z.map;
-    z.map = NULL;
-    out->mean = z.mean;
-    out->max = z.max;
-    out->peak_x = z.peak_x;
-    out->peak_y = z.peak_y;
-    out->never_masked = z.never_masked;
-    out->scale_max = z.scale_max;
-    out->passes = z.passes;
-    out->masking = o.masking;
-    out->mask_ratio = (float)z.mask_ratio;
-    out->norm_pix = z.norm_pix;
+    *out = (skx_errormap){.size = z.size, .map = z.map, .mean = z.mean, .max = z.max, .peak_x = z.peak_x,
+                          .peak_y = z.peak_y, .never_masked = z.never_masked, .scale_max = z.scale_max,
+                          .passes = z.passes, .masking = o.masking, .mask_ratio = (float)z.mask_ratio,
+                          .norm_pix = z.norm_pix};
+    z.map = NULL;   /* out owns it */
     zs_map_free(&z);
     api_ok(err);
     return 0;

@@ -49,4 +49,9 @@ void api_ok(skx_error *err);
 int api_threads_begin(const skx_ctx *ctx);
 void api_threads_end(int saved);
 
+/* dir/config.json (at most max_bytes), which must be a JSON object; its path
+ * goes to path[cap]. The tree, or NULL with err ("PATH: not a JSON object
+ * (corrupt config)" when it is not one). */
+struct cJSON *api_config_json(const char *dir, size_t max_bytes, char *path, size_t cap, sx_err *err);
+
 #endif

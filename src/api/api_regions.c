@@ -16,15 +16,8 @@ int api_load_groups(skx_model *m, const char *dir, sx_err *e) {
     m->multihead = 0;
     if (m->cls.type == TASK_REGRESSION) return 0;
     char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    char *text = sx_read_text(path, (size_t)1 << 22, e);
-    if (!text) return -1;
-    cJSON *r = cJSON_Parse(text);
-    free(text);
-    if (!cJSON_IsObject(r)) {
-        cJSON_Delete(r);
-        return sx_fail(e, "%s: not a JSON object (corrupt config)", path);
-    }
+    cJSON *r = api_config_json(dir, (size_t)1 << 22, path, sizeof path, e);
+    if (!r) return -1;
     int explicit_groups = cJSON_GetObjectItemCaseSensitive(r, "groups") != NULL;
     int rc = heads_from_json(r, path, &m->layout, e);
     cJSON_Delete(r);

@@ -97,12 +97,10 @@ int cmd_eval(int argc, char **argv) {
         cJSON_Delete(mj);
         task_free(&ext);
     } else if (ta.task) {
-        task t;
+        task t, ext;
         split sp;
-        if (task_args_open(&ta, "eval", &t, &sp)) return 1;
-        task ext;
-        int erc = ta.test_task ? task_args_open_external(&ta, "eval", &t, &ext) : 0;
-        if (erc) { split_free(&sp); task_free(&t); return erc; }
+        int erc = task_args_open_all(&ta, "eval", &t, &sp, &ext);
+        if (erc) return erc;
         cJSON *mj = NULL;
         rc = eval_task_run(&t, &sp, &o, &mj, &n, &err);
         if (!rc) eval_print(mj, n, o.out, "");

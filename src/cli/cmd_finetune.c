@@ -141,12 +141,10 @@ int cmd_finetune(int argc, char **argv) {
     if (config_resolve(ro.init_name, &cfg, &err)) { fprintf(stderr, "skelex finetune: %s\n", err.msg); return 1; }
     ro.config = &cfg;
     if (heads_is_task(&ta)) return heads_finetune_main(&ta, &ro, &ho);
-    task t;
+    task t, ext;
     split sp;
-    if (task_args_open(&ta, "finetune", &t, &sp)) return 1;
-    task ext;
-    int erc = ta.test_task ? task_args_open_external(&ta, "finetune", &t, &ext) : 0;
-    if (erc) { split_free(&sp); task_free(&t); return erc; }
+    int erc = task_args_open_all(&ta, "finetune", &t, &sp, &ext);
+    if (erc) return erc;
     ro.external = ta.test_task ? &ext : NULL;
     int rc = finetune_run(&t, &sp, &ro, &err);
     if (ta.test_task) task_free(&ext);

@@ -102,12 +102,10 @@ int cmd_probe(int argc, char **argv) {
     o.seed = (uint64_t)ta.seed;
     o.progress = stderr;
     o.table = stdout;
-    task t;
+    task t, ext;
     split sp;
-    if (task_args_open(&ta, "probe", &t, &sp)) return 1;
-    task ext;
-    int erc = ta.test_task ? task_args_open_external(&ta, "probe", &t, &ext) : 0;
-    if (erc) { split_free(&sp); task_free(&t); return erc; }
+    int erc = task_args_open_all(&ta, "probe", &t, &sp, &ext);
+    if (erc) return erc;
     o.external = ta.test_task ? &ext : NULL;
     sx_err err;
     int rc = probe_run(&t, &sp, &o, &err);

@@ -62,3 +62,10 @@ int task_args_open_external(const task_args *a, const char *cmd, const task *t, 
     }
     return 0;
 }
+
+int task_args_open_all(const task_args *a, const char *cmd, task *t, split *sp, task *ext) {
+    if (task_args_open(a, cmd, t, sp)) return 1;
+    int erc = a->test_task ? task_args_open_external(a, cmd, t, ext) : 0;
+    if (erc) { split_free(sp); task_free(t); }
+    return erc;
+}

@@ -24,6 +24,9 @@ int task_args_open(const task_args *a, const char *cmd, task *t, split *sp);
  * its label space must be t's. 0; 1 when it cannot be loaded; 2 when the
  * label spaces differ (a usage error); errors printed as "skelex CMD: ...". */
 int task_args_open_external(const task_args *a, const char *cmd, const task *t, task *ext);
+/* task_args_open, then (with --test-task) task_args_open_external into
+ * *ext: 0, else the exit status (1 or 2) with nothing left open. */
+int task_args_open_all(const task_args *a, const char *cmd, task *t, split *sp, task *ext);
 /* Usage checks across the shared options (--test-data-root needs
  * --test-task): 0, or 2 after a usage message. */
 int task_args_check(const task_args *a, const char *cmd);

@@ -146,3 +146,9 @@ char *sx_read_text(const char *path, size_t max_bytes, sx_err *err) {
     buf[n] = 0;
     return buf;
 }
+
+int sx_cmp_keyed(const void *a, const void *b) {
+    const sx_keyed *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}

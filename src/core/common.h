@@ -55,4 +55,9 @@ int sx_mul_size(size_t a, size_t b, size_t *out);
 /* Wall-clock seconds (monotonic). */
 double sx_now(void);
 
+/* A string and where it stood: qsort with sx_cmp_keyed orders by the
+ * string (strcmp), ties by the position, so equal strings keep their order. */
+typedef struct { const char *key; size_t i; } sx_keyed;
+int sx_cmp_keyed(const void *a, const void *b);
+
 #endif

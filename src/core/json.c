@@ -97,3 +97,7 @@ int json_write_file(const char *path, const cJSON *r, sx_err *err) {
     free(text);
     return ok ? 0 : sx_fail(err, "%s: write failed", path);
 }
+
+void json_add_numbers(cJSON *o, const json_number *f, size_t n) {
+    for (size_t i = 0; i < n; i++) cJSON_AddNumberToObject(o, f[i].name, f[i].value);
+}

@@ -19,4 +19,8 @@ struct cJSON *sx_json_load(const char *path, size_t max_bytes, sx_err *err);
  * (not atomic; the one JSON file writer of the program). */
 int json_write_file(const char *path, const struct cJSON *r, sx_err *err);
 
+/* Add the n numbers f[i].value under the keys f[i].name to object o, in order. */
+typedef struct { const char *name; double value; } json_number;
+void json_add_numbers(struct cJSON *o, const json_number *f, size_t n);
+
 #endif

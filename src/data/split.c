@@ -70,20 +70,12 @@ static int sample_strata(const task *t, const size_t *idx, size_t n, int *stratu
 
 /* ------------------------------------------------------------- groups */
 
-typedef struct { const char *patient; size_t i; } by_patient;
-
-static int cmp_by_patient(const void *a, const void *b) {
-    const by_patient *x = a, *y = b;
-    int c = strcmp(x->patient, y->patient);
-    return c ? c : (x->i > y->i) - (x->i < y->i);
-}
-
 /* Samples grouped by patient, groups ordered by patient id: order gets the
  * sample indices, *out the groups; returns the group count. */
 static size_t make_groups(const task *t, size_t *order, group **out) {
-    by_patient *bp = sx_malloc(sizeof(by_patient) * (t->n ? t->n : 1));
-    for (size_t i = 0; i < t->n; i++) bp[i] = (by_patient){t->samples[i].patient, i};
-    qsort(bp, t->n, sizeof *bp, cmp_by_patient);
+    sx_keyed *bp = sx_malloc(sizeof(sx_keyed) * (t->n ? t->n : 1));   /* by patient */
+    for (size_t i = 0; i < t->n; i++) bp[i] = (sx_keyed){t->samples[i].patient, i};
+    qsort(bp, t->n, sizeof *bp, sx_cmp_keyed);
     for (size_t i = 0; i < t->n; i++) order[i] = bp[i].i;
     free(bp);
     group *g = sx_malloc(sizeof(group) * (t->n ? t->n : 1));

@@ -244,6 +244,25 @@ static int check_pixel_data(const char *path, DcmDataset *ds, E_TransferSyntax x
 }
 
 /* Render the first frame of di into a malloc'ed float image. */
+/* di's output at `bits` per sample (at least `bytes` of it), or NULL with
+ * "PATH: DICOM <what>image could not be rendered" in err. */
+static const void *rendered(const char *path, DicomImage &di, int bits, size_t bytes, const char *what, sx_err *err) {
+    if (di.getOutputDataSize(bits) < bytes) {
+        sx_fail(err, "%s: DICOM %simage could not be rendered", path, what);
+        return NULL;
+    }
+    const void *px = di.getOutputData(bits, 0, 0);
+    if (!px) sx_fail(err, "%s: DICOM %simage could not be rendered (%s)", path, what, DicomImage::getString(di.getStatus()));
+    return px;
+}
+
+/* n floats for the w x h image, or NULL with "out of memory" in err. */
+static float *alloc_out(const char *path, size_t n, unsigned long w, unsigned long h, sx_err *err) {
+    float *out = static_cast<float *>(std::malloc(n * sizeof(float)));
+    if (!out) sx_fail(err, "%s: out of memory for a %lux%lu image", path, w, h);
+    return out;
+}
+
 static int render(const char *path, DicomImage &di, float **data, sx_err *err) {
     unsigned long w = di.getWidth(), h = di.getHeight();
     size_t n = (size_t)w * (size_t)h;
@@ -252,22 +271,12 @@ static int render(const char *path, DicomImage &di, float **data, sx_err *err) {
         /* The file's first window, else its first VOI LUT, else min-max. */
         if (!(di.getWindowCount() > 0 && di.setWindow(0)) && !(di.getVoiLutCount() > 0 && di.setVoiLut(0)))
             di.setMinMaxWindow(0);
-        if (di.getOutputDataSize(16) < n * sizeof(Uint16))
-            return sx_fail(err, "%s: DICOM image could not be rendered", path);
-        const Uint16 *px = static_cast<const Uint16 *>(di.getOutputData(16, 0, 0));
-        if (!px) return sx_fail(err, "%s: DICOM image could not be rendered (%s)", path,
-                                DicomImage::getString(di.getStatus()));
-        out = static_cast<float *>(std::malloc(n * sizeof(float)));
-        if (!out) return sx_fail(err, "%s: out of memory for a %lux%lu image", path, w, h);
+        const Uint16 *px = static_cast<const Uint16 *>(rendered(path, di, 16, n * sizeof(Uint16), "", err));
+        if (!px || !(out = alloc_out(path, n, w, h, err))) return -1;
         for (size_t i = 0; i < n; i++) out[i] = px[i];
     } else {
-        if (di.getOutputDataSize(8) < n * 3)
-            return sx_fail(err, "%s: DICOM colour image could not be rendered", path);
-        const Uint8 *px = static_cast<const Uint8 *>(di.getOutputData(8, 0, 0));
-        if (!px) return sx_fail(err, "%s: DICOM colour image could not be rendered (%s)", path,
-                                DicomImage::getString(di.getStatus()));
-        out = static_cast<float *>(std::malloc(n * sizeof(float)));
-        if (!out) return sx_fail(err, "%s: out of memory for a %lux%lu image", path, w, h);
+        const Uint8 *px = static_cast<const Uint8 *>(rendered(path, di, 8, n * 3, "colour ", err));
+        if (!px || !(out = alloc_out(path, n, w, h, err))) return -1;
         for (size_t i = 0; i < n; i++) {
             float r = px[3 * i], g = px[3 * i + 1], b = px[3 * i + 2];
             /* luma as image.c: grey stays exact */

@@ -1,5 +1,6 @@
 /* config.c: HF ViTMAEConfig <-> mae_config, through cJSON. */
 #include "nn/config.h"
+#include "core/json.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
@@ -170,27 +171,26 @@ cJSON *config_to_json(const mae_config *c, int vit) {
     cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
     cJSON_AddItemToArray(arch, cJSON_CreateString(vit ? "ViTForImageClassification" : "ViTMAEForPreTraining"));
     cJSON_AddStringToObject(r, "model_type", vit ? "vit" : "vit_mae");
-    cJSON_AddNumberToObject(r, "hidden_size", c->hidden_size);
-    cJSON_AddNumberToObject(r, "num_hidden_layers", c->num_hidden_layers);
-    cJSON_AddNumberToObject(r, "num_attention_heads", c->num_attention_heads);
-    cJSON_AddNumberToObject(r, "intermediate_size", c->intermediate_size);
+    const json_number sizes[] = {{"hidden_size", c->hidden_size}, {"num_hidden_layers", c->num_hidden_layers},
+                                 {"num_attention_heads", c->num_attention_heads},
+                                 {"intermediate_size", c->intermediate_size}};
+    json_add_numbers(r, sizes, sizeof sizes / sizeof *sizes);
     cJSON_AddStringToObject(r, "hidden_act", "gelu");
-    cJSON_AddNumberToObject(r, "hidden_dropout_prob", 0.0);
-    cJSON_AddNumberToObject(r, "attention_probs_dropout_prob", 0.0);
-    cJSON_AddNumberToObject(r, "initializer_range", c->initializer_range);
-    cJSON_AddNumberToObject(r, "layer_norm_eps", c->layer_norm_eps);
-    cJSON_AddNumberToObject(r, "image_size", c->image_size);
-    cJSON_AddNumberToObject(r, "patch_size", c->patch_size);
-    cJSON_AddNumberToObject(r, "num_channels", c->num_channels);
+    const json_number rest[] = {{"hidden_dropout_prob", 0.0}, {"attention_probs_dropout_prob", 0.0},
+                                {"initializer_range", c->initializer_range}, {"layer_norm_eps", c->layer_norm_eps},
+                                {"image_size", c->image_size}, {"patch_size", c->patch_size},
+                                {"num_channels", c->num_channels}};
+    json_add_numbers(r, rest, sizeof rest / sizeof *rest);
     cJSON_AddBoolToObject(r, "qkv_bias", c->qkv_bias);
     if (vit) {
         cJSON_AddNumberToObject(r, "encoder_stride", c->patch_size);
     } else {
-        cJSON_AddNumberToObject(r, "decoder_num_attention_heads", c->decoder_num_attention_heads);
-        cJSON_AddNumberToObject(r, "decoder_hidden_size", c->decoder_hidden_size);
-        cJSON_AddNumberToObject(r, "decoder_num_hidden_layers", c->decoder_num_hidden_layers);
-        cJSON_AddNumberToObject(r, "decoder_intermediate_size", c->decoder_intermediate_size);
-        cJSON_AddNumberToObject(r, "mask_ratio", c->mask_ratio);
+        const json_number dec[] = {{"decoder_num_attention_heads", c->decoder_num_attention_heads},
+                                   {"decoder_hidden_size", c->decoder_hidden_size},
+                                   {"decoder_num_hidden_layers", c->decoder_num_hidden_layers},
+                                   {"decoder_intermediate_size", c->decoder_intermediate_size},
+                                   {"mask_ratio", c->mask_ratio}};
+        json_add_numbers(r, dec, sizeof dec / sizeof *dec);
         cJSON_AddBoolToObject(r, "norm_pix_loss", c->norm_pix_loss);
     }
     cJSON_AddStringToObject(r, "torch_dtype", "float32");

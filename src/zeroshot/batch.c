@@ -23,27 +23,19 @@ static uint32_t fnv1a(const char *s) {
     return h;
 }
 
-typedef struct { const char *stem; size_t i; } named;
-
-static int cmp_named(const void *a, const void *b) {
-    const named *x = a, *y = b;
-    int c = strcmp(x->stem, y->stem);
-    return c ? c : (x->i > y->i) - (x->i < y->i);
-}
-
 char **zs_output_stems(const char *const *paths, size_t n) {
     char **stems = sx_calloc(n ? n : 1, sizeof *stems);
-    named *v = sx_malloc(sizeof *v * (n ? n : 1));
+    sx_keyed *v = sx_malloc(sizeof *v * (n ? n : 1));
     for (size_t i = 0; i < n; i++) {
         char s[1024];
         zs_stem_of(paths[i], s, sizeof s);
         stems[i] = sx_strdup(s);
-        v[i] = (named){stems[i], i};
+        v[i] = (sx_keyed){stems[i], i};
     }
-    qsort(v, n, sizeof *v, cmp_named);
+    qsort(v, n, sizeof *v, sx_cmp_keyed);
     uint8_t *dup = sx_calloc(n ? n : 1, 1);
     for (size_t k = 1; k < n; k++)
-        if (!strcmp(v[k].stem, v[k - 1].stem)) dup[v[k].i] = dup[v[k - 1].i] = 1;
+        if (!strcmp(v[k].key, v[k - 1].key)) dup[v[k].i] = dup[v[k - 1].i] = 1;
     for (size_t i = 0; i < n; i++) {
         if (!dup[i]) continue;
         size_t l = strlen(stems[i]) + 10;

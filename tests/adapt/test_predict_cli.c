@@ -132,11 +132,18 @@ static void check_overlay(const char *path, int W, int H) {
     gray_image_free(&g);
 }
 
+/* The test folder's models: the MAE of apifx_model and the grouped
+ * classifier (seed) in its cls, whose path goes to cls. 0 or -1. */
+static int fixture_models(char cls[600], uint64_t seed) {
+    const char *d = tl_tmpdir();
+    snprintf(cls, 600, "%s/cls", d);
+    return apifx_model(d) == 0 && pfx_grouped_classifier(cls, seed) == 0 ? 0 : -1;
+}
+
 TEST(test_predict_cli_png_jpeg_dicom) {
     const char *d = tl_tmpdir();
     char cls[600], cmd[4000], out[8192];
-    snprintf(cls, sizeof cls, "%s/cls", d);
-    CHECK(apifx_model(d) == 0 && pfx_grouped_classifier(cls, 11) == 0);
+    CHECK(fixture_models(cls, 11) == 0);
     CHECK(apifx_phantom(tl_path("knee.png"), 90, 70, 1) == 0);
     uint8_t *px = malloc(80 * 64);
     apifx_phantom_px(px, 80, 64, 1);
@@ -211,8 +218,7 @@ TEST(test_predict_cli_png_jpeg_dicom) {
 TEST(test_predict_cli_usage) {
     const char *d = tl_tmpdir();
     char cls[600], cmd[4000], out[8192];
-    snprintf(cls, sizeof cls, "%s/cls", d);
-    CHECK(apifx_model(d) == 0 && pfx_grouped_classifier(cls, 2) == 0);
+    CHECK(fixture_models(cls, 2) == 0);
     CHECK(apifx_phantom(tl_path("a.png"), 40, 40, 0) == 0);
     const char *bad[] = {
         "--regions errormap --out %s/o %s/a.png",                    /* no --mae */
@@ -274,10 +280,9 @@ TEST(test_predict_overlay_draws_boxes_and_text) {
 TEST(test_predict_library_in_process) {
     const char *d = tl_tmpdir();
     char cls[600], mae[600], outdir[600];
-    snprintf(cls, sizeof cls, "%s/cls", d);
     snprintf(mae, sizeof mae, "%s/m", d);
     snprintf(outdir, sizeof outdir, "%s/o", d);
-    CHECK(apifx_model(d) == 0 && pfx_grouped_classifier(cls, 5) == 0);
+    CHECK(fixture_models(cls, 5) == 0);
     CHECK(apifx_phantom(tl_path("a.png"), 70, 50, 1) == 0);
     tl_write_text(tl_path("bad.png"), "nope");
     predict_opts o;

@@ -20,6 +20,18 @@ static skx_image *phantom_image(const char *name, int w, int h, int variant) {
     return img;
 }
 
+/* A toy (32 px) classifier, untrained (seed 1), of type with K outputs
+ * (names, or NULL for the defaults), saved to dir as name. 0 or -1. */
+static int save_toy_classifier(const char *dir, const char *name, task_type type, int K, const char *const *names) {
+    mae_config cfg = tl_toy_config(32);
+    classifier c;
+    sx_err e;
+    if (classifier_create(&c, NULL, &cfg, type, K, names, 1, &e)) return -1;
+    int rc = classifier_save(&c, dir, name, &e);
+    classifier_free(&c);
+    return rc;
+}
+
 TEST(test_api_groups) {
     const char *d = tl_tmpdir();
     char gdir[600], bdir[600], mdir[600];
@@ -27,16 +39,9 @@ TEST(test_api_groups) {
     snprintf(bdir, sizeof bdir, "%s/binary", d);
     snprintf(mdir, sizeof mdir, "%s/multi", d);
     CHECK(pfx_grouped_classifier(gdir, 3) == 0);
-    mae_config cfg = tl_toy_config(32);
-    classifier c;
-    sx_err e;
     const char *bn[2] = {"no", "fracture"}, *mn[3] = {"a", "b", "c"};
-    CHECK(classifier_create(&c, NULL, &cfg, TASK_BINARY, 2, bn, 1, &e) == 0);
-    CHECK(classifier_save(&c, bdir, "b", &e) == 0);
-    classifier_free(&c);
-    CHECK(classifier_create(&c, NULL, &cfg, TASK_MULTICLASS, 3, mn, 1, &e) == 0);
-    CHECK(classifier_save(&c, mdir, "m", &e) == 0);
-    classifier_free(&c);
+    CHECK(save_toy_classifier(bdir, "b", TASK_BINARY, 2, bn) == 0);
+    CHECK(save_toy_classifier(mdir, "m", TASK_MULTICLASS, 3, mn) == 0);
     skx_model *g = load(gdir), *b = load(bdir), *m = load(mdir);
     skx_error err;
     skx_group_info gi;
@@ -182,12 +187,7 @@ TEST(test_api_predict_regions) {
     snprintf(gdir, sizeof gdir, "%s/g", d);
     snprintf(bdir, sizeof bdir, "%s/b", d);
     CHECK(pfx_grouped_classifier(gdir, 4) == 0);
-    mae_config cfg = tl_toy_config(32);
-    classifier c;
-    sx_err e;
-    CHECK(classifier_create(&c, NULL, &cfg, TASK_BINARY, 2, NULL, 1, &e) == 0);
-    CHECK(classifier_save(&c, bdir, "b", &e) == 0);
-    classifier_free(&c);
+    CHECK(save_toy_classifier(bdir, "b", TASK_BINARY, 2, NULL) == 0);
     CHECK(apifx_model(d) == 0);
     char mae[600];
     snprintf(mae, sizeof mae, "%s/m", d);

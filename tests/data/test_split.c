@@ -52,6 +52,13 @@ static void check_partition(const split *s, int folds) {
     for (size_t i = 0; i < s->n; i++) CHECK(s->fold[i] >= -1 && s->fold[i] < folds);
 }
 
+/* *s := split_make(t, test_frac, folds, seed) (CHECKed), then check_partition. */
+static void split_checked(const task *t, double test_frac, int folds, uint64_t seed, split *s) {
+    sx_err err;
+    CHECK(split_make(t, test_frac, folds, seed, s, &err) == 0);
+    check_partition(s, folds);
+}
+
 TEST(test_split_stratified) {
     enum { N = 523, K = 3 };
     int labels[N];
@@ -61,9 +68,7 @@ TEST(test_split_stratified) {
     task t;
     fake_task(&t, TASK_MULTICLASS, K, N, labels, NULL, NULL);
     split s;
-    sx_err err;
-    CHECK(split_make(&t, 0.1, 5, 7, &s, &err) == 0);
-    check_partition(&s, 5);
+    split_checked(&t, 0.1, 5, 7, &s);
     size_t total[K] = {0}, test[K] = {0}, fold[5][K] = {{0}};
     for (int i = 0; i < N; i++) {
         total[labels[i]]++;
@@ -111,8 +116,7 @@ TEST(test_split_grouped_by_patient) {
     fake_task(&t, TASK_BINARY, 2, N, labels, NULL, pid);
     split s;
     sx_err err;
-    CHECK(split_make(&t, 0.1, 5, 11, &s, &err) == 0);
-    check_partition(&s, 5);
+    split_checked(&t, 0.1, 5, 11, &s);
     int *pfold = malloc(sizeof(int) * (size_t)p);
     for (int i = 0; i < p; i++) pfold[i] = -2;
     int conflicts = 0;
@@ -184,8 +188,7 @@ TEST(test_split_regression_bins) {
     fake_task(&t, TASK_REGRESSION, 1, N, NULL, target, NULL);
     split s;
     sx_err err;
-    CHECK(split_make(&t, 0.1, 5, 5, &s, &err) == 0);
-    check_partition(&s, 5);
+    split_checked(&t, 0.1, 5, 5, &s);
     /* every decile of the target has its share of test images (within one) */
     double sorted[N];
     memcpy(sorted, target, sizeof sorted);

@@ -192,6 +192,41 @@ static int max_diff(const uint8_t *a, const uint8_t *b, size_t n) {
     return worst;
 }
 
+/* The test folder's NAME: s written, then edited in place by `dcmodify -nb EDITS` (both CHECKed). */
+static void write_modified(const char *name, const dcm_spec *s, const char *edits) {
+    CHECK(dcmfx_write(tl_path(name), s) == 0);
+    CHECK(dcmfx_run("dcmodify -nb %s '%s'", edits, tl_path(name)) == 0);
+}
+
+/* Preprocessing IN is within 1 of the hand computation of S at every pixel. */
+#define CHECK_HAND(IN, S, WHAT)                                                                                   \
+    do {                                                                                                          \
+        int d_ = spec_diff(IN, S);                                                                                \
+        CHECKF(d_ >= 0 && d_ <= 1, "%s: preprocess differs from the hand computation by %d", WHAT, d_);          \
+    } while (0)
+
+/* The largest pixel difference between the hand computations of x and y (W x H). */
+static int hand_diff(const dcm_spec *x, const dcm_spec *y) {
+    uint8_t a[W * H], b[W * H];
+    dcmfx_expected_u8(x, a);
+    dcmfx_expected_u8(y, b);
+    return max_diff(a, b, W * H);
+}
+
+/* How far preprocessing `in` is from the hand computation of s (a W x H
+ * image): the largest pixel difference, or -1 when it fails. */
+static int spec_diff(const char *in, const dcm_spec *s) {
+    uint8_t want[W * H];
+    dcmfx_expected_u8(s, want);
+    return preprocess_diff(in, want, s->w, s->h);
+}
+
+/* path := the test folder's NAME; s written there as a DICOM file. 0 on success. */
+static int write_fixture(char path[600], const char *name, const dcm_spec *s) {
+    snprintf(path, 600, "%s", tl_path(name));
+    return dcmfx_write(path, s);
+}
+
 /* The standard 16-bit, 12-bits-stored DX fixture with two windows. */
 static dcm_spec dx16_spec(int32_t *px) {
     dcmfx_phantom(W, H, 0, 100, 4000, px);
@@ -200,18 +235,22 @@ static dcm_spec dx16_spec(int32_t *px) {
 }
 
 #define NEED_TOOLS() do { if (!dcmfx_have_tools()) TEST_SKIP("DCMTK tools missing (bash scripts/deps.sh)"); } while (0)
+/* A test's start on the standard DX fixture (NEED_TOOLS): pixels px, spec s, written to
+ * NAME, whose path is char P[600]. */
+#define DX16_FILE(P, NAME)                                                                                        \
+    NEED_TOOLS();                                                                                                \
+    int32_t px[W * H];                                                                                           \
+    dcm_spec s = dx16_spec(px);                                                                                  \
+    char P[600];                                                                                                 \
+    CHECK(write_fixture(P, NAME, &s) == 0)
 
 /* ------------------------------------------------------------------------ */
 /* Display pipeline against the hand computation                           */
 
 static void check_spec(const char *name, const dcm_spec *s) {
     char p[600];
-    snprintf(p, sizeof p, "%s", tl_path(name));
-    CHECKF(dcmfx_write(p, s) == 0, "dump2dcm failed for %s", name);
-    uint8_t want[W * H];
-    dcmfx_expected_u8(s, want);
-    int d = preprocess_diff(p, want, s->w, s->h);
-    CHECKF(d >= 0 && d <= 1, "%s: preprocess differs from the hand computation by %d", name, d);
+    CHECKF(write_fixture(p, name, s) == 0, "dump2dcm failed for %s", name);
+    CHECK_HAND(p, s, name);
 }
 
 TEST(dicom_window_mono2_16bit) {
@@ -290,10 +329,7 @@ TEST(dicom_rescale_slope_intercept) {
     /* the window is in modality units: ignoring the rescale would differ */
     dcm_spec raw = s;
     raw.has_rescale = 0;
-    uint8_t a[W * H], b[W * H];
-    dcmfx_expected_u8(&s, a);
-    dcmfx_expected_u8(&raw, b);
-    CHECK(max_diff(a, b, W * H) > 50);
+    CHECK(hand_diff(&s, &raw) > 50);
     /* a fractional slope with a negative intercept, no window */
     dcm_spec f = s;
     f.slope = 0.25;
@@ -328,10 +364,7 @@ TEST(dicom_signed_pixels) {
     CHECK(dcmfx_write(tl_path("signed12.dcm"), &t) == 0);
     dcm_spec tv = t;
     tv.px = val;
-    uint8_t want[W * H];
-    dcmfx_expected_u8(&tv, want);
-    int d = preprocess_diff(tl_path("signed12.dcm"), want, W, H);
-    CHECKF(d >= 0 && d <= 1, "12-bit signed differs by %d", d);
+    CHECK_HAND(tl_path("signed12.dcm"), &tv, "12-bit signed");
 }
 
 TEST(dicom_voi_lut_sequence) {
@@ -344,10 +377,7 @@ TEST(dicom_voi_lut_sequence) {
     check_spec("voilut.dcm", &s);
     dcm_spec lin = s;
     lin.lut_entries = 0;
-    uint8_t a[W * H], b[W * H];
-    dcmfx_expected_u8(&s, a);
-    dcmfx_expected_u8(&lin, b);
-    CHECK(max_diff(a, b, W * H) > 20);
+    CHECK(hand_diff(&s, &lin) > 20);
 }
 
 TEST(dicom_secondary_capture_8bit) {
@@ -392,12 +422,7 @@ static int same_floats(const char *a, const char *b) {
 }
 
 TEST(dicom_compressed_lossless) {
-    NEED_TOOLS();
-    int32_t px[W * H];
-    dcm_spec s = dx16_spec(px);
-    char src[600];
-    snprintf(src, sizeof src, "%s", tl_path("plain.dcm"));
-    CHECK(dcmfx_write(src, &s) == 0);
+    DX16_FILE(src, "plain.dcm");
     static const struct { const char *tool, *name, *uid; } codecs[] = {
         {"dcmcjpeg", "jpeg_sv1.dcm", "1.2.840.10008.1.2.4.70"},      /* JPEG lossless, first-order prediction */
         {"dcmcjpeg +el", "jpeg_ll.dcm", "1.2.840.10008.1.2.4.57"},   /* JPEG lossless, process 14 */
@@ -421,9 +446,7 @@ TEST(dicom_compressed_lossless) {
     s.photometric = "MONOCHROME1";
     CHECK(dcmfx_write(src, &s) == 0);
     CHECK(dcmfx_run("dcmcjpls '%s' '%s'", src, tl_path("m1ls.dcm")) == 0);
-    dcmfx_expected_u8(&s, want);
-    int d = preprocess_diff(tl_path("m1ls.dcm"), want, W, H);
-    CHECKF(d >= 0 && d <= 1, "MONOCHROME1 JPEG-LS differs by %d", d);
+    CHECK_HAND(tl_path("m1ls.dcm"), &s, "MONOCHROME1 JPEG-LS");
 }
 
 TEST(dicom_compressed_lossy) {
@@ -547,8 +570,7 @@ TEST(dicom_multiframe_first_frame) {
     dcm_spec s = {.sop = "MultiframeGrayscaleWordSecondaryCaptureImageStorage", .w = W, .h = H, .frames = 3,
                   .bits_alloc = 16, .bits_stored = 12, .px = px};
     char p[600];
-    snprintf(p, sizeof p, "%s", tl_path("multi.dcm"));
-    CHECK(dcmfx_write(p, &s) == 0);
+    CHECK(write_fixture(p, "multi.dcm", &s) == 0);
     uint8_t want[W * H], got[W * H];
     dcmfx_expected_u8(&s, want); /* first frame */
     gray_image im;
@@ -573,12 +595,7 @@ TEST(dicom_multiframe_first_frame) {
 }
 
 TEST(dicom_without_preamble) {
-    NEED_TOOLS();
-    int32_t px[W * H];
-    dcm_spec s = dx16_spec(px);
-    char p[600];
-    snprintf(p, sizeof p, "%s", tl_path("full.dcm"));
-    CHECK(dcmfx_write(p, &s) == 0);
+    DX16_FILE(p, "full.dcm");
     /* a bare dataset, explicit and implicit VR: no preamble, no "DICM" */
     static const char *const syn[] = {"+te", "+ti"};
     for (int k = 0; k < 2; k++) {
@@ -635,12 +652,7 @@ static int patch_file(const char *in, const char *out, const char *from, const c
 }
 
 TEST(dicom_errors) {
-    NEED_TOOLS();
-    int32_t px[W * H];
-    dcm_spec s = dx16_spec(px);
-    char p[600];
-    snprintf(p, sizeof p, "%s", tl_path("ok.dcm"));
-    CHECK(dcmfx_write(p, &s) == 0);
+    DX16_FILE(p, "ok.dcm");
 
     expect_error_cli(tl_path("absent.dcm"), "not found", 1);
     char txt[600];
@@ -681,20 +693,16 @@ TEST(dicom_errors) {
     /* too large: 20000 x 20000 claimed over a tiny pixel data element */
     int32_t tiny[4] = {1, 2, 3, 4};
     dcm_spec big = {.w = 2, .h = 2, .bits_alloc = 16, .px = tiny};
-    CHECK(dcmfx_write(tl_path("big.dcm"), &big) == 0);
-    CHECK(dcmfx_run("dcmodify -nb -m '(0028,0010)=20000' -m '(0028,0011)=20000' '%s'", tl_path("big.dcm")) == 0);
+    write_modified("big.dcm", &big, "-m '(0028,0010)=20000' -m '(0028,0011)=20000'");
     expect_error_cli(tl_path("big.dcm"), "too large", 1);
     /* pixel data shorter than one frame (64 x 64 claimed, 2 x 2 stored) */
-    CHECK(dcmfx_write(tl_path("short.dcm"), &big) == 0);
-    CHECK(dcmfx_run("dcmodify -nb -m '(0028,0010)=64' -m '(0028,0011)=64' '%s'", tl_path("short.dcm")) == 0);
+    write_modified("short.dcm", &big, "-m '(0028,0010)=64' -m '(0028,0011)=64'");
     expect_error(tl_path("short.dcm"), "truncated");
     /* empty pixel data */
-    CHECK(dcmfx_write(tl_path("emptypx.dcm"), &big) == 0);
-    CHECK(dcmfx_run("dcmodify -nb -m '(7fe0,0010)=' '%s'", tl_path("emptypx.dcm")) == 0);
+    write_modified("emptypx.dcm", &big, "-m '(7fe0,0010)='");
     expect_error_cli(tl_path("emptypx.dcm"), "empty pixel data", 1);
     /* zero rows */
-    CHECK(dcmfx_write(tl_path("zero.dcm"), &big) == 0);
-    CHECK(dcmfx_run("dcmodify -nb -m '(0028,0010)=0' '%s'", tl_path("zero.dcm")) == 0);
+    write_modified("zero.dcm", &big, "-m '(0028,0010)=0'");
     expect_error(tl_path("zero.dcm"), "zero size");
 }
 
@@ -748,8 +756,7 @@ TEST(dicom_privacy_no_patient_data_in_outputs) {
     dcm_spec s = {.w = W, .h = H, .bits_alloc = 16, .bits_stored = 12, .px = px, .extra = PATIENT_LINES,
                   .window_center = "1800", .window_width = "2000"};
     char p[600];
-    snprintf(p, sizeof p, "%s", tl_path("patient.dcm"));
-    CHECK(dcmfx_write(p, &s) == 0);
+    CHECK(write_fixture(p, "patient.dcm", &s) == 0);
     size_t n;
     char *b = tl_read_file(p, &n);
     CHECKF(leaks(b, n) != 0, "the fixture should carry the patient attributes");
@@ -760,8 +767,7 @@ TEST(dicom_privacy_no_patient_data_in_outputs) {
     m.frames = 3;
     m.sop = "MultiframeGrayscaleWordSecondaryCaptureImageStorage";
     char mp[600];
-    snprintf(mp, sizeof mp, "%s", tl_path("patient_multi.dcm"));
-    CHECK(dcmfx_write(mp, &m) == 0);
+    CHECK(write_fixture(mp, "patient_multi.dcm", &m) == 0);
     no_leak(mp, 0);
     /* compressed */
     CHECK(dcmfx_run("dcmcjpls '%s' '%s'", p, tl_path("patient_ls.dcm")) == 0);

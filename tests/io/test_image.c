@@ -229,17 +229,21 @@ TEST(image_png_palette) {
 /* JPEG loading                                                             */
 
 /* Write j to NAME in the scratch dir and load it back (both CHECKed, and
- * the size); mean and max |loaded - want| go to *mean, *max (1e9 when
- * nothing loaded). The image, for the caller to inspect and free. */
-static gray_image jpeg_round_trip(const char *name, const tl_jpeg *j, const float *want, double *mean, double *max) {
+ * the size); CHECKed too: mean |loaded - want| < mean_lt and max <= max_le
+ * (1e9 each when nothing loaded; `variant` names the case in the message).
+ * The image, for the caller to inspect and free. */
+static gray_image jpeg_round_trip(const char *name, const tl_jpeg *j, const float *want, double mean_lt, double max_le,
+                                  int variant) {
+    double mean, max;
     const char *p = tl_path(name);
     CHECK(tl_write_jpeg(p, j) == 0);
     gray_image im;
     sx_err e;
     CHECKF(image_load_gray(p, &im, &e) == 0, "%s", e.msg);
     CHECK(im.width == j->w && im.height == j->h);
-    *mean = *max = 1e9;
-    if (im.data) diff_stats(&im, want, mean, max);
+    mean = max = 1e9;
+    if (im.data) diff_stats(&im, want, &mean, &max);
+    CHECKF(mean < mean_lt && max <= max_le, "%s variant %d: mean %g max %g", name, variant, mean, max);
     return im;
 }
 
@@ -249,9 +253,7 @@ TEST(image_jpeg_gray_and_progressive) {
     float *want = malloc(sizeof *want * w * h);
     for (int i = 0; i < w * h; i++) want[i] = px[i];
     for (int prog = 0; prog <= 1; prog++) {
-        double mean, max;
-        gray_image im = jpeg_round_trip("g.jpg", &(tl_jpeg){w, h, 1, 98, prog, 0, px, NULL, 0}, want, &mean, &max);
-        CHECKF(mean < 0.5 && max <= 12, "progressive=%d mean %g max %g", prog, mean, max);
+        gray_image im = jpeg_round_trip("g.jpg", &(tl_jpeg){w, h, 1, 98, prog, 0, px, NULL, 0}, want, 0.5, 12, prog);
         /* away from the disk edge the error is tiny */
         if (im.data) CHECK_NEAR(im.data[5 * w + 90], want[5 * w + 90], 2);
         gray_image_free(&im);
@@ -271,9 +273,7 @@ TEST(image_jpeg_rgb_and_progressive) {
             want[y * w + x] = luma_ref(q[0], q[1], q[2]);
         }
     for (int prog = 0; prog <= 1; prog++) {
-        double mean, max;
-        gray_image im = jpeg_round_trip("rgb.jpg", &(tl_jpeg){w, h, 3, 98, prog, 0, px, NULL, 0}, want, &mean, &max);
-        CHECKF(mean < 1.0 && max <= 16, "progressive=%d mean %g max %g", prog, mean, max);
+        gray_image im = jpeg_round_trip("rgb.jpg", &(tl_jpeg){w, h, 3, 98, prog, 0, px, NULL, 0}, want, 1.0, 16, prog);
         /* luma is not rounded: some pixel must be off an integer */
         int frac = 0;
         for (int i = 0; i < w * h && im.data; i++) frac += im.data[i] != floorf(im.data[i]);
@@ -304,9 +304,7 @@ TEST(image_jpeg_cmyk) {
                                            rgb[2] * (255.0 - k) / 255);
                 if (mode < 2) for (int c = 0; c < 4; c++) q[c] = (uint8_t)(255 - q[c]);
             }
-        double mean, max;
-        gray_image im = jpeg_round_trip("cmyk.jpg", &(tl_jpeg){w, h, 4, 98, 0, mode, px, NULL, 0}, want, &mean, &max);
-        CHECKF(mean < 1.0 && max <= 12, "mode %d: mean %g max %g", mode, mean, max);
+        gray_image im = jpeg_round_trip("cmyk.jpg", &(tl_jpeg){w, h, 4, 98, 0, mode, px, NULL, 0}, want, 1.0, 12, mode);
         gray_image_free(&im);
         free(want);
     }

@@ -96,6 +96,15 @@ static void random_batch(const mae_config *c, int B, uint64_t seed, float **px, 
     for (int i = 0; i < B * N; i++) (*noise)[i] = rng_uniform(&r);
 }
 
+/* The twin checkpoint into *m (a failed load is a failed CHECK: -1); with
+ * px, a random batch of B images (seed) in *px and *noise. 0 or -1. */
+static int load_twin(mae_model *m, int B, uint64_t seed, float **px, float **noise) {
+    sx_err err;
+    if (checkpoint_load(TWIN, m, &err)) { CHECKF(0, "%s", err.msg); return -1; }
+    if (px) random_batch(&m->cfg, B, seed, px, noise);
+    return 0;
+}
+
 /* every parameter's copy is its round-to-nearest-even bf16 (checked against
  * safetensors' independent conversion) */
 static int copies_match(const mae_model *m) {
@@ -106,13 +115,12 @@ static int copies_match(const mae_model *m) {
 }
 
 TEST(test_bf16_copies_refresh_exactly_when_weights_change) {
-    sx_err err;
     mae_model m;
-    if (checkpoint_load(TWIN, &m, &err)) { CHECKF(0, "%s", err.msg); return; }
     enum { B = 2 };
     float *px, *noise;
-    random_batch(&m.cfg, B, 11, &px, &noise);
+    if (load_twin(&m, B, 11, &px, &noise)) return;
     // fp32: no copies, ever
+    sx_err err;
     mae_set_precision(&m, PREC_FP32);
     CHECK(mae_forward(&m, px, noise, B, &err) == 0);
     CHECK(mae_bf16_refreshes(&m) == 0 && m.w16 && m.w16->w == NULL);
@@ -158,7 +166,7 @@ TEST(test_bf16_copies_refresh_exactly_when_weights_change) {
 static int twin_step(sx_precision p, const float *px, const float *noise, int B, float *loss, float *g, long *wreads) {
     sx_err err;
     mae_model m;
-    if (checkpoint_load(TWIN, &m, &err)) { CHECKF(0, "%s", err.msg); return -1; }
+    if (load_twin(&m, 0, 0, NULL, NULL)) return -1;
     mae_set_precision(&m, p);
     gemm_ctx_set_bf16_min(m.gemm, 0);
     m.loss_only = 1;
@@ -184,12 +192,10 @@ static double rel_l2(const float *a, const float *b, size_t n) {
  * product input, fp32 accumulation): loss within 1 % relative; each weight
  * matrix's gradient within 5 % relative L2, all gradients together within 3 %. */
 TEST(test_bf16_step_agrees_with_fp32_on_twin) {
-    sx_err err;
     mae_model m;
-    if (checkpoint_load(TWIN, &m, &err)) { CHECKF(0, "%s", err.msg); return; }
     enum { B = 4 };
     float *px, *noise;
-    random_batch(&m.cfg, B, 5, &px, &noise);
+    if (load_twin(&m, B, 5, &px, &noise)) return;
     size_t n = m.n_floats;
     float *g32 = malloc(sizeof(float) * n), *g16 = malloc(sizeof(float) * n), l32, l16;
     long r32 = 0, r16 = 0;
@@ -229,7 +235,7 @@ TEST(test_bf16_step_agrees_with_fp32_on_twin) {
 TEST(test_bf16_team_split_matches_whole_batch) {
     sx_err err;
     mae_model m;
-    if (checkpoint_load(TWIN, &m, &err)) { CHECKF(0, "%s", err.msg); return; }
+    if (load_twin(&m, 0, 0, NULL, NULL)) return;
     mae_set_precision(&m, PREC_BF16);
     gemm_ctx_set_bf16_min(m.gemm, 0);
     m.loss_only = 1;
