@@ -11,6 +11,8 @@ data=${1:-../shared/data/fracatlas/images}; secs=${2:-10}
 [ -d "$data" ] || { echo "bench/data_loaders.sh: no $data: skipped"; exit 0; }
 make -s -j2 skelex
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+# decoder warnings (truncated JPEGs that still decode) become one count line
+quiet() { awk '/^skelex: warning: /{w++; next} /^bench data: skipped: /{next} {print} END{print "decoder_warning_lines=" w+0}'; }
 out=bench/results/data_loaders.txt
 mkdir -p bench/results
 {
@@ -20,8 +22,8 @@ mkdir -p bench/results
   echo "## shard: ./skelex shard --data $data --out SHARDS"
   ./skelex shard --data "$data" --out "$tmp/shards" 2>&1 | grep -v 'warning:' || true
   echo "## ./skelex bench data --data $data --seconds $secs"
-  ./skelex bench data --data "$data" --seconds "$secs" 2>&1
+  ./skelex bench data --data "$data" --seconds "$secs" 2>&1 | quiet
   echo "## ./skelex bench data --data SHARDS --seconds $secs"
-  ./skelex bench data --data "$tmp/shards" --seconds "$secs" 2>&1 | grep -v '^bench data: skipped:'
+  ./skelex bench data --data "$tmp/shards" --seconds "$secs" 2>&1 | quiet
 } | tee "$out"
 echo "wrote $out"
