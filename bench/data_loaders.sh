@@ -18,6 +18,7 @@ mkdir -p bench/results
 {
   echo "# skelex bench data: folder vs shard loader ($(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD))"
   echo "# cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores"
+  echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared: figures move with it)"
   echo "# data: $data; --seconds $secs per phase, other settings the defaults (size 224, batch 32)"
   echo "## shard: ./skelex shard --data $data --out SHARDS"
   ./skelex shard --data "$data" --out "$tmp/shards" 2>&1 | grep -v 'warning:' || true
