@@ -106,5 +106,15 @@ int shard_loader_next(shard_loader *L, float *pixels, long long *epoch, sx_err *
     return 0;
 }
 
+int shard_loader_next_image(shard_loader *L, gray_image *img, long long *epoch, sx_err *err) {
+    shard_sample s;
+    if (next_sample(L, &s, err)) return -1;
+    if (epoch) *epoch = shard_stream_epoch(L->st);  /* after the read: an epoch's end moves it on first */
+    L->consumed++;
+    int rc = decode(L, &s, img, err);
+    shard_sample_free(&s);
+    return rc ? 1 : 0;
+}
+
 long long shard_loader_total(const shard_loader *L) { return L->ix.total; }
 long long shard_loader_consumed(const shard_loader *L) { return L->consumed; }

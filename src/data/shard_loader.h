@@ -22,6 +22,12 @@ shard_loader *shard_loader_create(const char *dir, int rank, int size, int batch
                                   int buffer, long long skip, shard_warn_fn warn, void *ctx, sx_err *err);
 /* The next batch, (batch, 3, S, S) floats; *epoch (may be NULL) of its first sample. */
 int  shard_loader_next(shard_loader *L, float *pixels, long long *epoch, sx_err *err);
+/* The next sample decoded as shard_loader_next decodes it (from memory, JPEG
+ * reduced for the aug's size), not augmented: 0 with *img set (the caller
+ * frees it), 1 when the sample does not decode (why in err; warn is not
+ * called), -1 on a stream error. *epoch (may be NULL): the sample's epoch.
+ * Counts in shard_loader_consumed. For measuring (skelex bench data). */
+int  shard_loader_next_image(shard_loader *L, gray_image *img, long long *epoch, sx_err *err);
 long long shard_loader_total(const shard_loader *L);     /* samples in all shards (the index) */
 long long shard_loader_consumed(const shard_loader *L);  /* this rank's samples so far, skip included */
 void shard_loader_destroy(shard_loader *L);
