@@ -1,6 +1,7 @@
 /* predict.c: see predict.h. */
 #include "adapt/predict.h"
 #include "adapt/predict_draw.h"
+#include "data/csv.h"
 #include "core/json.h"
 #include "io/image.h"
 #include "zeroshot/batch.h"
@@ -39,7 +40,8 @@ void predict_close(predictor *p) {
     skx_model_free(p->cls);
     skx_model_free(p->mae);
     cJSON_Delete(p->doc);
-    free(p->csv);
+    if (p->csv) fclose(p->csv);
+    free(p->csv_buf);
     memset(p, 0, sizeof *p);
 }
 
@@ -79,6 +81,11 @@ int predict_open(predictor *p, const char *cls_dir, const char *mae_dir, const c
     if (mkdir(outdir, 0755) && errno != EEXIST) {
         predict_close(p);
         return sx_fail(err, "%s: cannot create (%s)", outdir, strerror(errno));
+    }
+    static const char header[] = "file,output,probability,region,source,x0,y0,x1,y1\r\n";
+    if (!(p->csv = open_memstream(&p->csv_buf, &p->csv_len)) || fputs(header, p->csv) < 0) {
+        predict_close(p);
+        return sx_fail(err, "out of memory for predictions.csv");
     }
     p->doc = cJSON_CreateObject();
     cJSON_AddStringToObject(p->doc, "model", ci.name);
@@ -156,26 +163,6 @@ int predict_overlay_png(const skx_model *cls, const skx_image *img, const skx_re
     int rc = png_encode_u8(c.rgb, W, H, 3, png, len, err);
     draw_canvas_free(&c);
     return rc;
-}
-
-static void csv_append(predictor *p, const char *s) {
-    size_t n = strlen(s);
-    if (p->csv_len + n + 1 > p->csv_cap) {
-        p->csv_cap = (p->csv_len + n + 1) * 2;
-        p->csv = realloc(p->csv, p->csv_cap);
-        if (!p->csv) abort();
-    }
-    memcpy(p->csv + p->csv_len, s, n + 1);
-    p->csv_len += n;
-}
-
-/* One RFC 4180 field (quoted when needed, quotes doubled). */
-static void csv_field(predictor *p, const char *s) {
-    int quote = strpbrk(s, ",\"\r\n") != NULL || (s[0] == ' ') || (s[0] && s[strlen(s) - 1] == ' ');
-    if (!quote) { csv_append(p, s); return; }
-    csv_append(p, "\"");
-    for (const char *q = s; *q; q++) csv_append(p, *q == '"' ? "\"\"" : (char[2]){*q, 0});
-    csv_append(p, "\"");
 }
 
 /* The regions of one image under the mode. */
@@ -269,15 +256,11 @@ static void record_image(predictor *p, const char *path, const char *overlay, co
         cJSON_AddNumberToObject(a, "probability", pr->max[j]);
         cJSON_AddNumberToObject(a, "region", pr->argmax[j]);
         const float *b = r[pr->argmax[j]].box;
-        char num[64];
-        csv_field(p, path);
-        csv_append(p, ",");
-        csv_field(p, skx_model_output_name(p->cls, j));
-        snprintf(num, sizeof num, ",%.9g,%d,", pr->max[j], pr->argmax[j]);
-        csv_append(p, num);
-        csv_append(p, skx_region_source_name(r[pr->argmax[j]].source));
-        snprintf(num, sizeof num, ",%.6g,%.6g,%.6g,%.6g\r\n", b[0], b[1], b[2], b[3]);
-        csv_append(p, num);
+        csv_write_field(p->csv, path);
+        fputc(',', p->csv);
+        csv_write_field(p->csv, skx_model_output_name(p->cls, j));
+        fprintf(p->csv, ",%.9g,%d,%s,%.6g,%.6g,%.6g,%.6g\r\n", pr->max[j], pr->argmax[j],
+                skx_region_source_name(r[pr->argmax[j]].source), b[0], b[1], b[2], b[3]);
     }
     predict_decision_json(im, pr);
     cJSON_AddItemToArray(p->images, im);
@@ -317,13 +300,7 @@ int predict_finish(predictor *p, sx_err *err) {
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     if (json_write_file(tmp, p->doc, err)) return -1;
     if (rename(tmp, path)) return sx_fail(err, "%s: rename failed (%s)", path, strerror(errno));
-    static const char header[] = "file,output,probability,region,source,x0,y0,x1,y1\r\n";
-    size_t n = sizeof header - 1 + p->csv_len;
-    char *all = sx_malloc(n + 1);
-    memcpy(all, header, sizeof header - 1);
-    if (p->csv_len) memcpy(all + sizeof header - 1, p->csv, p->csv_len);
+    if (fflush(p->csv)) return sx_fail(err, "out of memory for predictions.csv");
     snprintf(path, sizeof path, "%s/predictions.csv", p->outdir);
-    int rc = io_write_file(path, all, n, err);
-    free(all);
-    return rc;
+    return io_write_file(path, p->csv_buf, p->csv_len, err);
 }

@@ -20,6 +20,7 @@
 #ifndef SKELEX_PREDICT_H
 #define SKELEX_PREDICT_H
 #include "core/common.h"
+#include <stdio.h>
 #include "skelex.h"
 #include <cjson/cJSON.h>
 
@@ -40,8 +41,9 @@ typedef struct {
     int n_out;
     const char *outdir;
     cJSON *doc, *images, *failed;
-    char *csv;                 /* the CSV rows so far */
-    size_t csv_len, csv_cap;
+    FILE *csv;                 /* predictions.csv so far (header + rows), in memory (open_memstream) */
+    char *csv_buf;             /* its buffer */
+    size_t csv_len;
 } predictor;
 
 void predict_default_opts(predict_opts *o);

@@ -105,3 +105,15 @@ int csv_next(csv_reader *r, sx_err *err) {
         return 1;
     }
 }
+
+void csv_write_field(FILE *f, const char *s) {
+    size_t n = strlen(s);
+    int quote = strpbrk(s, ",\"\r\n") != NULL || (n && (s[0] == ' ' || s[n - 1] == ' '));
+    if (!quote) { fputs(s, f); return; }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}

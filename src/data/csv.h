@@ -14,6 +14,7 @@
 #ifndef SKELEX_CSV_H
 #define SKELEX_CSV_H
 #include "core/common.h"
+#include <stdio.h>
 
 #define CSV_FILE_MAX ((size_t)256 << 20)      /* MURA's and GRAZPEDWRI's CSVs are a few MB */
 #define CSV_RECORD_MAX ((size_t)1 << 20)      /* bytes in one record, quoted newlines included */
@@ -36,6 +37,11 @@ typedef struct {
  * used in messages and must outlive r. */
 void csv_init(csv_reader *r, const char *name, const char *buf, size_t len);
 void csv_free(csv_reader *r);
+
+/* Write s as one RFC 4180 field: quoted when it holds a comma, a quote, CR
+ * or LF, or starts or ends with a space; quotes doubled. The one CSV field
+ * writer (summary.csv, predictions.csv). */
+void csv_write_field(FILE *f, const char *s);
 
 /* The next record: 1 (fields via csv_field), 0 at the end, -1 on error. */
 int csv_next(csv_reader *r, sx_err *err);

@@ -4,6 +4,7 @@
  * coordinates are computed here, text is left to the viewer.
  * Not here: metric definitions (metrics.c), PNG output, fonts. */
 #include "eval/report.h"
+#include "data/csv.h"
 #include <errno.h>
 #include <unistd.h>
 #include <math.h>
@@ -317,13 +318,6 @@ int report_write_all(const char *dir, const char *title, const eval_set *e, sx_e
     return rc;
 }
 
-static void csv_field(FILE *f, const char *s) {
-    if (!strpbrk(s, ",\"\n\r")) { fputs(s, f); return; }
-    fputc('"', f);
-    for (; *s; s++) { if (*s == '"') fputc('"', f); fputc(*s, f); }
-    fputc('"', f);
-}
-
 /* Writes go to PATH.tmp.PID and are renamed over PATH once complete, so a
  * failed or interrupted write never leaves a partial (or 0-byte) file. */
 static FILE *atomic_open(const char *path, char *tmp, size_t cap, sx_err *err) {
@@ -371,12 +365,12 @@ int report_predictions_csv(const char *path, const char *const *images, const ev
             if (e->class_names) snprintf(col, sizeof col, "prob_%s", e->class_names[k]);
             else snprintf(col, sizeof col, "prob_%d", k);
             fputc(',', f);
-            csv_field(f, col);
+            csv_write_field(f, col);
         }
         fprintf(f, ",predicted%s\n", fold_col);
     }
     for (size_t i = 0; i < e->n; i++) {
-        csv_field(f, images[i]);
+        csv_write_field(f, images[i]);
         if (e->type == TASK_REGRESSION) {
             if (e->target) fprintf(f, ",%.9g", e->target[i]); else fputc(',', f);
             fprintf(f, ",%.9g", e->pred[i]);
@@ -386,13 +380,13 @@ int report_predictions_csv(const char *path, const char *const *images, const ev
         }
         fputc(',', f);
         if (e->label) {
-            if (e->class_names) csv_field(f, e->class_names[e->label[i]]);
+            if (e->class_names) csv_write_field(f, e->class_names[e->label[i]]);
             else fprintf(f, "%d", e->label[i]);
         }
         for (int k = 0; k < K; k++) fprintf(f, ",%.9g", e->prob[i * K + k]);
         int p = metric_argmax(e->prob + i * K, K);
         fputc(',', f);
-        if (e->class_names) csv_field(f, e->class_names[p]);
+        if (e->class_names) csv_write_field(f, e->class_names[p]);
         else fprintf(f, "%d", p);
         if (fold >= 0) fprintf(f, ",%d", fold);
         fputc('\n', f);

@@ -1,6 +1,7 @@
 /* batch.c: names, summary, outputs and localisation for a batch of error
  * maps (contract: batch.h). */
 #include "zeroshot/batch.h"
+#include "data/csv.h"
 #include "eval/viz.h"
 #include "io/npy.h"
 #include <cjson/cJSON.h>
@@ -54,18 +55,6 @@ void zs_stems_free(char **stems, size_t n) {
     free(stems);
 }
 
-void zs_csv_field(FILE *f, const char *s) {
-    size_t n = strlen(s);
-    int quote = strpbrk(s, ",\"\r\n") != NULL || (n && (s[0] == ' ' || s[n - 1] == ' '));
-    if (!quote) { fputs(s, f); return; }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 const char *zs_space_name(int norm_pix) { return norm_pix ? "patch-normalised" : "pixel [0,1]"; }
 
 void zs_summary_header(FILE *f) {
@@ -73,11 +62,11 @@ void zs_summary_header(FILE *f) {
 }
 
 void zs_summary_row(FILE *f, const char *file, const char *stem, const zs_map *z) {
-    zs_csv_field(f, file);
+    csv_write_field(f, file);
     fputc(',', f);
-    zs_csv_field(f, stem);
+    csv_write_field(f, stem);
     fprintf(f, ",%.6g,%.6g,%.1f,%.1f,%d,", z->mean, z->max, z->peak_x, z->peak_y, z->never_masked);
-    zs_csv_field(f, zs_space_name(z->norm_pix));
+    csv_write_field(f, zs_space_name(z->norm_pix));
     fputs("\r\n", f);
 }
 

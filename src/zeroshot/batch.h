@@ -19,9 +19,6 @@ void zs_stems_free(char **stems, size_t n);
 /* The file name of path without its extension (for box files). */
 void zs_stem_of(const char *path, char *stem, size_t cap);
 
-/* One CSV field as RFC 4180 wants it: quoted when it holds a comma, a
- * quote, CR or LF (or leading/trailing space), quotes doubled. */
-void zs_csv_field(FILE *f, const char *s);
 /* The summary's header line and one row per image. */
 void zs_summary_header(FILE *f);
 void zs_summary_row(FILE *f, const char *file, const char *stem, const zs_map *z);

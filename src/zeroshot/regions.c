@@ -1,6 +1,7 @@
 /* regions.c: regions from an error map or boxes, max over regions, the tumour rule. */
 #include "zeroshot/regions.h"
 #include "io/image.h"
+#include "eval/metrics.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,19 +12,6 @@ void regions_default_params(region_params *p) {
 
 const char *region_source_name(region_source s) {
     return s == REGION_ERRORMAP ? "errormap" : s == REGION_BOX ? "box" : "whole";
-}
-
-static int cmp_float(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-/* numpy.percentile (linear) of n sorted values */
-static double percentile_sorted(const float *v, size_t n, double q) {
-    double pos = q / 100 * (double)(n - 1);
-    size_t lo = (size_t)floor(pos), hi = lo + 1 < n ? lo + 1 : lo;
-    double f = pos - (double)lo;
-    return v[lo] + f * ((double)v[hi] - v[lo]);
 }
 
 typedef struct { double mass; int area, first, x0, y0, x1, y1; } blob;
@@ -60,14 +48,13 @@ int regions_from_errormap(const float *map, int S, int W, int H, const region_pa
     if (!(p->min_area_frac >= 0 && p->min_area_frac <= 1))
         return sx_fail(err, "regions: minimum area must be in [0, 1] of the map (got %g)", p->min_area_frac);
     size_t N = (size_t)S * S, nv = 0;
-    float *v = sx_malloc(sizeof(float) * N);
+    double *v = sx_malloc(sizeof(double) * N);
     for (size_t i = 0; i < N; i++)
         if (!isnan(map[i])) v[nv++] = map[i];
     int nb = 0;
     blob *blobs = NULL;
     if (nv > 0 && p->k > 0) {
-        qsort(v, nv, sizeof(float), cmp_float);
-        double thr = percentile_sorted(v, nv, p->percentile);
+        double thr = metric_percentile(v, nv, p->percentile / 100);   /* sorts v */
         int strict = thr <= v[0];
         uint8_t *on = sx_calloc(N, 1);
         for (size_t i = 0; i < N; i++) on[i] = !isnan(map[i]) && (strict ? map[i] > thr : map[i] >= thr);
