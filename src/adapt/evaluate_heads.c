@@ -1,6 +1,7 @@
 /* evaluate_heads.c: per-group scores of a multi-head classifier, whole-image
  * and region-guided (evaluate_heads.h). */
 #include "adapt/evaluate_heads.h"
+#include "data/csv.h"
 #include "adapt/finetune.h"
 #include "eval/metrics.h"
 #include "eval/report.h"
@@ -152,39 +153,28 @@ cJSON *evh_metrics(const head_layout *L, const double *prob, const float *tg, co
     return r;
 }
 
-/* A CSV cell: quoted when it holds a comma, quote or line break. */
-static void csv_cell(FILE *f, const char *s) {
-    if (!strpbrk(s, ",\"\n\r")) { fputs(s, f); return; }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 int evh_write_predictions(const char *path, const head_layout *L, const char *const *names, const double *prob,
                           const int *region, const int *nregions, size_t n, sx_err *err) {
-    char tmp[4500];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return sx_fail(err, "%s: path too long", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return sx_fail(err, "%s: cannot write (%s)", tmp, strerror(errno));
+    char tmp[4608], col[1100];
+    FILE *f = sx_atomic_open(path, tmp, sizeof tmp, err);
+    if (!f) return -1;
     fputs("image", f);
-    for (int j = 0; j < L->n_out; j++) { fputc(',', f); csv_cell(f, L->names[j]); }
-    for (int j = 0; region && j < L->n_out; j++) { fputc(',', f); csv_cell(f, L->names[j]); fputs("_region", f); }
+    for (int j = 0; j < L->n_out; j++) { fputc(',', f); csv_write_field(f, L->names[j]); }
+    for (int j = 0; region && j < L->n_out; j++) {   /* the suffix inside the field, so quoting covers it */
+        snprintf(col, sizeof col, "%s_region", L->names[j]);
+        fputc(',', f);
+        csv_write_field(f, col);
+    }
     if (nregions) fputs(",regions", f);
     fputc('\n', f);
     for (size_t i = 0; i < n; i++) {
-        csv_cell(f, names[i]);
+        csv_write_field(f, names[i]);
         for (int j = 0; j < L->n_out; j++) fprintf(f, ",%.6f", prob[i * L->n_out + j]);
         for (int j = 0; region && j < L->n_out; j++) fprintf(f, ",%d", region[i * L->n_out + j]);
         if (nregions) fprintf(f, ",%d", nregions[i]);
         fputc('\n', f);
     }
-    int bad = ferror(f);
-    if (fclose(f) || bad) { remove(tmp); return sx_fail(err, "%s: write failed", tmp); }
-    if (rename(tmp, path)) { remove(tmp); return sx_fail(err, "%s: rename failed (%s)", path, strerror(errno)); }
-    return 0;
+    return sx_atomic_commit(f, tmp, path, err);
 }
 
 void evh_print_table(FILE *f, const cJSON *combined) {
@@ -417,12 +407,12 @@ int eval_heads_run(const multitask *mt, const split *sp, const evh_opts *o, cJSO
         cJSON *mj = evh_metrics(&mt->L, prob[m], tg, kn, n, o->n_boot, o->seed);
         if (m) region_stats(mj, &mt->L, reg[m], nreg[m], n);
         snprintf(path, sizeof path, "%s/%s/metrics.json", o->out, MODE_NAME[m]);
-        rc = report_write_json(path, mj, err);
+        rc = json_write_file(path, mj, err);
         cJSON_AddItemToObject(modes, MODE_NAME[m], mj);
     }
     if (!rc) {
         snprintf(path, sizeof path, "%s/metrics.json", o->out);
-        rc = report_write_json(path, all, err);
+        rc = json_write_file(path, all, err);
     }
     if (!rc) {
         snprintf(path, sizeof path, "%s/metrics.txt", o->out);

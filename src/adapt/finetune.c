@@ -364,7 +364,7 @@ int adapt_start_out(const char *out, const task *t, const split *sp, sx_err *err
     char path[4400];
     if (snprintf(path, sizeof path, "%s/split.json", out) >= (int)sizeof path) return sx_fail(err, "%s: path too long", out);
     cJSON *sj = split_to_json(t, sp);
-    int rc = report_write_json(path, sj, err);
+    int rc = json_write_file(path, sj, err);
     cJSON_Delete(sj);
     return rc;
 }
@@ -389,7 +389,7 @@ cJSON *adapt_write_outputs(const task *t, const size_t *idx, size_t n, const dou
     else if (!report_predictions_csv(path, names, &es, fold, err) && (mj = metrics_json(&es, 1000, seed, err))) {
         if (fold >= 0) cJSON_AddNumberToObject(mj, "fold", fold);
         snprintf(path, sizeof path, "%s/metrics.json", dir);
-        if (report_write_json(path, mj, err) || report_write_all(dir, title, &es, err)) {
+        if (json_write_file(path, mj, err) || report_write_all(dir, title, &es, err)) {
             cJSON_Delete(mj);
             mj = NULL;
         }

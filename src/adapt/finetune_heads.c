@@ -235,7 +235,7 @@ static cJSON *score_test(classifier *c, const multitask *mt, const image_cache *
         if (!evh_write_predictions(path, &mt->L, names, prob, NULL, NULL, n, err)) {
             mj = evh_metrics(&mt->L, prob, tg, kn, n, 1000, seed);
             snprintf(path, sizeof path, "%s/metrics.json", dir);
-            if (report_write_json(path, mj, err)) { cJSON_Delete(mj); mj = NULL; }
+            if (json_write_file(path, mj, err)) { cJSON_Delete(mj); mj = NULL; }
         }
     }
     free(prob); free(tg); free(kn); free(names);
@@ -336,7 +336,7 @@ int finetune_heads_run(const multitask *mt, const split *sp, const finetune_run_
         cJSON_AddNumberToObject(results, "mean_test_auroc", sum / n_done);
         char path[4400];
         snprintf(path, sizeof path, "%s/results.json", o->out);
-        rc = report_write_json(path, results, err);
+        rc = json_write_file(path, results, err);
     }
     cJSON_Delete(results);
     free(test_idx);

@@ -181,7 +181,7 @@ int finetune_run(const task *t, const split *sp, const finetune_run_opts *o, sx_
             external_table(o->table, title, summary, ext_summary);
         }
         snprintf(path, sizeof path, "%s/results.json", o->out);
-        rc = report_write_json(path, results, err);
+        rc = json_write_file(path, results, err);
     }
     cJSON_Delete(results);
     free(per);

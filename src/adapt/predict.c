@@ -295,11 +295,9 @@ int predict_image(predictor *p, const char *path, const char *stem, sx_err *err)
 }
 
 int predict_finish(predictor *p, sx_err *err) {
-    char path[4400], tmp[4500];
+    char path[4400];
     snprintf(path, sizeof path, "%s/predictions.json", p->outdir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (json_write_file(tmp, p->doc, err)) return -1;
-    if (rename(tmp, path)) return sx_fail(err, "%s: rename failed (%s)", path, strerror(errno));
+    if (json_write_file(path, p->doc, err)) return -1;   /* atomic */
     if (fflush(p->csv)) return sx_fail(err, "out of memory for predictions.csv");
     snprintf(path, sizeof path, "%s/predictions.csv", p->outdir);
     return io_write_file(path, p->csv_buf, p->csv_len, err);

@@ -277,7 +277,7 @@ int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err) 
         rc = probe_fraction(&d, sp, o, o->fractions[i], test_idx, n_test, Xt, by_frac, results, err);
     if (!rc) {
         snprintf(path, sizeof path, "%s/results.json", o->out);
-        rc = report_write_json(path, results, err);
+        rc = json_write_file(path, results, err);
     }
     cJSON_Delete(results);
     free(feats); free(ext_feats); free(Xt); free(yt); free(test_idx);

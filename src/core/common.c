@@ -152,3 +152,25 @@ int sx_cmp_keyed(const void *a, const void *b) {
     int c = strcmp(x->key, y->key);
     return c ? c : (x->i > y->i) - (x->i < y->i);
 }
+
+/* Writes go to PATH.tmp.PID and are renamed over PATH once complete, so a
+ * failed or interrupted write never leaves a partial (or 0-byte) file. */
+FILE *sx_atomic_open(const char *path, char *tmp, size_t cap, sx_err *err) {
+    if ((size_t)snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid()) >= cap) {
+        sx_fail(err, "%s: path too long", path);
+        return NULL;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) sx_fail(err, "%s: cannot write (%s)", path, strerror(errno));
+    return f;
+}
+
+int sx_atomic_commit(FILE *f, const char *tmp, const char *path, sx_err *err) {
+    int ok = !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int saved = errno;
+    ok = fclose(f) == 0 && ok;
+    if (ok && rename(tmp, path) == 0) return 0;
+    if (ok) saved = errno;
+    unlink(tmp);
+    return sx_fail(err, "%s: write failed (%s)", path, strerror(saved ? saved : EIO));
+}

@@ -45,6 +45,13 @@ void sx_heap_hugepages(size_t n);
 int sx_open_input(const char *path, uint64_t *size, sx_err *err);
 FILE *sx_fopen_input(const char *path, uint64_t *size, sx_err *err);
 
+/* Atomic writes: sx_atomic_open writes to PATH.tmp.PID (its name into tmp);
+ * sx_atomic_commit flushes, fsyncs and renames it over PATH, or removes it
+ * and fails, so a failed or interrupted write never leaves a partial (or
+ * 0-byte) file. 0 or -1 with "PATH: reason". */
+FILE *sx_atomic_open(const char *path, char *tmp, size_t cap, sx_err *err);
+int sx_atomic_commit(FILE *f, const char *tmp, const char *path, sx_err *err);
+
 /* Read a whole small text file, NUL-terminated; a file over max_bytes is an
  * error (never silently cut). The caller frees. NULL with err on failure. */
 char *sx_read_text(const char *path, size_t max_bytes, sx_err *err);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Line and column of byte offset at in text, for messages. */
 static void where(const char *text, size_t at, size_t *line, size_t *col) {
@@ -89,13 +90,14 @@ struct cJSON *sx_json_load(const char *path, size_t max_bytes, sx_err *err) {
 }
 
 int json_write_file(const char *path, const cJSON *r, sx_err *err) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return sx_fail(err, "%s: cannot write (%s)", path, strerror(errno));
+    char tmp[4608];   /* PATH_MAX and the .tmp.PID suffix */
+    FILE *f = sx_atomic_open(path, tmp, sizeof tmp, err);
+    if (!f) return -1;
     char *text = cJSON_Print(r);
-    int ok = text && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = (fclose(f) == 0) && ok;
+    if (text) { fputs(text, f); fputc('\n', f); }
     free(text);
-    return ok ? 0 : sx_fail(err, "%s: write failed", path);
+    if (!text) { fclose(f); unlink(tmp); return sx_fail(err, "%s: out of memory", path); }
+    return sx_atomic_commit(f, tmp, path, err);
 }
 
 void json_add_numbers(cJSON *o, const json_number *f, size_t n) {

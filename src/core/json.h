@@ -15,8 +15,9 @@ struct cJSON *sx_json_parse(const char *text, size_t len, const char *what, sx_e
 /* Read path (at most max_bytes) and parse it strictly. */
 struct cJSON *sx_json_load(const char *path, size_t max_bytes, sx_err *err);
 
-/* Write any cJSON object as a pretty-printed JSON file with a final newline
- * (not atomic; the one JSON file writer of the program). */
+/* Write any cJSON object as a pretty-printed JSON file with a final newline,
+ * atomically (sx_atomic_open/commit: never a partial or 0-byte file); the
+ * one JSON file writer of the program. */
 int json_write_file(const char *path, const struct cJSON *r, sx_err *err);
 
 /* Add the n numbers f[i].value under the keys f[i].name to object o, in order. */

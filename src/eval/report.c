@@ -318,42 +318,9 @@ int report_write_all(const char *dir, const char *title, const eval_set *e, sx_e
     return rc;
 }
 
-/* Writes go to PATH.tmp.PID and are renamed over PATH once complete, so a
- * failed or interrupted write never leaves a partial (or 0-byte) file. */
-static FILE *atomic_open(const char *path, char *tmp, size_t cap, sx_err *err) {
-    if ((size_t)snprintf(tmp, cap, "%s.tmp.%ld", path, (long)getpid()) >= cap) {
-        sx_fail(err, "%s: path too long", path);
-        return NULL;
-    }
-    FILE *f = fopen(tmp, "w");
-    if (!f) sx_fail(err, "%s: cannot write (%s)", path, strerror(errno));
-    return f;
-}
-
-static int atomic_commit(FILE *f, const char *tmp, const char *path, sx_err *err) {
-    int ok = !ferror(f) && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int saved = errno;
-    ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path) == 0) return 0;
-    if (ok) saved = errno;
-    unlink(tmp);
-    return sx_fail(err, "%s: write failed (%s)", path, strerror(saved ? saved : EIO));
-}
-
-int report_write_json(const char *path, const cJSON *j, sx_err *err) {
-    char tmp[4200];
-    FILE *f = atomic_open(path, tmp, sizeof tmp, err);
-    if (!f) return -1;
-    char *text = cJSON_Print(j);
-    if (text) { fputs(text, f); fputc('\n', f); }
-    free(text);
-    if (!text) { fclose(f); unlink(tmp); return sx_fail(err, "%s: out of memory", path); }
-    return atomic_commit(f, tmp, path, err);
-}
-
 int report_predictions_csv(const char *path, const char *const *images, const eval_set *e, int fold, sx_err *err) {
     char tmp[4200];
-    FILE *f = atomic_open(path, tmp, sizeof tmp, err);
+    FILE *f = sx_atomic_open(path, tmp, sizeof tmp, err);
     if (!f) return -1;
     int K = e->n_classes;
     const char *fold_col = fold >= 0 ? ",fold" : "";
@@ -391,5 +358,5 @@ int report_predictions_csv(const char *path, const char *const *images, const ev
         if (fold >= 0) fprintf(f, ",%d", fold);
         fputc('\n', f);
     }
-    return atomic_commit(f, tmp, path, err);
+    return sx_atomic_commit(f, tmp, path, err);
 }

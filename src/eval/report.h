@@ -44,9 +44,5 @@ int report_write_all(const char *dir, const char *title, const eval_set *e, sx_e
  * Written atomically (a temporary file renamed over path when complete). */
 int report_predictions_csv(const char *path, const char *const *images, const eval_set *e, int fold, sx_err *err);
 
-/* j as indented JSON into path, atomically like report_predictions_csv:
- * a failed write leaves no partial or empty file (metrics.json,
- * results.json, split.json of the task commands). */
-int report_write_json(const char *path, const struct cJSON *j, sx_err *err);
 
 #endif

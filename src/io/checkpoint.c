@@ -26,12 +26,9 @@ int checkpoint_save(const char *dir, const mae_model *m, sx_err *err) {
     int rc = st_write_f32(path, e, n, k, v, 1, err);
     free(e);
     if (rc) return rc;
-    char cpath[4200], tmp[4300];
+    char cpath[4200];
     snprintf(cpath, sizeof cpath, "%s/config.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", cpath);
-    if (config_save(tmp, &m->cfg, err)) return -1;
-    if (rename(tmp, cpath)) return sx_fail(err, "%s: rename failed (%s)", cpath, strerror(errno));
-    return 0;
+    return config_save(cpath, &m->cfg, err);   /* atomic (json_write_file) */
 }
 
 static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {

@@ -214,14 +214,11 @@ static const char *problem_type(task_type t) {
 
 /* dir/config.json from r (deleted here), atomically. */
 static int write_config(const char *dir, cJSON *r, sx_err *err) {
-    char cpath[4200], tmp[4300];
+    char cpath[4200];
     snprintf(cpath, sizeof cpath, "%s/config.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", cpath);
-    int rc = json_write_file(tmp, r, err);
+    int rc = json_write_file(cpath, r, err);   /* atomic */
     cJSON_Delete(r);
-    if (rc) return rc;
-    if (rename(tmp, cpath)) return sx_fail(err, "%s: rename failed (%s)", cpath, strerror(errno));
-    return 0;
+    return rc;
 }
 
 int classifier_save(const classifier *c, const char *dir, const char *task_name, sx_err *err) {
