@@ -1,6 +1,7 @@
 /* cli.h: the subcommands of the skelex program and small argument helpers. */
 #ifndef SKELEX_CLI_H
 #define SKELEX_CLI_H
+#include <stddef.h>
 #include <stdint.h>
 
 int cmd_init(int argc, char **argv);
@@ -19,6 +20,18 @@ int cmd_bench_masking(int argc, char **argv);   /* argv[0] is "data" */
 int cmd_serve(int argc, char **argv);
 int cmd_cuda(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+
+/* The shipped models (default_model.c): name (e.g. "skelex-tiny-mae") is
+ * looked for in $SKELEX_MODELS, then models/ beside the binary, then
+ * ../share/skelex/models beside it; a folder counts when it holds
+ * config.json and model.safetensors. Returns 0 with its real path in out. */
+#define CLI_MAE_MODEL   "skelex-tiny-mae"
+#define CLI_HEADS_MODEL "skelex-heads"
+int cli_shipped_model(const char *name, char *out, size_t cap);
+/* given when not NULL; else the shipped model (saying so on stderr); else
+ * NULL after a message naming the folders searched. */
+const char *cli_model_or_shipped(const char *cmd, const char *given, const char *name, char *buf, size_t cap);
 
 /* Option parsing: argv[i] is "--name"; returns its value (advancing *i) or
  * exits with status 2 and a usage error naming the option. Numbers must be

@@ -29,7 +29,9 @@ int cmd_bench_masking(int argc, char **argv) {
         else if (!strcmp(argv[i], "--seeds")) seeds = (int)cli_long("--seeds", cli_value(argc, argv, &i), 2, 256);
         else return cli_usage_error("bench masking", "unknown option '%s'", argv[i]);
     }
-    if (!model || !image) return cli_usage_error("bench masking", "--model and --image are required");
+    if (!image) return cli_usage_error("bench masking", "--image is required");
+    char shipped[4200];
+    if (!(model = cli_model_or_shipped("bench masking", model, CLI_MAE_MODEL, shipped, sizeof shipped))) return 2;
     sx_err err;
     mae_model m;
     if (checkpoint_load_inference(model, &m, &err)) { fprintf(stderr, "skelex bench masking: %s\n", err.msg); return 1; }

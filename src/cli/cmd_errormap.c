@@ -92,7 +92,9 @@ int cmd_errormap(int argc, char **argv) {
         else if (n_inputs < 256) inputs[n_inputs++] = a;
         else return cli_usage_error("errormap", "at most 256 inputs (use a list file)");
     }
-    if (!model || !outdir || !n_inputs) return cli_usage_error("errormap", "--model, --out and at least one INPUT are required");
+    if (!outdir || !n_inputs) return cli_usage_error("errormap", "--out and at least one INPUT are required");
+    char shipped[4200];
+    if (!(model = cli_model_or_shipped("errormap", model, CLI_MAE_MODEL, shipped, sizeof shipped))) return 2;
     struct stat st;
     if (boxes && (stat(boxes, &st) || !S_ISDIR(st.st_mode)))
         return cli_usage_error("errormap", "--boxes %s: %s", boxes, errno == ENOENT || !errno ? "no such folder" : strerror(errno));

@@ -74,8 +74,10 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
         else return cli_usage_error("eval", "unknown option '%s'", a);
     }
-    if (!o.model || !o.out || (!ta.task && !ta.test_task) == !images)
-        return cli_usage_error("eval", "--model, --out and one of --task (and/or --test-task) or --images are required");
+    if (!o.out || (!ta.task && !ta.test_task) == !images)
+        return cli_usage_error("eval", "--out and one of --task (and/or --test-task) or --images are required");
+    char shipped[4200];
+    if (!(o.model = cli_model_or_shipped("eval", o.model, CLI_HEADS_MODEL, shipped, sizeof shipped))) return 2;
     if (task_args_check(&ta, "eval")) return 2;
     if (strcmp(which, "test") && strcmp(which, "all")) return cli_usage_error("eval", "--split must be test or all");
     gemm_set_precision(cli_precision("eval", precision));   /* the models follow the process default */

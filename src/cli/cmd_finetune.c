@@ -122,8 +122,10 @@ int cmd_finetune(int argc, char **argv) {
         else if (!strcmp(a, "--contrast")) o->aug.contrast = cli_double(a, cli_value(argc, argv, &i), 0, 1);
         else return cli_usage_error("finetune", "unknown option '%s'", a);
     }
-    if (!ta.task || !ro.out || !ro.model == !config)
-        return cli_usage_error("finetune", "--task, --out and one of --model or --config are required");
+    if (!ta.task || !ro.out) return cli_usage_error("finetune", "--task and --out are required");
+    if (ro.model && config) return cli_usage_error("finetune", "--model and --config exclude each other");
+    char shipped[4200];
+    if (!config && !(ro.model = cli_model_or_shipped("finetune", ro.model, CLI_MAE_MODEL, shipped, sizeof shipped))) return 2;
     if (task_args_check(&ta, "finetune")) return 2;
     if (o->min_lr > o->lr) return cli_usage_error("finetune", "--min-lr exceeds --lr");
     unsigned char only[FT_MAX_FOLDS];

@@ -80,7 +80,8 @@ int cmd_info(int argc, char **argv) {
         else if (!dir) dir = argv[i];
         else return cli_usage_error("info", "one model directory only");
     }
-    if (!dir) return cli_usage_error("info", "a model directory is required");
+    char shipped[4200];
+    if (!(dir = cli_model_or_shipped("info", dir, CLI_MAE_MODEL, shipped, sizeof shipped))) return 2;
     sx_err err;
     mae_model m;
     if (checkpoint_load_inference(dir, &m, &err)) { fprintf(stderr, "skelex info: %s\n", err.msg); return 1; }

@@ -62,8 +62,12 @@ int cmd_predict(int argc, char **argv) {
         else if (n_inputs < 256) inputs[n_inputs++] = a;
         else return cli_usage_error("predict", "at most 256 inputs (use a list file)");
     }
-    if (!model || !outdir || !mode || !n_inputs)
-        return cli_usage_error("predict", "--model, --regions, --out and at least one INPUT are required");
+    if (!outdir || !n_inputs) return cli_usage_error("predict", "--out and at least one INPUT are required");
+    if (!mode) mode = "errormap";
+    char shipped[4200], shipped_mae[4200];
+    if (!(model = cli_model_or_shipped("predict", model, CLI_HEADS_MODEL, shipped, sizeof shipped))) return 2;
+    if (!strcmp(mode, "errormap") && !mae && !(mae = cli_model_or_shipped("predict", NULL, CLI_MAE_MODEL, shipped_mae, sizeof shipped_mae)))
+        return 2;
     if (predict_parse_mode(mode, &o, &err)) return cli_usage_error("predict", "%s", err.msg);
     if (o.mode == PREDICT_ERRORMAP && !mae) return cli_usage_error("predict", "--regions errormap needs --mae MAE_DIR");
     struct stat st;

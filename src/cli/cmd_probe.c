@@ -92,7 +92,9 @@ int cmd_probe(int argc, char **argv) {
         else if (!strcmp(a, "--wd")) o.wd = cli_double(a, cli_value(argc, argv, &i), 0, 10);
         else return cli_usage_error("probe", "unknown option '%s'", a);
     }
-    if (!ta.task || !o.model || !o.out) return cli_usage_error("probe", "--task, --model and --out are required");
+    if (!ta.task || !o.out) return cli_usage_error("probe", "--task and --out are required");
+    char shipped[4200];
+    if (!(o.model = cli_model_or_shipped("probe", o.model, CLI_MAE_MODEL, shipped, sizeof shipped))) return 2;
     if (task_args_check(&ta, "probe")) return 2;
     double fv[MAX_FRACTIONS];
     int nf = parse_fractions(fracs, fv);

@@ -44,7 +44,9 @@ int cmd_reconstruct(int argc, char **argv) {
         else if (!strcmp(argv[i], "--save-input")) save_input = 1;
         else return cli_usage_error("reconstruct", "unknown option '%s'", argv[i]);
     }
-    if (!model || !image || !out) return cli_usage_error("reconstruct", "--model, --image and --out are required");
+    if (!image || !out) return cli_usage_error("reconstruct", "--image and --out are required");
+    char shipped[4200];
+    if (!(model = cli_model_or_shipped("reconstruct", model, CLI_MAE_MODEL, shipped, sizeof shipped))) return 2;
     sx_err err;
     mae_model m;
     if (checkpoint_load_inference(model, &m, &err)) { fprintf(stderr, "skelex reconstruct: %s\n", err.msg); return 1; }

@@ -60,10 +60,12 @@ int cmd_serve(int argc, char **argv) {
     sv_options o;
     sv_options_default(&o);
     const char *token = getenv("SKELEX_SERVE_TOKEN");
+    int no_classifier = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) { fputs(HELP, stdout); return 0; }
         else if (!strcmp(argv[i], "--model")) o.model_dir = cli_value(argc, argv, &i);
         else if (!strcmp(argv[i], "--classifier")) o.classifier_dir = cli_value(argc, argv, &i);
+        else if (!strcmp(argv[i], "--no-classifier")) no_classifier = 1;
         else if (!strcmp(argv[i], "--host")) o.host = cli_value(argc, argv, &i);
         else if (!strcmp(argv[i], "--port")) o.port = (int)cli_long("--port", cli_value(argc, argv, &i), 0, 65535);
         else if (!strcmp(argv[i], "--workers")) o.workers = (int)cli_long("--workers", cli_value(argc, argv, &i), 1, 256);
@@ -76,7 +78,13 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(argv[i], "--time-limit")) o.time_limit_s = cli_double("--time-limit", cli_value(argc, argv, &i), 1, 86400);
         else return cli_usage_error("serve", "unknown option '%s'", argv[i]);
     }
-    if (!o.model_dir) return cli_usage_error("serve", "--model is required");
+    char shipped[4200], shipped_heads[4200];
+    if (!o.model_dir && !o.classifier_dir && !no_classifier && !cli_shipped_model(CLI_HEADS_MODEL, shipped_heads, sizeof shipped_heads)) {
+        o.classifier_dir = shipped_heads;
+        fprintf(stderr, "skelex serve: no --classifier given: using the shipped %s (%s)\n", CLI_HEADS_MODEL, shipped_heads);
+    }
+    if (!(o.model_dir = cli_model_or_shipped("serve", o.model_dir, CLI_MAE_MODEL, shipped, sizeof shipped))) return 2;
+    if (no_classifier) o.classifier_dir = NULL;
     if (token && !*token) return cli_usage_error("serve", "--token is empty");
     if (o.default_passes > o.max_passes) return cli_usage_error("serve", "--passes %d is over --max-passes %d", o.default_passes, o.max_passes);
     o.token = token;

@@ -24,13 +24,16 @@ static const char *USAGE =
     "  bench        measure training, inference or data-loading speed (images/s)\n"
     "  predict      region-guided classification: regions from the error map, boxes or whole\n"
     "  serve        the web application: upload a radiograph, see its error map in a browser\n"
+    "  export       rewrite a model's weights in f16, bf16 or f32 (what models/ ships)\n"
     "  cuda         list the CUDA devices (a build made with `make cuda`)\n"
     "\n"
     "Model directories hold config.json + model.safetensors, exactly as Hugging Face\n"
     "transformers writes ViTMAEForPreTraining, so checkpoints move both ways.\n"
     "Threads: OMP_NUM_THREADS (default: all cores); threads are pinned to cores.\n"
     "Environment (checked before any command runs; a bad value is exit status 2):\n"
-    "  OMP_NUM_THREADS 1..4096, SKELEX_SPLIT 0|1, SKELEX_PROFILE=1, SKELEX_NO_PIN=1\n"
+    "  OMP_NUM_THREADS 1..4096, SKELEX_SPLIT 0|1, SKELEX_PROFILE=1, SKELEX_NO_PIN=1,\n"
+    "  SKELEX_MODELS=DIR (where the shipped models are; default models/ beside\n"
+    "  the binary: skelex-tiny-mae, skelex-heads, used when --model is not given)\n"
     "\n"
     "exit status: 0 success, 1 failure, 2 usage (bad option, number or environment),\n"
     "  3 partial success (some inputs failed), 130/143 interrupted by SIGINT/SIGTERM\n";
@@ -44,7 +47,7 @@ int main(int argc, char **argv) {
         {"init", cmd_init}, {"info", cmd_info}, {"reconstruct", cmd_reconstruct}, {"bench", cmd_bench},
         {"pretrain", cmd_pretrain}, {"errormap", cmd_errormap}, {"probe", cmd_probe}, {"finetune", cmd_finetune}, {"eval", cmd_eval},
         {"preprocess", cmd_preprocess}, {"serve", cmd_serve}, {"shard", cmd_shard}, {"cuda", cmd_cuda},
-        {"predict", cmd_predict},
+        {"predict", cmd_predict}, {"export", cmd_export},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int sx_env_long(const char *name, long lo, long hi, long def, long *out, sx_err *err) {
     const char *s = getenv(name);
@@ -35,6 +36,12 @@ int sx_env_check(sx_err *err) {
     for (size_t i = 0; i < sizeof presence / sizeof presence[0]; i++) {
         const char *s = getenv(presence[i]);
         if (s && strcmp(s, "1")) return sx_fail(err, "%s=%s: set it to 1 to switch it on, or unset it", presence[i], s);
+    }
+    const char *models = getenv("SKELEX_MODELS");  /* cli/default_model.c */
+    if (models && *models) {
+        struct stat st;
+        if (stat(models, &st) || !S_ISDIR(st.st_mode))
+            return sx_fail(err, "SKELEX_MODELS=%s: not a folder (it names where the shipped models are)", models);
     }
     return 0;
 }

@@ -37,6 +37,27 @@ float sx_bf16_to_f32(uint16_t h) {
     return f;
 }
 
+uint16_t sx_f32_to_f16(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    uint16_t sign = (uint16_t)((bits >> 16) & 0x8000);
+    uint32_t abs = bits & 0x7fffffffu;
+    if (abs > 0x7f800000u) return sign | 0x7e00;            /* NaN */
+    if (abs >= 0x477ff000u) return sign | 0x7c00;           /* rounds past 65504: inf */
+    if (abs < 0x38800000u) {                                /* subnormal or zero in f16 */
+        if (abs < 0x33000000u) return sign;                 /* below half the smallest subnormal */
+        uint32_t man = (abs & 0x7fffff) | 0x800000;
+        int shift = 126 - (int)(abs >> 23);                 /* 14..24 */
+        uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return sign | (uint16_t)h;
+    }
+    uint32_t h = ((abs >> 13) - ((127 - 15) << 10));
+    uint32_t rem = abs & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;   /* may carry into the exponent: still right */
+    return sign | (uint16_t)h;
+}
+
 uint16_t sx_f32_to_bf16(float f) {
     uint32_t bits;
     memcpy(&bits, &f, 4);
@@ -272,6 +293,7 @@ int sx_atomic_write(const char *path, sx_write_fn fn, void *ctx, sx_err *err) {
 typedef struct {
     const st_entry *e; int n;
     const char *header; size_t hlen;
+    st_dtype dtype;
 } st_write_ctx;
 
 static int write_body(FILE *f, void *vctx) {
@@ -282,13 +304,28 @@ static int write_body(FILE *f, void *vctx) {
     for (int i = 0; i < c->n; i++) {
         size_t numel = 1;
         for (int d = 0; d < c->e[i].ndim; d++) numel *= (size_t)c->e[i].shape[d];
-        if (fwrite(c->e[i].data, 4, numel, f) != numel) return -1;
+        if (c->dtype == ST_F32) {
+            if (fwrite(c->e[i].data, 4, numel, f) != numel) return -1;
+            continue;
+        }
+        for (size_t j = 0; j < numel; j++) {   /* little-endian 16-bit values */
+            uint16_t h = c->dtype == ST_F16 ? sx_f32_to_f16(c->e[i].data[j]) : sx_f32_to_bf16(c->e[i].data[j]);
+            if (putc(h & 0xff, f) == EOF || putc(h >> 8, f) == EOF) return -1;
+        }
     }
     return 0;
 }
 
 int st_write_f32(const char *path, const st_entry *entries, int n,
                  const char *const *meta_keys, const char *const *meta_vals, int n_meta, sx_err *err) {
+    return st_write(path, entries, n, ST_F32, meta_keys, meta_vals, n_meta, err);
+}
+
+int st_write(const char *path, const st_entry *entries, int n, st_dtype dtype,
+             const char *const *meta_keys, const char *const *meta_vals, int n_meta, sx_err *err) {
+    if (dtype != ST_F32 && dtype != ST_F16 && dtype != ST_BF16)
+        return sx_fail(err, "%s: only F32, F16 and BF16 are written", path);
+    size_t esize = dtype == ST_F32 ? 4 : 2;
     cJSON *root = cJSON_CreateObject();
     if (n_meta > 0) {
         cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
@@ -297,7 +334,7 @@ int st_write_f32(const char *path, const st_entry *entries, int n,
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         cJSON *e = cJSON_AddObjectToObject(root, entries[i].name);
-        cJSON_AddStringToObject(e, "dtype", "F32");
+        cJSON_AddStringToObject(e, "dtype", dtype == ST_F32 ? "F32" : dtype == ST_F16 ? "F16" : "BF16");
         cJSON *sh = cJSON_AddArrayToObject(e, "shape");
         size_t numel = 1;
         for (int d = 0; d < entries[i].ndim; d++) {
@@ -306,7 +343,7 @@ int st_write_f32(const char *path, const st_entry *entries, int n,
         }
         cJSON *o = cJSON_AddArrayToObject(e, "data_offsets");
         cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
-        off += numel * 4;
+        off += numel * esize;
         cJSON_AddItemToArray(o, cJSON_CreateNumber((double)off));
     }
     char *json = cJSON_PrintUnformatted(root);
@@ -316,7 +353,7 @@ int st_write_f32(const char *path, const st_entry *entries, int n,
     memcpy(header, json, hlen);
     memset(header + hlen, ' ', padded - hlen);
     free(json);
-    st_write_ctx ctx = {entries, n, header, padded};
+    st_write_ctx ctx = {entries, n, header, padded, dtype};
     int rc = sx_atomic_write(path, write_body, &ctx, err);
     free(header);
     return rc;

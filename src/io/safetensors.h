@@ -3,7 +3,7 @@
  * Reading memory-maps the file and validates every header entry against the
  * file size before any tensor is touched; the tensors' byte ranges must tile
  * the data section exactly (in order, no gap, overlap or trailing byte). Writing is atomic (temp, fsync,
- * rename). Only F32 is written; F32, F16 and BF16 are read. */
+ * rename). F32, F16 and BF16 are read and written. */
 #ifndef SKELEX_SAFETENSORS_H
 #define SKELEX_SAFETENSORS_H
 #include "core/common.h"
@@ -55,6 +55,11 @@ typedef struct {
 int st_write_f32(const char *path, const st_entry *entries, int n,
                  const char *const *meta_keys, const char *const *meta_vals, int n_meta, sx_err *err);
 
+/* The same in F32, F16 (round to nearest even; beyond 65504 becomes inf, so
+ * check the range first) or BF16 (round to nearest even). */
+int st_write(const char *path, const st_entry *entries, int n, st_dtype dtype,
+             const char *const *meta_keys, const char *const *meta_vals, int n_meta, sx_err *err);
+
 /* Write a file atomically: data goes to "<path>.tmp", is fsync'ed, then renamed
  * over path, and the directory is fsync'ed. On error path is untouched. */
 typedef int (*sx_write_fn)(FILE *f, void *ctx);
@@ -64,5 +69,6 @@ int sx_atomic_write(const char *path, sx_write_fn fn, void *ctx, sx_err *err);
 float sx_f16_to_f32(uint16_t h);
 float sx_bf16_to_f32(uint16_t h);
 uint16_t sx_f32_to_bf16(float f);   /* round to nearest even */
+uint16_t sx_f32_to_f16(float f);    /* round to nearest even, subnormals kept, overflow to inf */
 
 #endif
