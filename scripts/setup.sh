@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
-# One command: install dependencies, build ./skelex, and run a short
-# demonstration (init a model, reconstruct a radiograph, benchmark a step),
-# then start the web application (`skelex serve`) on that model in the
-# background and print the URL to open. SKELEX_PORT sets its port (8080);
-# stop it with: kill $(cat runs/demo/serve.pid)
+# One command: install dependencies, build ./skelex, analyse the bundled
+# example radiographs (examples/images/, CC BY 4.0, see ATTRIBUTION.md) with
+# the shipped models (models/skelex-tiny-mae: the pretrained MAE;
+# models/skelex-heads: the region-guided multi-head classifier) into
+# zero-shot error maps and predictions, then start the web application
+# (`skelex serve`, same models) in the background and print the URL to open.
+# SKELEX_PORT sets its port (8080); stop it with: kill $(cat runs/demo/serve.pid)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 make -j2 skelex
 mkdir -p runs/demo
-echo "== skelex init: a ViT-Tiny MAE in Hugging Face layout"
-./skelex init --config tiny --out runs/demo/tiny --seed 0 --force
-./skelex info runs/demo/tiny
-img=examples/phantom.png
-real=$(ls ../shared/data/fracatlas/images/Fractured/*.jpg 2>/dev/null | head -n 1 || true)
-[ -n "$real" ] && img=$real
-echo "== skelex reconstruct on $img (untrained model: expect a blurry reconstruction)"
-./skelex reconstruct --model runs/demo/tiny --image "$img" --seed 1 --out runs/demo/reconstruction
-echo "== skelex errormap on $img (zero-shot map: overlay, panel, .npy, summary.csv)"
-./skelex errormap --model runs/demo/tiny --out runs/demo/maps --passes 4 "$img"
-echo "== skelex bench train (ViT-Tiny, batch 8, 2 steps)"
-./skelex bench train --config tiny --batch 8 --steps 2
-echo "demo outputs are in runs/demo/ (reconstruction.png is the 4-panel image)"
+for m in models/skelex-tiny-mae models/skelex-heads; do
+  [ -f "$m/model.safetensors" ] || { echo "setup: $m is missing (a partial clone?)"; exit 1; }
+done
+echo "== the shipped models (used by every command when --model is not given)"
+./skelex info
+imgs=(examples/images/fracatlas_IMG0004010.jpg examples/images/knee_kl3_9023348L.jpg examples/images/flatfoot_103L.jpg)
+echo "== skelex errormap: zero-shot maps of where each image is hard to reconstruct"
+./skelex errormap --out runs/demo/maps --passes 10 "${imgs[@]}"
+echo "== skelex predict: the multi-head classifier on error-map regions (boxes in original pixels)"
+./skelex predict --out runs/demo/predict "${imgs[@]}"
+echo "== the same fracture image, scored on its annotated fracture boxes"
+./skelex predict --regions boxes:examples/images --out runs/demo/predict_boxes examples/images/fracatlas_IMG0004010.jpg
+echo "demo outputs: runs/demo/maps (<name>_errormap.png overlays, summary.csv),"
+echo "  runs/demo/predict (predictions.json, predictions.csv, <name>_regions.png)"
 echo "== skelex serve: the web application, in the background"
 port=${SKELEX_PORT:-8080}
 pidfile=runs/demo/serve.pid
@@ -30,7 +33,7 @@ if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
   kill "$(cat "$pidfile")" || true
   for _ in $(seq 50); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
 fi
-nohup ./skelex serve --model runs/demo/tiny --port "$port" > runs/demo/serve.out 2> runs/demo/serve.log < /dev/null &
+nohup ./skelex serve --port "$port" > runs/demo/serve.out 2> runs/demo/serve.log < /dev/null &
 echo $! > "$pidfile"
 healthy=""
 for _ in $(seq 100); do

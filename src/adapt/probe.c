@@ -9,8 +9,17 @@
 
 int features_extract(mae_model *m, const char *const *paths, size_t n, int batch, float *feats, FILE *progress,
                      sx_err *err) {
+    return features_extract_layers(m, paths, n, batch, NULL, 0, feats, progress, err);
+}
+
+int features_extract_layers(mae_model *m, const char *const *paths, size_t n, int batch, const int *layers,
+                            int n_layers, float *feats, FILE *progress, sx_err *err) {
     const mae_config *c = &m->cfg;
     int S = c->image_size, D = c->hidden_size, N = config_num_patches(c);
+    int nl = n_layers > 0 ? n_layers : 1, F = 2 * D * nl;
+    for (int q = 0; q < n_layers; q++)
+        if (layers[q] < 1 || layers[q] > c->num_hidden_layers)
+            return sx_fail(err, "layer %d: the encoder has blocks 1..%d", layers[q], c->num_hidden_layers);
     float *px = sx_malloc(sizeof(float) * (size_t)batch * 3 * S * S);
     double t0 = sx_now();
     int rc = 0, tty = progress && isatty(fileno(progress));
@@ -19,15 +28,20 @@ int features_extract(mae_model *m, const char *const *paths, size_t n, int batch
         for (int b = 0; b < B && !rc; b++) rc = image_preprocess_file(paths[i0 + b], S, px + (size_t)b * 3 * S * S, err);
         if (rc || (rc = mae_encode(m, px, B, err))) break;
         for (int b = 0; b < B; b++) {
-            const float *lat = m->latent + (size_t)b * (N + 1) * D;
-            float *f = feats + (i0 + b) * 2 * (size_t)D;
-            memcpy(f, lat, sizeof(float) * D);                     // CLS
-            for (int i = 0; i < D; i++) {
-                double s = 0;
-                for (int t = 1; t <= N; t++) s += lat[(size_t)t * D + i];
-                f[D + i] = (float)(s / N);                          // mean of patch tokens
+            float *f0 = feats + (i0 + b) * (size_t)F;
+            for (int q = 0; q < nl; q++) {   /* the final LayerNorm's output, or block outputs (residual stream) */
+                const float *src = n_layers > 0 ? m->enc_a[layers[q] - 1].res2 : m->latent;
+                const float *lat = src + (size_t)b * (N + 1) * D;
+                float *f = f0 + (size_t)q * 2 * D;
+                memcpy(f, lat, sizeof(float) * D);                     // CLS
+                for (int i = 0; i < D; i++) {
+                    double s = 0;
+                    for (int t = 1; t <= N; t++) s += lat[(size_t)t * D + i];
+                    f[D + i] = (float)(s / N);                          // mean of patch tokens
+                }
             }
-            for (int i = 0; i < 2 * D && !rc; i++)
+            float *f = f0;
+            for (int i = 0; i < F && !rc; i++)
                 if (!isfinite(f[i]))
                     rc = sx_fail(err, "%s: the encoder's features are not finite (NaN or inf weights in the model?)",
                                  paths[i0 + b]);

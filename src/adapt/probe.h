@@ -13,6 +13,12 @@
  * features are not finite (NaN weights), is an error naming it. */
 int features_extract(mae_model *m, const char *const *paths, size_t n, int batch, float *feats, FILE *progress,
                      sx_err *err);
+/* The same from the outputs of encoder blocks layers[0..n_layers) (1-based,
+ * the residual stream before the final LayerNorm), CLS and patch mean per
+ * block, concatenated: 2*D*n_layers floats an image. n_layers 0: as
+ * features_extract. A layer outside 1..num_hidden_layers is an error. */
+int features_extract_layers(mae_model *m, const char *const *paths, size_t n, int batch, const int *layers,
+                            int n_layers, float *feats, FILE *progress, sx_err *err);
 
 typedef enum { HEAD_SOFTMAX, HEAD_SIGMOID, HEAD_LINEAR } head_kind;   /* multiclass/ordinal, binary, regression */
 
@@ -57,6 +63,8 @@ typedef struct {
     FILE *progress;             /* feature progress lines (NULL: none) */
     FILE *table;                /* one line per fraction and fold, then the means (NULL: none) */
     const task *external;       /* an external test set (same label space), or NULL */
+    const int *layers;          /* encoder blocks whose outputs are the features (1-based), */
+    int n_layers;               /* or 0: the final LayerNorm's output (the default) */
 } probe_opts;
 
 /* probe_opts_default: batch 32, iters 300, lr 0.01, wd 1e-4, fraction 1. */

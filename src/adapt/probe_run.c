@@ -206,7 +206,7 @@ static int probe_external_features(mae_model *m, const task *t, const probe_opts
     float *feats = sx_malloc(sizeof(float) * (e->n ? e->n : 1) * F);
     const char **paths = sx_malloc(sizeof(char *) * (e->n ? e->n : 1));
     for (size_t i = 0; i < e->n; i++) paths[i] = e->samples[i].path;
-    int rc = features_extract(m, paths, e->n, o->batch, feats, o->progress, err);
+    int rc = features_extract_layers(m, paths, e->n, o->batch, o->layers, o->n_layers, feats, o->progress, err);
     free(paths);
     if (!rc) {
         char path[4400];
@@ -236,14 +236,14 @@ int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err) 
 
     mae_model m;
     if (checkpoint_load_encoder_inference(o->model, &m, err)) return -1;
-    int F = 2 * m.cfg.hidden_size;
+    int F = 2 * m.cfg.hidden_size * (o->n_layers > 0 ? o->n_layers : 1);
     float *feats = sx_malloc(sizeof(float) * (t->n ? t->n : 1) * F);
     const char **paths = sx_malloc(sizeof(char *) * (t->n ? t->n : 1));
     for (size_t i = 0; i < t->n; i++) paths[i] = t->samples[i].path;
     if (o->progress)
         fprintf(o->progress, "probe %s: %zu images, %d classes, features %d from %s\n", t->name, t->n, t->n_classes, F,
                 o->model);
-    rc = features_extract(&m, paths, t->n, o->batch, feats, o->progress, err);
+    rc = features_extract_layers(&m, paths, t->n, o->batch, o->layers, o->n_layers, feats, o->progress, err);
     free(paths);
     if (!rc) {
         int64_t fshape[2] = {(int64_t)t->n, F};
@@ -263,6 +263,10 @@ int probe_run(const task *t, const split *sp, const probe_opts *o, sx_err *err) 
     cJSON *results = cJSON_CreateObject();
     cJSON_AddStringToObject(results, "task", t->name);
     cJSON_AddStringToObject(results, "model", o->model);
+    if (o->n_layers > 0) {
+        cJSON *ly = cJSON_AddArrayToObject(results, "feature_layers");
+        for (int q = 0; q < o->n_layers; q++) cJSON_AddItemToArray(ly, cJSON_CreateNumber(o->layers[q]));
+    } else cJSON_AddStringToObject(results, "feature_layers", "final_layernorm");
     cJSON_AddNumberToObject(results, "images", (double)t->n);
     cJSON_AddNumberToObject(results, "test_images", (double)n_test);
     cJSON *by_frac = cJSON_AddObjectToObject(results, "label_fractions");

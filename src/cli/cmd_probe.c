@@ -33,6 +33,12 @@ static const char *HELP =
     "  --test-frac F        test split share, 0.01..0.9 (default 0.1)\n"
     "  --seed S             split and subsampling seed (default 0)\n"
     "  --batch B            feature-extraction batch, 1..4096 (default 32)\n"
+    "  --layers L[,L...]    features from the outputs of these encoder blocks (1-based,\n"
+    "                       before the final LayerNorm; CLS and patch mean of each,\n"
+    "                       concatenated), e.g. 6 or 4,8,12; default: the final\n"
+    "                       LayerNorm's output. An MAE with a light decoder leaves\n"
+    "                       its last blocks doing reconstruction, so a middle block\n"
+    "                       often probes better (the MAE paper's finding)\n"
     "  --iters N            head training iterations, full batch, 10..1000000 (default 300)\n"
     "  --lr X  --wd X       head AdamW learning rate in (0, 10] and weight decay in\n"
     "                       [0, 10] (default 0.01, 1e-4)\n"
@@ -77,6 +83,7 @@ int cmd_probe(int argc, char **argv) {
     probe_opts o;
     probe_opts_default(&o);
     const char *fracs = "1";
+    int layers[64], n_layers = 0;
     task_args ta;
     task_args_default(&ta);
     for (int i = 1; i < argc; i++) {
@@ -87,6 +94,23 @@ int cmd_probe(int argc, char **argv) {
         else if (!strcmp(a, "--out")) o.out = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--label-fraction")) fracs = cli_value(argc, argv, &i);
         else if (!strcmp(a, "--batch")) o.batch = (int)cli_long(a, cli_value(argc, argv, &i), 1, 4096);
+        else if (!strcmp(a, "--layers")) {
+            const char *s = cli_value(argc, argv, &i);
+            n_layers = 0;
+            for (const char *p = s;;) {
+                char *end;
+                long v = strtol(p, &end, 10);
+                if (end == p || v < 1 || v > 4096 || (*end && *end != ',') || n_layers == 64)
+                    return cli_usage_error("probe", "--layers '%s': expected comma-separated block numbers 1.. (at most 64)", s);
+                for (int j = 0; j < n_layers; j++)
+                    if (layers[j] == v) return cli_usage_error("probe", "--layers: %ld is given twice", v);
+                layers[n_layers++] = (int)v;
+                if (!*end) break;
+                p = end + 1;
+            }
+            o.layers = layers;
+            o.n_layers = n_layers;
+        }
         else if (!strcmp(a, "--iters")) o.iters = (int)cli_long(a, cli_value(argc, argv, &i), 10, 1000000);
         else if (!strcmp(a, "--lr")) o.lr = cli_double(a, cli_value(argc, argv, &i), 1e-12, 10);
         else if (!strcmp(a, "--wd")) o.wd = cli_double(a, cli_value(argc, argv, &i), 0, 10);
