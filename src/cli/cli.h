@@ -23,8 +23,8 @@ int cmd_predict(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 
 /* The shipped models (default_model.c): name (e.g. "skelex-tiny-mae") is
- * looked for in $SKELEX_MODELS, then models/ beside the binary, then
- * ../share/skelex/models beside it; a folder counts when it holds
+ * looked for in $SKELEX_MODELS when set (only there), else in models/
+ * beside the binary, then ../share/skelex/models beside it; a folder counts when it holds
  * config.json and model.safetensors. Returns 0 with its real path in out. */
 #define CLI_MAE_MODEL   "skelex-tiny-mae"
 #define CLI_HEADS_MODEL "skelex-heads"

@@ -18,7 +18,7 @@ static const char *HELP =
     "QWK for ordinal tasks, ECE; MAE/RMSE for regression) and ROC, confusion and\n"
     "reliability plots.\n"
     "\n"
-    "  --model DIR          the classifier\n"
+    "  --model DIR          the classifier (default: the shipped models/skelex-heads)\n"
     "  --task FILE          a task: its classes must be the model's\n"
     "  --data-root DIR      root for the task's relative paths (default .)\n"
     "  --skip-missing       drop samples whose image file is missing (counted)\n"

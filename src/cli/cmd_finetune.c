@@ -24,6 +24,7 @@ static const char *HELP =
     "  --data-root DIR      root for the task's relative paths (default .)\n"
     "  --skip-missing       drop samples whose image file is missing (counted)\n"
     "  --model DIR          start from this MAE (ViTMAEForPreTraining) or ViT checkpoint\n"
+    "                       (default, without --config: the shipped models/skelex-tiny-mae)\n"
     "  --config NAME|FILE   or start from random initialisation of this architecture\n"
     "  --out OUT            split.json, results.json, fold<k>/{best/, log.csv, curves.svg,\n"
     "                       val_score.svg, test/{predictions.csv, metrics.json, *.svg}}\n"

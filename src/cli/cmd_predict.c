@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 static const char *HELP =
-    "usage: skelex predict --model CLS_DIR [--mae MAE_DIR] --regions errormap|boxes:DIR|whole\n"
+    "usage: skelex predict [--model CLS_DIR] [--mae MAE_DIR] [--regions errormap|boxes:DIR|whole]\n"
     "                      [options] --out OUT INPUT [INPUT ...]\n"
     "\n"
     "Region-guided inference (SKELEX): classify several regions of each image and\n"
@@ -19,12 +19,15 @@ static const char *HELP =
     "tumour when max(p1+p2+p3) > 0.5, then malignant when max(p1) >= 0.5.\n"
     "INPUT is an image (PNG, JPEG or DICOM), a directory (recursive) or a list file.\n"
     "\n"
-    "  --model CLS_DIR     classifier (ViTForImageClassification; groups from config.json)\n"
-    "  --mae MAE_DIR       the MAE whose error map gives the regions (--regions errormap)\n"
+    "  --model CLS_DIR     classifier (ViTForImageClassification; groups from config.json);\n"
+    "                      default: the shipped models/skelex-heads\n"
+    "  --mae MAE_DIR       the MAE whose error map gives the regions (--regions errormap);\n"
+    "                      default: the shipped models/skelex-tiny-mae\n"
     "  --regions MODE      errormap: the top-K areas of the error map above a percentile,\n"
     "                      as boxes, plus the whole image; boxes:DIR: YOLO files\n"
     "                      DIR/<image stem>.txt ('class cx cy w h', normalised; a missing\n"
     "                      file = no box), plus the whole image; whole: the whole image\n"
+    "                      (default errormap)\n"
     "  --top-k K           error-map areas kept (default 3)\n"
     "  --percentile P      threshold percentile of the map (default 97)\n"
     "  --pad F             padding on each side, share of the box size (default 0.1)\n"

@@ -19,7 +19,7 @@ static const char *HELP =
     "  --data-root DIR      root for the task's relative paths (default .)\n"
     "  --skip-missing       drop samples whose image file is missing (counted) instead\n"
     "                       of failing\n"
-    "  --model DIR          encoder checkpoint\n"
+    "  --model DIR          encoder checkpoint (default: the shipped models/skelex-tiny-mae)\n"
     "  --out OUT            features.npy, split.json, results.json, and per fraction\n"
     "                       frac_<F>/fold<k>/ with predictions.csv (image, label,\n"
     "                       per-class probability, predicted, fold), metrics.json and\n"

@@ -20,7 +20,10 @@ static int has_model(const char *dir) {
 static int model_roots(char roots[3][PATH_MAX]) {
     int n = 0;
     const char *env = getenv("SKELEX_MODELS");
-    if (env && *env) snprintf(roots[n++], PATH_MAX, "%s", env);
+    if (env && *env) {   /* it replaces the default folders */
+        snprintf(roots[n++], PATH_MAX, "%s", env);
+        return n;
+    }
     char exe[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (len > 0) {

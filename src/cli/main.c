@@ -32,7 +32,7 @@ static const char *USAGE =
     "Threads: OMP_NUM_THREADS (default: all cores); threads are pinned to cores.\n"
     "Environment (checked before any command runs; a bad value is exit status 2):\n"
     "  OMP_NUM_THREADS 1..4096, SKELEX_SPLIT 0|1, SKELEX_PROFILE=1, SKELEX_NO_PIN=1,\n"
-    "  SKELEX_MODELS=DIR (where the shipped models are; default models/ beside\n"
+    "  SKELEX_MODELS=DIR (the folder of shipped models; default models/ beside\n"
     "  the binary: skelex-tiny-mae, skelex-heads, used when --model is not given)\n"
     "\n"
     "exit status: 0 success, 1 failure, 2 usage (bad option, number or environment),\n"
