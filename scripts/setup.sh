@@ -21,6 +21,8 @@ echo "== skelex errormap: zero-shot maps of where each image is hard to reconstr
 ./skelex errormap --out runs/demo/maps --passes 10 "${imgs[@]}"
 echo "== skelex predict: the multi-head classifier on error-map regions (boxes in original pixels)"
 ./skelex predict --out runs/demo/predict "${imgs[@]}"
+echo "predictions (per output: the highest probability over the regions, and where it came from):"
+awk -F, 'NR > 1 { n = split($1, p, "/"); printf "  %-28s %-24s %.3f  (%s)\n", p[n], $2, $3, $5 }' runs/demo/predict/predictions.csv
 echo "== the same fracture image, scored on its annotated fracture boxes"
 ./skelex predict --regions boxes:examples/images --out runs/demo/predict_boxes examples/images/fracatlas_IMG0004010.jpg
 echo "demo outputs: runs/demo/maps (<name>_errormap.png overlays, summary.csv),"

@@ -2,6 +2,8 @@
  * F32, F16 or BF16 (the files to ship or to hand to transformers). */
 #include "io/safetensors.h"
 #include "core/common.h"
+#include "core/json.h"
+#include <cjson/cJSON.h>
 #include "cli/cli.h"
 #include <errno.h>
 #include <math.h>
@@ -15,7 +17,8 @@ static const char *HELP =
     "\n"
     "Write a copy of a model directory (an MAE, ViTForPreTraining-style, or a\n"
     "classifier) with its weights in another precision: config.json is copied\n"
-    "as it is and model.safetensors rewritten tensor by tensor, with the same\n"
+    "(its torch_dtype set to the new one) and model.safetensors rewritten tensor\n"
+    "by tensor, with the same\n"
     "names, shapes and metadata. Every skelex command and Hugging Face\n"
     "transformers read all three; half precision halves the files (what\n"
     "models/ ships). Training resumes in fp32 from any of them.\n"
@@ -31,23 +34,6 @@ static const char *HELP =
     "A weight beyond f16's range refuses f16 (use bf16).\n"
     "exit status: 0 written, 1 failure (unreadable model, unwritable --out,\n"
     "  out of f16's range), 2 usage\n";
-
-typedef struct { const char *src; } copy_ctx;
-
-static int copy_body(FILE *out, void *vctx) {
-    copy_ctx *c = vctx;
-    sx_err e;
-    FILE *in = sx_fopen_input(c->src, NULL, &e);
-    if (!in) return -1;
-    char buf[65536];
-    size_t n;
-    int rc = 0;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        if (fwrite(buf, 1, n, out) != n) { rc = -1; break; }
-    if (ferror(in)) rc = -1;
-    fclose(in);
-    return rc;
-}
 
 int cmd_export(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *dtype_s = "f16";
@@ -113,9 +99,16 @@ int cmd_export(int argc, char **argv) {
         memcpy(e[i].shape, t->shape, sizeof e[i].shape);
         n_params += t->numel;
     }
-    if (!rc) {
-        copy_ctx cc = {src_cfg};
-        if (sx_atomic_write(dst_cfg, copy_body, &cc, &err)) { fprintf(stderr, "skelex export: %s\n", err.msg); rc = 1; }
+    if (!rc) {   /* config.json as it is, but for the dtype transformers reads from it */
+        cJSON *cfg = sx_json_load(src_cfg, 1 << 20, &err);
+        if (!cfg) { fprintf(stderr, "skelex export: %s\n", err.msg); rc = 1; }
+        else {
+            const char *tname = dt == ST_F16 ? "float16" : dt == ST_BF16 ? "bfloat16" : "float32";
+            if (cJSON_GetObjectItem(cfg, "torch_dtype")) cJSON_ReplaceItemInObject(cfg, "torch_dtype", cJSON_CreateString(tname));
+            else cJSON_AddStringToObject(cfg, "torch_dtype", tname);
+            if (json_write_file(dst_cfg, cfg, &err)) { fprintf(stderr, "skelex export: %s\n", err.msg); rc = 1; }
+            cJSON_Delete(cfg);
+        }
     }
     if (!rc && st_write(dst_st, e, f.n, dt, (const char *const *)f.meta_keys, (const char *const *)f.meta_vals, f.n_meta, &err)) {
         fprintf(stderr, "skelex export: %s\n", err.msg);

@@ -25,6 +25,10 @@ TEST(export_f16_model_gives_the_same_errormap) {
     snprintf(cmd, sizeof cmd, "%s/h/model.safetensors", d);
     free(tl_read_file(cmd, &n16));
     CHECKF(n16 < n32 * 0.6 && n16 > n32 * 0.4, "f16 %zu bytes vs f32 %zu", n16, n32);
+    snprintf(cmd, sizeof cmd, "%s/h/config.json", d);
+    char *cfg = tl_read_file(cmd, NULL);
+    CHECKF(cfg && strstr(cfg, "\"torch_dtype\":\t\"float16\"") && strstr(cfg, "\"hidden_size\":\t32"), "%s", cfg ? cfg : "(none)");
+    free(cfg);
     // refused over an existing model without --force; accepted with it
     CHECK(hx_run(out, sizeof out, "export --model %s/m --out %s/h", d, d) == 1 && strstr(out, "--force"));
     CHECK(hx_run(out, sizeof out, "export --model %s/m --out %s/h --dtype bf16 --force", d, d) == 0);
