@@ -26,7 +26,7 @@ awk -F, 'NR > 1 { n = split($1, p, "/"); printf "  %-28s %-24s %.3f  (%s)\n", p[
 echo "== the same fracture image, scored on its annotated fracture boxes"
 ./skelex predict --regions boxes:examples/images --out runs/demo/predict_boxes examples/images/fracatlas_IMG0004010.jpg
 echo "demo outputs: runs/demo/maps (<name>_errormap.png overlays, summary.csv),"
-echo "  runs/demo/predict (predictions.json, predictions.csv, <name>_regions.png)"
+echo "  runs/demo/predict (predictions.json, predictions.csv, <name>_predict.png)"
 echo "== skelex serve: the web application, in the background"
 port=${SKELEX_PORT:-8080}
 pidfile=runs/demo/serve.pid
