@@ -448,7 +448,9 @@ TEST(test_serve_cli_url_and_ctrl_c) {
     char mae[600], cmd[4096], out[8192];
     CHECK(tc_make_models(mae, NULL, sizeof mae) == 0);
     CHECK(tl_run("./skelex serve --help", out, sizeof out) == 0 && strstr(out, "--max-upload-mb") && strstr(out, "--token"));
-    CHECK(tl_run("./skelex serve --port 1", out, sizeof out) == 2 && strstr(out, "--model"));
+    /* no --model and no shipped model (SKELEX_MODELS names an empty folder): usage error */
+    snprintf(cmd, sizeof cmd, "env SKELEX_MODELS=%s timeout -s KILL 20 ./skelex serve --port 1", tl_tmpdir());
+    CHECK(tl_run(cmd, out, sizeof out) == 2 && strstr(out, "skelex-tiny-mae is not installed"));
     CHECK(tl_run("./skelex serve --model x --port 70000", out, sizeof out) == 2);
     snprintf(cmd, sizeof cmd, "./skelex serve --model %s/nothing --port 0", tl_tmpdir());
     CHECK(tl_run(cmd, out, sizeof out) == 1 && strstr(out, "skelex serve:"));
