@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 const char *cli_value(int argc, char **argv, int *i) {
     if (*i + 1 >= argc) {
@@ -47,4 +48,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, " (see 'skelex %s --help')\n", cmd);
     va_end(ap);
     return 2;
+}
+
+int cli_holds_model(const char *dir) {
+    char p[4200];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    if (lstat(p, &st) == 0) return 1;
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    return lstat(p, &st) == 0;
 }

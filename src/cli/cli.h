@@ -31,6 +31,9 @@ int cmd_export(int argc, char **argv);
 int cli_shipped_model(const char *name, char *out, size_t cap);
 /* given when not NULL; else the shipped model (saying so on stderr); else
  * NULL after a message naming the folders searched. */
+/* DIR holds a model already: config.json or model.safetensors, even a
+ * dangling link (what init and export refuse to overwrite without --force). */
+int cli_holds_model(const char *dir);
 const char *cli_model_or_shipped(const char *cmd, const char *given, const char *name, char *buf, size_t cap);
 
 /* Option parsing: argv[i] is "--name"; returns its value (advancing *i) or

@@ -15,11 +15,11 @@
 static const char *HELP =
     "usage: skelex export --model DIR --out DIR [--dtype f16|bf16|f32] [--force]\n"
     "\n"
-    "Write a copy of a model directory (an MAE, ViTForPreTraining-style, or a\n"
-    "classifier) with its weights in another precision: config.json is copied\n"
-    "(its torch_dtype set to the new one) and model.safetensors rewritten tensor\n"
-    "by tensor, with the same\n"
-    "names, shapes and metadata. Every skelex command and Hugging Face\n"
+    "Write a copy of a model directory (an MAE, ViTMAEForPreTraining, or a\n"
+    "classifier, ViTForImageClassification) with its weights in another\n"
+    "precision: config.json is copied (its torch_dtype set to the new one) and\n"
+    "model.safetensors rewritten tensor by tensor, with the same names, shapes\n"
+    "and metadata. Every skelex command and Hugging Face\n"
     "transformers read all three; half precision halves the files (what\n"
     "models/ ships). Training resumes in fp32 from any of them.\n"
     "\n"
@@ -60,7 +60,7 @@ int cmd_export(int argc, char **argv) {
     snprintf(dst_cfg, sizeof dst_cfg, "%s/config.json", out);
     snprintf(dst_st, sizeof dst_st, "%s/model.safetensors", out);
     struct stat st;
-    if (!force && (stat(dst_cfg, &st) == 0 || stat(dst_st, &st) == 0)) {
+    if (!force && cli_holds_model(out)) {
         fprintf(stderr, "skelex export: %s already holds a model (use --force to overwrite)\n", out);
         return 1;
     }
@@ -118,7 +118,7 @@ int cmd_export(int argc, char **argv) {
         if (stat(dst_st, &st)) st.st_size = 0;
         printf("wrote %s: %zu tensors, %zu parameters, %s, %.1f MB (from %.1f MB); largest relative rounding "
                "error %.2e (weights above 1e-4 in magnitude)\n",
-               out, (size_t)f.n, n_params, dt == ST_F16 ? "F16" : dt == ST_BF16 ? "BF16" : "F32",
+               out, (size_t)f.n, n_params, st_dtype_name(dt),
                (double)st.st_size / 1e6, (double)bytes_in / 1e6, worst);
     }
 done:

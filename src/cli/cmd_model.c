@@ -22,16 +22,6 @@ static const char *INIT_HELP =
     "\n"
     "exit status: 0 written, 1 failure (including DIR holding a model), 2 usage\n";
 
-/* DIR holds a model already (either of its two files, even a dangling link). */
-static int holds_model(const char *dir) {
-    char p[4200];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    if (lstat(p, &st) == 0) return 1;
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    return lstat(p, &st) == 0;
-}
-
 int cmd_init(int argc, char **argv) {
     const char *config = NULL, *out = NULL;
     long seed = 0;
@@ -46,7 +36,7 @@ int cmd_init(int argc, char **argv) {
     }
     if (!config || !out) return cli_usage_error("init", "--config and --out are required");
     sx_err err;
-    if (!force && holds_model(out)) {
+    if (!force && cli_holds_model(out)) {
         fprintf(stderr, "skelex init: %s already holds a model; use --force to overwrite it, or another --out\n", out);
         return 1;
     }

@@ -321,6 +321,10 @@ int st_write_f32(const char *path, const st_entry *entries, int n,
     return st_write(path, entries, n, ST_F32, meta_keys, meta_vals, n_meta, err);
 }
 
+const char *st_dtype_name(st_dtype d) {
+    return d == ST_F32 ? "F32" : d == ST_F16 ? "F16" : d == ST_BF16 ? "BF16" : d == ST_F64 ? "F64" : "?";
+}
+
 int st_write(const char *path, const st_entry *entries, int n, st_dtype dtype,
              const char *const *meta_keys, const char *const *meta_vals, int n_meta, sx_err *err) {
     if (dtype != ST_F32 && dtype != ST_F16 && dtype != ST_BF16)
@@ -334,7 +338,7 @@ int st_write(const char *path, const st_entry *entries, int n, st_dtype dtype,
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         cJSON *e = cJSON_AddObjectToObject(root, entries[i].name);
-        cJSON_AddStringToObject(e, "dtype", dtype == ST_F32 ? "F32" : dtype == ST_F16 ? "F16" : "BF16");
+        cJSON_AddStringToObject(e, "dtype", st_dtype_name(dtype));
         cJSON *sh = cJSON_AddArrayToObject(e, "shape");
         size_t numel = 1;
         for (int d = 0; d < entries[i].ndim; d++) {

@@ -60,6 +60,9 @@ int st_write_f32(const char *path, const st_entry *entries, int n,
 int st_write(const char *path, const st_entry *entries, int n, st_dtype dtype,
              const char *const *meta_keys, const char *const *meta_vals, int n_meta, sx_err *err);
 
+/* "F32", "F16", "BF16", "F64" (as written in a header). */
+const char *st_dtype_name(st_dtype d);
+
 /* Write a file atomically: data goes to "<path>.tmp", is fsync'ed, then renamed
  * over path, and the directory is fsync'ed. On error path is untouched. */
 typedef int (*sx_write_fn)(FILE *f, void *ctx);
