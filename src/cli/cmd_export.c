@@ -64,13 +64,14 @@ int cmd_export(int argc, char **argv) {
         fprintf(stderr, "skelex export: %s already holds a model (use --force to overwrite)\n", out);
         return 1;
     }
+    sx_err err;
+    st_file f;   /* the source first: a missing model leaves no empty --out behind */
+    if (st_open(src_st, &f, &err)) { fprintf(stderr, "skelex export: %s\n", err.msg); return 1; }
     if (mkdir(out, 0755) && errno != EEXIST) {
         fprintf(stderr, "skelex export: %s: cannot create (%s)\n", out, strerror(errno));
+        st_close(&f);
         return 1;
     }
-    sx_err err;
-    st_file f;
-    if (st_open(src_st, &f, &err)) { fprintf(stderr, "skelex export: %s\n", err.msg); return 1; }
     int rc = 0;
     st_entry *e = calloc((size_t)(f.n ? f.n : 1), sizeof *e);
     float **data = calloc((size_t)(f.n ? f.n : 1), sizeof *data);
